@@ -1,0 +1,82 @@
+/**
+ * Persisted CNM state. Plain data: the store repository serialises these, the API layer renders them
+ * in Docker's shapes. Nothing here talks to the kernel.
+ */
+import type { Pool } from '../ipam/types.js';
+
+export type NetworkScope = 'local' | 'global' | 'swarm';
+
+export interface NetworkRecord {
+  /** 64 lowercase hex. */
+  id: string;
+  name: string;
+  driver: string;
+  scope: NetworkScope;
+  /** RFC3339Nano. */
+  created: string;
+  internal: boolean;
+  attachable: boolean;
+  ingress: boolean;
+  configOnly: boolean;
+  /** Name of a config-only network this one takes its configuration from. */
+  configFrom?: string;
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  ipam: {
+    driver: string;
+    options: Record<string, string>;
+    /** Pools as granted (subnet, range, gateway, aux addresses). */
+    pools: Pool[];
+  };
+  /** Driver options exactly as the user gave them (Docker shows these back). */
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  /** Built in at daemon start (bridge, host, none); cannot be removed. */
+  predefined: boolean;
+  /** What the driver chose when it created the network (e.g. the bridge name); the driver's own schema. */
+  driverState: Record<string, string>;
+}
+
+export interface EndpointRecord {
+  id: string;
+  /** Docker names an endpoint after its container: the sandbox name. */
+  name: string;
+  networkId: string;
+  sandboxId: string;
+  macAddress: string;
+  /** "10.0.0.2/24"; absent when the network has no IPv4. */
+  ipv4Address?: string;
+  ipv6Address?: string;
+  /** True when the user asked for this exact address (kept across reconnects like Docker's IPAMConfig). */
+  staticIpv4: boolean;
+  staticIpv6: boolean;
+  aliases: string[];
+  /** Higher wins the sandbox's default route; ties broken by network name. */
+  gwPriority: number;
+  /** Endpoint driver options as given (com.docker.network.endpoint.*). */
+  driverOpts: Record<string, string>;
+  /** Interface name inside the sandbox (eth0, eth1, ...). */
+  ifName: string;
+  /** What the driver chose (host-side veth name, ...). */
+  driverState: Record<string, string>;
+  created: string;
+}
+
+export interface SandboxRecord {
+  id: string;
+  name: string;
+  hostname: string;
+  /** Path of the namespace file: <exec-root>/netns/<id> when cnm owns it, the given path when adopted. */
+  netnsPath: string;
+  /** True when the namespace was created elsewhere (--netns) and cnm must not delete it. */
+  adopted: boolean;
+  /** Shares the daemon's namespace (host network): no endpoints of its own. */
+  hostNetwork: boolean;
+  created: string;
+  labels: Record<string, string>;
+  dns: {
+    servers: string[];
+    search: string[];
+    options: string[];
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * The controller's face towards the API layer. The API turns Docker JSON into these requests and
+ * renders the records back in Docker's shapes; all validation of meaning happens in the controller
+ * (the API only checks shapes).
+ */
+import type { EndpointRecord, NetworkRecord, NetworkScope, SandboxRecord } from './records.js';
+
+export interface IpamConfigRequest {
+  subnet?: string;
+  ipRange?: string;
+  gateway?: string;
+  auxAddresses?: Record<string, string>;
+}
+
+export interface CreateNetworkRequest {
+  name: string;
+  driver?: string;
+  scope?: NetworkScope;
+  internal?: boolean;
+  attachable?: boolean;
+  ingress?: boolean;
+  configOnly?: boolean;
+  configFrom?: string;
+  enableIPv4?: boolean;
+  enableIPv6?: boolean;
+  ipam?: {
+    driver?: string;
+    configs?: IpamConfigRequest[];
+    options?: Record<string, string>;
+  };
+  options?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+export interface EndpointSettingsRequest {
+  ipv4Address?: string;
+  ipv6Address?: string;
+  aliases?: string[];
+  macAddress?: string;
+  driverOpts?: Record<string, string>;
+  gwPriority?: number;
+}
+
+export interface ConnectRequest extends EndpointSettingsRequest {
+  /** Network name, ID or ID prefix. */
+  network: string;
+  /** Sandbox name, ID or ID prefix. */
+  sandbox: string;
+}
+
+export interface CreateSandboxRequest {
+  /** Docker-style name; generated when absent. */
+  name?: string;
+  hostname?: string;
+  /** Networks to connect at creation, in order (the first becomes eth0). Default: the predefined "bridge". */
+  networks?: Array<EndpointSettingsRequest & { network: string }>;
+  /** Adopt an existing namespace (a bind-mounted file or /proc/PID/ns/net) instead of creating one. */
+  netnsPath?: string;
+  labels?: Record<string, string>;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+}
+
+/** A network with the endpoints currently on it, each with the name of its sandbox. */
+export interface NetworkDetail {
+  network: NetworkRecord;
+  endpoints: Array<{ endpoint: EndpointRecord; sandbox: SandboxRecord }>;
+}
+
+export interface SandboxDetail {
+  sandbox: SandboxRecord;
+  endpoints: Array<{ endpoint: EndpointRecord; network: NetworkRecord }>;
+}
+
+export type ControllerEvent = {
+  type: 'network' | 'sandbox';
+  action: 'create' | 'destroy' | 'connect' | 'disconnect' | 'prune';
+  /** ID of the network (or sandbox). */
+  id: string;
+  attributes: Record<string, string>;
+  /** Unix nanoseconds. */
+  timeNano: bigint;
+};
+
+export interface Controller {
+  listNetworks(): NetworkDetail[];
+  /** Lookup by full ID, then exact name, then unique ID prefix. NotFoundError / InvalidParameterError (ambiguous). */
+  getNetwork(ref: string): NetworkDetail;
+  createNetwork(req: CreateNetworkRequest): Promise<{ id: string; warning: string }>;
+  removeNetwork(ref: string): Promise<void>;
+  /** Removes unused, non-predefined networks for which `select` is true; returns their names. */
+  pruneNetworks(select: (net: NetworkRecord) => boolean): Promise<string[]>;
+  connect(req: ConnectRequest): Promise<EndpointRecord>;
+  disconnect(network: string, sandbox: string, force: boolean): Promise<void>;
+
+  listSandboxes(): SandboxDetail[];
+  getSandbox(ref: string): SandboxDetail;
+  createSandbox(req: CreateSandboxRequest): Promise<SandboxDetail>;
+  /** `force` is accepted for Docker parity; a sandbox with endpoints is disconnected from them first either way. */
+  removeSandbox(ref: string, force: boolean): Promise<void>;
+  /** Files bound into the sandbox for `cnm exec`. */
+  sandboxFiles(ref: string): { netnsPath: string; resolvConf: string; hosts: string; hostname: string };
+
+  subscribe(listener: (event: ControllerEvent) => void): () => void;
+  /** Daemon facts for /info and /version. */
+  info(): { networks: number; sandboxes: number; endpoints: number; storeKind: string; rootDir: string; execRoot: string; pid: number };
+}

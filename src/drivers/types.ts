@@ -1,0 +1,90 @@
+/**
+ * Network drivers: the data plane. A driver turns CNM objects into kernel objects and returns what it
+ * did; it never calls back into the controller. Optional abilities are separate small interfaces.
+ *
+ * cnm endpoints always belong to a sandbox (as Docker's connect), so a driver's `join` both creates
+ * the endpoint's interface and plugs it into the sandbox; `leave` removes it.
+ */
+import type { FirewallNetwork } from '../firewall/types.js';
+import type { Pool } from '../ipam/types.js';
+
+export interface DriverNetwork<Options> {
+  id: string;
+  name: string;
+  options: Options;
+  internal: boolean;
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  ipv4Pools: Pool[];
+  ipv6Pools: Pool[];
+  /** What this driver returned from createNetwork (empty before). */
+  driverState: Record<string, string>;
+}
+
+export interface DriverEndpoint<Options> {
+  id: string;
+  options: Options;
+  macAddress: string;
+  /** "10.0.0.2/24". */
+  ipv4Address?: string;
+  ipv6Address?: string;
+  /** Interface name inside the sandbox. */
+  ifName: string;
+  /** What this driver returned from join (empty before). */
+  driverState: Record<string, string>;
+}
+
+export interface DriverSandbox {
+  id: string;
+  /** Namespace file path; null for the daemon's own namespace (host network). */
+  netnsPath: string | null;
+}
+
+export interface NetworkProgram {
+  /** Persisted with the network and handed back on every later call. */
+  driverState: Record<string, string>;
+  /** Rules the controller asks the firewall for; absent for drivers that need none. */
+  firewall?: FirewallNetwork;
+}
+
+export interface JoinResult {
+  /** Persisted with the endpoint and handed back on leave / restore. */
+  driverState: Record<string, string>;
+  /** Gateway addresses this endpoint offers for the sandbox's default route (none on internal networks). */
+  gatewayIpv4?: string;
+  gatewayIpv6?: string;
+}
+
+export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
+  readonly name: string;
+  readonly scope: 'local' | 'global';
+  /** Whether endpoints of this driver get an address from IPAM. */
+  readonly needsIpam: boolean;
+  /** Validate and type the network's driver options (throws InvalidParameterError). */
+  parseNetworkOptions(raw: Record<string, string>): NetOptions;
+  /** Validate and type an endpoint's DriverOpts (throws InvalidParameterError). */
+  parseEndpointOptions(raw: Record<string, string>): EpOptions;
+  /**
+   * Checks against the other networks of this driver before anything is applied
+   * (e.g. a bridge name already in use). Throws a CnmError.
+   */
+  validateNetwork(net: DriverNetwork<NetOptions>, others: DriverNetwork<NetOptions>[]): void;
+  createNetwork(net: DriverNetwork<NetOptions>): Promise<NetworkProgram>;
+  /** Idempotent. */
+  deleteNetwork(net: DriverNetwork<NetOptions>): Promise<void>;
+  join(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<JoinResult>;
+  /** Idempotent. */
+  leave(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<void>;
+  /**
+   * Start-up: make the kernel match this network (re-create what is missing, fix what drifted).
+   * Returns the firewall program as createNetwork would.
+   */
+  restoreNetwork(net: DriverNetwork<NetOptions>): Promise<NetworkProgram>;
+  /** Start-up: true when the endpoint's kernel objects are all present and correct. */
+  endpointIntact(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<boolean>;
+  /** Names of links in the daemon's namespace that this driver creates for these networks/endpoints. */
+  ownedLinks(nets: DriverNetwork<NetOptions>[], eps: DriverEndpoint<EpOptions>[]): string[];
+}
+
+/** A driver with untyped options, as the controller's registry holds them. */
+export type AnyNetworkDriver = NetworkDriver<unknown, unknown>;

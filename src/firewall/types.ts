@@ -1,0 +1,44 @@
+/**
+ * The firewall: everything cnm programs into nftables. Implemented over a pure compiler
+ * (desired state → nft script, golden-file tested) and an NftRunner that applies one script as one
+ * atomic transaction. Costs per network are set elements, never "flush and refill a chain".
+ */
+
+/** What the firewall needs to know about one bridge-like network. Built by the driver, applied by the controller. */
+export interface FirewallNetwork {
+  /** Network ID (64 hex). */
+  id: string;
+  /** The host-side interface traffic of this network enters and leaves through (the bridge). */
+  bridge: string;
+  ipv4Subnets: string[];
+  ipv6Subnets: string[];
+  /** Inter-container communication on the same network (com.docker.network.bridge.enable_icc). */
+  icc: boolean;
+  /** Masquerade traffic leaving the host (com.docker.network.bridge.enable_ip_masquerade). */
+  masquerade: boolean;
+  /** --internal: nothing is forwarded into or out of the network. */
+  internal: boolean;
+  /** SNAT to this address instead of masquerading (com.docker.network.host_ipv4). */
+  hostIpv4?: string;
+}
+
+export interface Firewall {
+  /** Create cnm's table and base chains/sets when missing (no-op when present). */
+  ensureBase(): Promise<void>;
+  /** Add one network's elements; O(1) in the number of existing networks. */
+  addNetwork(net: FirewallNetwork): Promise<void>;
+  /** Remove one network's elements. Idempotent. */
+  removeNetwork(net: FirewallNetwork): Promise<void>;
+  /** Replace cnm's whole ruleset with exactly these networks, atomically (start-up, lost-rules recovery). */
+  reconcile(networks: FirewallNetwork[]): Promise<void>;
+  /** True when cnm's tables are present in the kernel (used to detect a ruleset flush). */
+  isIntact(): Promise<boolean>;
+  close(): void;
+}
+
+/** Applies nft scripts. Implementations: libnftables in-process (FFI) and the `nft` binary. */
+export interface NftRunner {
+  /** Run `script` (nft -f syntax) as one atomic transaction; returns nft's output. Throws KernelError. */
+  run(script: string): Promise<string>;
+  close(): void;
+}

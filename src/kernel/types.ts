@@ -1,0 +1,156 @@
+/**
+ * Kernel operations: the only door from cnm to the Linux data plane (links, addresses, routes,
+ * namespaces, sysctls). Implementations: netlink (in-process rtnetlink over FFI), iproute2 (spawns `ip`),
+ * and a recording fake for unit tests. All pass test/conformance/kernel.ts.
+ *
+ * Conventions every implementation follows:
+ * - `ns` selects the network namespace: `null` is the daemon's own; a string is a path to a namespace
+ *   file (a pinned bind mount such as <exec-root>/netns/<id>, or /proc/<pid>/ns/net).
+ * - Deletes are idempotent: deleting what is not there succeeds.
+ * - Adding an address or route that already exists exactly succeeds (replace semantics).
+ * - Failures throw KernelError with the errno name (EEXIST, ENOENT, EINVAL, ...) when known.
+ */
+
+/** null = the daemon's own namespace; otherwise a path to a namespace file. */
+export type NetnsRef = string | null;
+
+export interface LinkAttrs {
+  name: string;
+  mtu?: number;
+  /** MAC address, "02:42:ac:11:00:02" form. */
+  mac?: string;
+  /** Bring the link up at creation. */
+  up?: boolean;
+  /** Name of a bridge (in the same namespace) to enslave the link to. */
+  master?: string;
+}
+
+export interface BridgeSpec extends LinkAttrs {
+  kind: 'bridge';
+}
+
+export interface DummySpec extends LinkAttrs {
+  kind: 'dummy';
+}
+
+/**
+ * A veth pair created with one message: `name` stays in `ns`, the peer is created directly in
+ * `peer.netns` (default: same namespace) under its final name, so no rename or move is needed.
+ */
+export interface VethSpec extends LinkAttrs {
+  kind: 'veth';
+  peer: {
+    name: string;
+    netns?: NetnsRef;
+    mtu?: number;
+    mac?: string;
+    up?: boolean;
+  };
+}
+
+export interface VxlanSpec extends LinkAttrs {
+  kind: 'vxlan';
+  vni: number;
+  /** UDP port, default 4789. */
+  dstPort?: number;
+  /** Local underlay address. */
+  local?: string;
+  /** Underlay device name. */
+  dev?: string;
+  /** MAC learning; overlay programs FDB entries instead, so default false. */
+  learning?: boolean;
+}
+
+export interface MacvlanSpec extends LinkAttrs {
+  kind: 'macvlan';
+  /** Parent link name in `ns`. */
+  parent: string;
+  mode: 'bridge' | 'private' | 'vepa' | 'passthru';
+  /** Create the macvlan directly in this namespace. */
+  netns?: NetnsRef;
+}
+
+export type LinkSpec = BridgeSpec | DummySpec | VethSpec | VxlanSpec | MacvlanSpec;
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  /** IFLA_INFO_KIND ("bridge", "veth", "vxlan", ...) or "" when the kernel gives none (lo, physical). */
+  kind: string;
+  mtu: number;
+  mac: string;
+  /** Administratively up (IFF_UP). */
+  up: boolean;
+  /** Name of the master (bridge) link, when enslaved. */
+  master?: string;
+}
+
+export interface LinkChange {
+  up?: boolean;
+  /** Bridge name to enslave to; null releases the link from its master. */
+  master?: string | null;
+  mtu?: number;
+  mac?: string;
+  /** New name. */
+  name?: string;
+  /** Move the link into this namespace (the link keeps its name unless `name` is also given). */
+  netns?: NetnsRef;
+}
+
+export interface AddressInfo {
+  ifname: string;
+  /** "10.0.0.1/24" or "fd00::1/64". */
+  cidr: string;
+  family: 4 | 6;
+}
+
+export interface RouteSpec {
+  /** "default" or a CIDR ("10.1.0.0/16", "fd00::/64"). */
+  dst: string;
+  /** Gateway address. */
+  via?: string;
+  /** Output interface name. */
+  dev?: string;
+  metric?: number;
+  family: 4 | 6;
+}
+
+export interface RouteInfo extends RouteSpec {
+  /** "kernel", "boot", "static", ... as iproute2 names them. */
+  protocol?: string;
+  /** "link", "host", "universe". */
+  scope?: string;
+}
+
+export interface KernelOps {
+  /** Create a new network namespace pinned (bind-mounted) at `path`, with loopback up. */
+  createNetns(path: string): Promise<void>;
+  /** Unpin the namespace at `path` and remove the file. Idempotent. */
+  deleteNetns(path: string): Promise<void>;
+  /** True when `path` refers to a live network namespace (a pinned file or /proc/PID/ns/net). */
+  netnsExists(path: string): Promise<boolean>;
+
+  linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void>;
+  linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void>;
+  /** Idempotent. Deleting one end of a veth pair deletes both. */
+  linkDel(ns: NetnsRef, name: string): Promise<void>;
+  linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined>;
+  linkList(ns: NetnsRef): Promise<LinkInfo[]>;
+
+  addrAdd(ns: NetnsRef, ifname: string, cidr: string): Promise<void>;
+  addrDel(ns: NetnsRef, ifname: string, cidr: string): Promise<void>;
+  addrList(ns: NetnsRef, ifname?: string): Promise<AddressInfo[]>;
+
+  /** Add the route, or replace an existing one with the same destination and metric. */
+  routeReplace(ns: NetnsRef, route: RouteSpec): Promise<void>;
+  routeDel(ns: NetnsRef, route: RouteSpec): Promise<void>;
+  /** Routes of the main table. */
+  routeList(ns: NetnsRef, family: 4 | 6): Promise<RouteInfo[]>;
+
+  /** key as sysctl(8) names it: "net.ipv4.ip_forward", "net.ipv6.conf.eth0.disable_ipv6". */
+  sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void>;
+  sysctlGet(ns: NetnsRef, key: string): Promise<string>;
+
+  /** Release cached sockets / handles. The object is unusable afterwards. */
+  close(): void;
+}
