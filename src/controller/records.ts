@@ -59,6 +59,9 @@ export interface EndpointRecord {
   ifName: string;
   /** What the driver chose (host-side veth name, ...). */
   driverState: Record<string, string>;
+  /** Gateways this endpoint offers the sandbox's default route (from the driver's join). */
+  gatewayIpv4?: string;
+  gatewayIpv6?: string;
   created: string;
 }
 

@@ -82,6 +82,11 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
   restoreNetwork(net: DriverNetwork<NetOptions>): Promise<NetworkProgram>;
   /** Start-up: true when the endpoint's kernel objects are all present and correct. */
   endpointIntact(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<boolean>;
+  /**
+   * Prefixes of the link names this driver generates in the daemon's namespace: at start-up, a link
+   * with one of these prefixes that ownedLinks() does not list is debris from a crash and is removed.
+   */
+  readonly linkPrefixes: readonly string[];
   /** Names of links in the daemon's namespace that this driver creates for these networks/endpoints. */
   ownedLinks(nets: DriverNetwork<NetOptions>[], eps: DriverEndpoint<EpOptions>[]): string[];
 }

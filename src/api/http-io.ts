@@ -1,0 +1,82 @@
+/**
+ * Request bodies and responses: bounded JSON reading and Docker's JSON response conventions.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InvalidParameterError } from '../errors.js';
+
+/** Largest JSON request body accepted. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Thrown when a body exceeds the limit; the server discards the rest of it instead of buffering. */
+export class BodyTooLargeError extends InvalidParameterError {}
+
+/**
+ * Read and parse a JSON body. An empty body yields `undefined` (Docker treats it as "all defaults").
+ * Bodies over `limit` bytes are rejected without buffering more than `limit` bytes.
+ */
+export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
+  checkContentType(req);
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) throw tooLarge(limit);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new InvalidParameterError(`invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+function tooLarge(limit: number): BodyTooLargeError {
+  return new BodyTooLargeError(`request body too large: the limit is ${limit} bytes`);
+}
+
+/**
+ * Docker insists on application/json when a body is sent. A missing Content-Type is tolerated
+ * (curl without -H) — only an explicit, different media type is refused.
+ */
+function checkContentType(req: IncomingMessage): void {
+  const contentType = req.headers['content-type'];
+  if (!contentType) return;
+  const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    throw new InvalidParameterError(`unsupported Content-Type header (${contentType}): must be 'application/json'`);
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** A pre-serialised JSON text (used where bigint nanoseconds must stay exact). */
+export function sendJsonText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendEmpty(res: ServerResponse, status: number): void {
+  res.writeHead(status);
+  res.end();
+}
+
+export function sendErrorMessage(res: ServerResponse, status: number, message: string): void {
+  sendJson(res, status, { message });
+}
+
+/** Docker's boolean query values: 1/true/True/TRUE (and 0/false...); anything else is an error. */
+export function queryBool(query: URLSearchParams, name: string): boolean {
+  const value = query.get(name);
+  if (value === null || value === '') return false;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
+  throw new InvalidParameterError(`invalid value for ${name}: ${value}`);
+}

@@ -1,0 +1,226 @@
+/**
+ * Request body shapes (zod) and their translation into controller requests. Only shapes are checked
+ * here; what the values mean (addresses, names, options) is the controller's business.
+ *
+ * Decoding follows Go's encoding/json as the Docker daemon does: unknown fields are ignored, field
+ * names match case-insensitively, and `null` means "not set".
+ */
+import { z } from 'zod';
+import type {
+  ConnectRequest,
+  CreateNetworkRequest,
+  CreateSandboxRequest,
+  EndpointSettingsRequest,
+  IpamConfigRequest,
+} from '../controller/types.js';
+import { InvalidParameterError } from '../errors.js';
+import { compareVersions } from './router.js';
+
+/** An object schema whose input keys match the shape's keys case-insensitively (as Go's decoder does). */
+function goStruct<Shape extends z.ZodRawShape>(shape: Shape) {
+  const canonical = new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k]));
+  return z.preprocess((input) => {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
+    const out: Record<string, unknown> = {};
+    const entries = Object.entries(input as Record<string, unknown>);
+    for (const [key, value] of entries) {
+      if (Object.hasOwn(shape, key)) out[key] = value;
+    }
+    for (const [key, value] of entries) {
+      const target = canonical.get(key.toLowerCase());
+      if (target && !Object.hasOwn(out, target)) out[target] = value;
+    }
+    return out;
+  }, z.object(shape));
+}
+
+const str = z.string().nullish();
+const bool = z.boolean().nullish();
+const int = z.number().int().nullish();
+const strMap = z.record(z.string(), z.string()).nullish();
+const strList = z.array(z.string()).nullish();
+
+const ipamConfigSchema = goStruct({
+  Subnet: str,
+  IPRange: str,
+  Gateway: str,
+  AuxiliaryAddresses: strMap,
+});
+
+const networkCreateSchema = goStruct({
+  Name: str,
+  Driver: str,
+  Scope: str,
+  EnableIPv4: bool,
+  EnableIPv6: bool,
+  IPAM: goStruct({ Driver: str, Options: strMap, Config: z.array(ipamConfigSchema).nullish() }).nullish(),
+  Internal: bool,
+  Attachable: bool,
+  Ingress: bool,
+  ConfigOnly: bool,
+  ConfigFrom: goStruct({ Network: str }).nullish(),
+  Options: strMap,
+  Labels: strMap,
+});
+
+const endpointConfigSchema = goStruct({
+  IPAMConfig: goStruct({ IPv4Address: str, IPv6Address: str, LinkLocalIPs: strList }).nullish(),
+  Links: strList,
+  Aliases: strList,
+  MacAddress: str,
+  DriverOpts: strMap,
+  GwPriority: int,
+});
+
+const connectSchema = goStruct({ Container: str, EndpointConfig: endpointConfigSchema.nullish() });
+const disconnectSchema = goStruct({ Container: str, Force: bool });
+
+const sandboxNetworkSchema = goStruct({
+  Network: z.string(),
+  IPv4Address: str,
+  IPv6Address: str,
+  Aliases: strList,
+  MacAddress: str,
+  DriverOpts: strMap,
+  GwPriority: int,
+});
+
+const sandboxCreateSchema = goStruct({
+  Name: str,
+  Hostname: str,
+  Networks: z.array(sandboxNetworkSchema).nullish(),
+  NetnsPath: str,
+  Labels: strMap,
+  Dns: strList,
+  DnsSearch: strList,
+  DnsOptions: strList,
+});
+
+/** Parse `body` with `schema`; 400 naming the first offending field. An empty body is `{}`. */
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body === undefined ? {} : body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = formatPath(issue.path);
+  throw new InvalidParameterError(
+    field ? `invalid JSON: field ${field}: ${issue.message}` : `invalid JSON: ${issue.message}`,
+  );
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const part of path) {
+    out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
+  }
+  return out;
+}
+
+/** Drop keys whose value is undefined so requests carry only what the client set. */
+function defined<T extends object>(obj: T): T {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;
+}
+
+const SCOPES = ['local', 'global', 'swarm'] as const;
+
+export function toCreateNetworkRequest(body: unknown, apiVersion: string): CreateNetworkRequest {
+  const b = parseBody(networkCreateSchema, body);
+  const scope = b.Scope || undefined;
+  if (scope !== undefined && !(SCOPES as readonly string[]).includes(scope)) {
+    throw new InvalidParameterError(`invalid scope "${scope}": must be one of local, global, swarm`);
+  }
+  return defined({
+    name: b.Name ?? '',
+    driver: b.Driver || undefined,
+    scope: scope as CreateNetworkRequest['scope'],
+    internal: b.Internal ?? false,
+    attachable: b.Attachable ?? false,
+    ingress: b.Ingress ?? false,
+    configOnly: b.ConfigOnly ?? false,
+    configFrom: b.ConfigFrom?.Network || undefined,
+    // EnableIPv4 was introduced in API 1.48; older clients cannot mean anything by it.
+    enableIPv4: compareVersions(apiVersion, '1.48') < 0 ? undefined : (b.EnableIPv4 ?? undefined),
+    enableIPv6: b.EnableIPv6 ?? undefined,
+    ipam: b.IPAM
+      ? defined({
+          driver: b.IPAM.Driver || undefined,
+          configs: b.IPAM.Config?.map((c) =>
+            defined<IpamConfigRequest>({
+              subnet: c.Subnet || undefined,
+              ipRange: c.IPRange || undefined,
+              gateway: c.Gateway || undefined,
+              auxAddresses: c.AuxiliaryAddresses ?? undefined,
+            }),
+          ),
+          options: b.IPAM.Options ?? undefined,
+        })
+      : undefined,
+    options: b.Options ?? undefined,
+    labels: b.Labels ?? undefined,
+  });
+}
+
+export function toConnectRequest(networkRef: string, body: unknown): ConnectRequest {
+  const b = parseBody(connectSchema, body);
+  if (!b.Container) throw new InvalidParameterError('invalid JSON: field Container: a container name or ID is required');
+  const ep = b.EndpointConfig;
+  return {
+    network: networkRef,
+    sandbox: b.Container,
+    ...endpointSettings({
+      ipv4: ep?.IPAMConfig?.IPv4Address,
+      ipv6: ep?.IPAMConfig?.IPv6Address,
+      aliases: ep?.Aliases,
+      mac: ep?.MacAddress,
+      driverOpts: ep?.DriverOpts,
+      gwPriority: ep?.GwPriority,
+    }),
+  };
+}
+
+export function toDisconnectRequest(body: unknown): { sandbox: string; force: boolean } {
+  const b = parseBody(disconnectSchema, body);
+  if (!b.Container) throw new InvalidParameterError('invalid JSON: field Container: a container name or ID is required');
+  return { sandbox: b.Container, force: b.Force ?? false };
+}
+
+export function toCreateSandboxRequest(body: unknown): CreateSandboxRequest {
+  const b = parseBody(sandboxCreateSchema, body);
+  return defined({
+    name: b.Name || undefined,
+    hostname: b.Hostname || undefined,
+    networks: b.Networks?.map((n) => ({
+      network: n.Network,
+      ...endpointSettings({
+        ipv4: n.IPv4Address,
+        ipv6: n.IPv6Address,
+        aliases: n.Aliases,
+        mac: n.MacAddress,
+        driverOpts: n.DriverOpts,
+        gwPriority: n.GwPriority,
+      }),
+    })),
+    netnsPath: b.NetnsPath || undefined,
+    labels: b.Labels ?? undefined,
+    dns: b.Dns ?? undefined,
+    dnsSearch: b.DnsSearch ?? undefined,
+    dnsOptions: b.DnsOptions ?? undefined,
+  });
+}
+
+function endpointSettings(raw: {
+  ipv4: string | null | undefined;
+  ipv6: string | null | undefined;
+  aliases: string[] | null | undefined;
+  mac: string | null | undefined;
+  driverOpts: Record<string, string> | null | undefined;
+  gwPriority: number | null | undefined;
+}): EndpointSettingsRequest {
+  return defined({
+    ipv4Address: raw.ipv4 || undefined,
+    ipv6Address: raw.ipv6 || undefined,
+    aliases: raw.aliases && raw.aliases.length > 0 ? raw.aliases : undefined,
+    macAddress: raw.mac || undefined,
+    driverOpts: raw.driverOpts && Object.keys(raw.driverOpts).length > 0 ? raw.driverOpts : undefined,
+    gwPriority: raw.gwPriority ?? undefined,
+  });
+}

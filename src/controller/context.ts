@@ -1,0 +1,92 @@
+/**
+ * What the controller's services share: the dependencies the entry point wired in, the in-memory
+ * state, and per-object runtime facts that are derived (never persisted).
+ */
+import { NotFoundError } from '../errors.js';
+import type { AnyNetworkDriver, DriverEndpoint, DriverNetwork, DriverSandbox } from '../drivers/types.js';
+import type { Firewall, FirewallNetwork } from '../firewall/types.js';
+import type { IpamDriver } from '../ipam/types.js';
+import type { KernelOps } from '../kernel/types.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from '../util/log.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
+import type { Repository } from './repository.js';
+import type { SandboxFiles } from './sandbox-files.js';
+import type { CnmState } from './state.js';
+import type { ControllerEvent } from './types.js';
+
+export interface ControllerDeps {
+  store: Store;
+  storeKind: string;
+  kernel: KernelOps;
+  firewall: Firewall;
+  ipam: IpamDriver;
+  drivers: Map<string, AnyNetworkDriver>;
+  files: SandboxFiles;
+  rootDir: string;
+  execRoot: string;
+  logger: Logger;
+}
+
+export interface NetworkRuntime {
+  driver: AnyNetworkDriver;
+  /** The record's options parsed by its driver once. */
+  options: unknown;
+  /** What the firewall holds for this network (needed to remove it again). */
+  firewall?: FirewallNetwork;
+}
+
+export interface Ctx extends ControllerDeps {
+  state: CnmState;
+  repo: Repository;
+  networks: Map<string, NetworkRuntime>;
+  /** Default gateways currently programmed per sandbox, so unchanged routes are not rewritten. */
+  routes: Map<string, { v4?: string; v6?: string }>;
+  emit(event: Omit<ControllerEvent, 'timeNano'>): void;
+}
+
+export function driverOf(ctx: Ctx, name: string): AnyNetworkDriver {
+  const driver = ctx.drivers.get(name);
+  if (!driver) throw new NotFoundError(`plugin "${name}" not found`);
+  return driver;
+}
+
+export function runtimeOf(ctx: Ctx, net: NetworkRecord): NetworkRuntime {
+  let rt = ctx.networks.get(net.id);
+  if (!rt) {
+    const driver = driverOf(ctx, net.driver);
+    rt = { driver, options: driver.parseNetworkOptions(net.options) };
+    ctx.networks.set(net.id, rt);
+  }
+  return rt;
+}
+
+export function toDriverNetwork(net: NetworkRecord, options: unknown): DriverNetwork<unknown> {
+  return {
+    id: net.id,
+    name: net.name,
+    options,
+    internal: net.internal,
+    enableIPv4: net.enableIPv4,
+    enableIPv6: net.enableIPv6,
+    ipv4Pools: net.ipam.pools.filter((p) => p.family === 4),
+    ipv6Pools: net.ipam.pools.filter((p) => p.family === 6),
+    driverState: net.driverState,
+  };
+}
+
+export function toDriverEndpoint(ep: EndpointRecord, options: unknown): DriverEndpoint<unknown> {
+  return {
+    id: ep.id,
+    options,
+    macAddress: ep.macAddress,
+    ipv4Address: ep.ipv4Address,
+    ipv6Address: ep.ipv6Address,
+    ifName: ep.ifName,
+    driverState: ep.driverState,
+  };
+}
+
+export function toDriverSandbox(sb: SandboxRecord): DriverSandbox {
+  return { id: sb.id, netnsPath: sb.hostNetwork ? null : sb.netnsPath };
+}

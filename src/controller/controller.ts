@@ -1,0 +1,209 @@
+/**
+ * The libnetwork core: the single owner of CNM state. Mutations run one at a time (a FIFO mutex), so
+ * IPAM decisions and name checks never race inside one daemon; store transactions with create-only
+ * claims protect against other writers. Reads are served from memory without waiting.
+ */
+import { Mutex } from '../util/mutex.js';
+import type { ControllerDeps, Ctx } from './context.js';
+import { connect, disconnect } from './endpoints.js';
+import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
+import { reconcile, type ReconcileReport } from './reconcile.js';
+import type { EndpointRecord, NetworkRecord } from './records.js';
+import { Repository } from './repository.js';
+import { createSandbox, removeSandbox } from './sandboxes.js';
+import { CnmState } from './state.js';
+import type {
+  ConnectRequest,
+  Controller,
+  ControllerEvent,
+  CreateNetworkRequest,
+  CreateSandboxRequest,
+  NetworkDetail,
+  SandboxDetail,
+} from './types.js';
+
+export interface DefaultBridgeConfig {
+  /** Interface name of the predefined "bridge" network. */
+  bridgeName: string;
+  /** Subnet of the predefined "bridge" network (--bip); default: the first free default pool. */
+  subnet?: string;
+  mtu?: number;
+}
+
+export class CnmController implements Controller {
+  private readonly ctx: Ctx;
+  private readonly mutex = new Mutex();
+  private readonly listeners = new Set<(e: ControllerEvent) => void>();
+
+  private constructor(deps: ControllerDeps) {
+    this.ctx = {
+      ...deps,
+      state: new CnmState(),
+      repo: new Repository(deps.store),
+      networks: new Map(),
+      routes: new Map(),
+      emit: (event) => this.emit(event),
+    };
+  }
+
+  /** Load the store, reconcile the kernel with it, and make sure the predefined networks exist. */
+  static async start(deps: ControllerDeps, defaults: DefaultBridgeConfig): Promise<{ controller: CnmController; report: ReconcileReport }> {
+    const controller = new CnmController(deps);
+    const report = await controller.mutex.run(async () => {
+      const persisted = await controller.ctx.repo.load();
+      const r = await reconcile(controller.ctx, persisted);
+      await controller.ensurePredefined(defaults);
+      return r;
+    });
+    return { controller, report };
+  }
+
+  private async ensurePredefined(defaults: DefaultBridgeConfig): Promise<void> {
+    const { state } = this.ctx;
+    if (!state.networkByName('none')) await createNetwork(this.ctx, { name: 'none', driver: 'null' }, { predefined: true });
+    if (!state.networkByName('host')) await createNetwork(this.ctx, { name: 'host', driver: 'host' }, { predefined: true });
+    if (!state.networkByName('bridge')) {
+      const options: Record<string, string> = {
+        'com.docker.network.bridge.name': defaults.bridgeName,
+        'com.docker.network.bridge.default_bridge': 'true',
+        'com.docker.network.bridge.enable_icc': 'true',
+        'com.docker.network.bridge.enable_ip_masquerade': 'true',
+        'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
+      };
+      if (defaults.mtu) options['com.docker.network.driver.mtu'] = String(defaults.mtu);
+      await createNetwork(
+        this.ctx,
+        { name: 'bridge', driver: 'bridge', options, ipam: { configs: defaults.subnet ? [{ subnet: defaults.subnet }] : [] } },
+        { predefined: true },
+      );
+    }
+  }
+
+  private emit(event: Omit<ControllerEvent, 'timeNano'>): void {
+    const full: ControllerEvent = { ...event, timeNano: BigInt(Date.now()) * 1_000_000n };
+    for (const listener of this.listeners) {
+      try {
+        listener(full);
+      } catch (err) {
+        this.ctx.logger.warn('event listener failed', { error: err });
+      }
+    }
+  }
+
+  subscribe(listener: (event: ControllerEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  listNetworks(): NetworkDetail[] {
+    return [...this.ctx.state.networks.values()].map((n) => this.networkDetail(n));
+  }
+
+  getNetwork(ref: string): NetworkDetail {
+    return this.networkDetail(this.ctx.state.network(ref));
+  }
+
+  private networkDetail(network: NetworkRecord): NetworkDetail {
+    const { state } = this.ctx;
+    return {
+      network,
+      endpoints: state.endpointsOfNetwork(network.id).map((endpoint) => ({
+        endpoint,
+        sandbox: state.sandboxes.get(endpoint.sandboxId)!,
+      })),
+    };
+  }
+
+  createNetwork(req: CreateNetworkRequest): Promise<{ id: string; warning: string }> {
+    return this.mutex.run(async () => {
+      const net = await createNetwork(this.ctx, req);
+      return { id: net.id, warning: '' };
+    });
+  }
+
+  removeNetwork(ref: string): Promise<void> {
+    return this.mutex.run(() => removeNetwork(this.ctx, ref));
+  }
+
+  pruneNetworks(select: (net: NetworkRecord) => boolean): Promise<string[]> {
+    return this.mutex.run(() => pruneNetworks(this.ctx, select));
+  }
+
+  connect(req: ConnectRequest): Promise<EndpointRecord> {
+    return this.mutex.run(() => {
+      const net = this.ctx.state.network(req.network);
+      const sb = this.ctx.state.sandbox(req.sandbox);
+      return connect(this.ctx, net, sb, req);
+    });
+  }
+
+  disconnect(network: string, sandbox: string, force: boolean): Promise<void> {
+    return this.mutex.run(() => {
+      const net = this.ctx.state.network(network);
+      const sb = this.ctx.state.sandbox(sandbox);
+      return disconnect(this.ctx, net, sb, force);
+    });
+  }
+
+  listSandboxes(): SandboxDetail[] {
+    return [...this.ctx.state.sandboxes.values()].map((s) => this.getSandbox(s.id));
+  }
+
+  getSandbox(ref: string): SandboxDetail {
+    const { state } = this.ctx;
+    const sandbox = state.sandbox(ref);
+    return {
+      sandbox,
+      endpoints: state.endpointsOfSandbox(sandbox.id).map((endpoint) => ({
+        endpoint,
+        network: state.networks.get(endpoint.networkId)!,
+      })),
+    };
+  }
+
+  createSandbox(req: CreateSandboxRequest): Promise<SandboxDetail> {
+    return this.mutex.run(async () => this.getSandbox((await createSandbox(this.ctx, req)).id));
+  }
+
+  removeSandbox(ref: string, force: boolean): Promise<void> {
+    return this.mutex.run(() => removeSandbox(this.ctx, ref, force));
+  }
+
+  sandboxFiles(ref: string): { netnsPath: string; resolvConf: string; hosts: string; hostname: string } {
+    const sb = this.ctx.state.sandbox(ref);
+    const p = this.ctx.files.paths(sb.id);
+    return { netnsPath: sb.netnsPath, resolvConf: p.resolvConf, hosts: p.hosts, hostname: p.hostname };
+  }
+
+  info() {
+    const { state } = this.ctx;
+    return {
+      networks: state.networks.size,
+      sandboxes: state.sandboxes.size,
+      endpoints: state.endpoints.size,
+      storeKind: this.ctx.storeKind,
+      rootDir: this.ctx.rootDir,
+      execRoot: this.ctx.execRoot,
+      pid: process.pid,
+    };
+  }
+
+  /**
+   * Re-apply cnm's firewall when its tables were removed behind its back (a `nft flush ruleset`, a
+   * firewall reload: moby#12294). Returns true when it had to restore them.
+   */
+  restoreFirewallIfLost(): Promise<boolean> {
+    return this.mutex.run(async () => {
+      if (await this.ctx.firewall.isIntact()) return false;
+      const programs = [...this.ctx.networks.values()].flatMap((rt) => (rt.firewall ? [rt.firewall] : []));
+      await this.ctx.firewall.reconcile(programs);
+      this.ctx.logger.warn('cnm firewall rules were missing and have been restored', { networks: programs.length });
+      return true;
+    });
+  }
+
+  /** Wait for in-flight mutations to finish (clean shutdown). */
+  async drain(): Promise<void> {
+    await this.mutex.run(async () => undefined);
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * Connect and disconnect: an endpoint is an address (or two) from IPAM plus the driver's interface in
+ * the sandbox. Order on connect: allocate → driver join → sandbox routes → persist (endpoint and its
+ * address claims in one transaction); any failure undoes the earlier steps. A crash before the
+ * persist leaves only cnm-named links, which the next start's reconcile removes.
+ */
+import { isIP } from 'node:net';
+import {
+  ForbiddenError,
+  InvalidParameterError,
+  NotFoundError,
+  StoreConflictError,
+  TeardownErrors,
+  AddressInUseError,
+} from '../errors.js';
+import type { Pool } from '../ipam/types.js';
+import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
+import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
+import type { AddressClaim } from './repository.js';
+import type { EndpointSettingsRequest } from './types.js';
+
+export async function connect(
+  ctx: Ctx,
+  net: NetworkRecord,
+  sb: SandboxRecord,
+  req: EndpointSettingsRequest,
+  opts: { creating?: boolean } = {},
+): Promise<EndpointRecord> {
+  checkConnectAllowed(ctx, net, sb, opts.creating ?? false);
+  const rt = runtimeOf(ctx, net);
+  const epOptions = rt.driver.parseEndpointOptions(req.driverOpts ?? {});
+  const typed = epOptions as { ifName?: string; macAddress?: string };
+  const macAddress = normaliseMac(req.macAddress) ?? typed.macAddress ?? randomMac();
+  const ifName = typed.ifName ?? nextIfName(ctx, sb, ifPrefixOf(rt.options));
+  if (ctx.state.endpointsOfSandbox(sb.id).some((e) => e.ifName === ifName)) {
+    throw new ForbiddenError(`interface name ${ifName} is already used in sandbox ${sb.name}`);
+  }
+  const aliases = (req.aliases ?? []).filter((a, i, all) => a.length > 0 && all.indexOf(a) === i);
+
+  const claims = rt.driver.needsIpam ? allocateAddresses(ctx, net, req) : [];
+  const release = () => claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
+  const ep: EndpointRecord = {
+    id: newId(),
+    name: sb.name,
+    networkId: net.id,
+    sandboxId: sb.id,
+    macAddress,
+    ipv4Address: withPrefix(net, claims, 4),
+    ipv6Address: withPrefix(net, claims, 6),
+    staticIpv4: Boolean(req.ipv4Address),
+    staticIpv6: Boolean(req.ipv6Address),
+    aliases,
+    gwPriority: req.gwPriority ?? 0,
+    driverOpts: req.driverOpts ?? {},
+    ifName,
+    driverState: {},
+    created: rfc3339Nano(),
+  };
+
+  const driverNet = toDriverNetwork(net, rt.options);
+  let joined = false;
+  try {
+    const result = await rt.driver.join(driverNet, toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
+    joined = true;
+    ep.driverState = result.driverState;
+    ep.gatewayIpv4 = result.gatewayIpv4;
+    ep.gatewayIpv6 = result.gatewayIpv6;
+    await programRoutes(ctx, sb, [...ctx.state.endpointsOfSandbox(sb.id), ep]);
+    await persistEndpoint(ctx, ep, claims);
+  } catch (err) {
+    const undo = new TeardownErrors();
+    if (joined) {
+      await undo.attempt('leave', () => rt.driver.leave(driverNet, toDriverEndpoint(ep, epOptions), toDriverSandbox(sb)));
+      await undo.attempt('restore routes', () => programRoutes(ctx, sb, ctx.state.endpointsOfSandbox(sb.id)));
+    }
+    release();
+    if (undo.list.length > 0) ctx.logger.error('rollback of connect incomplete', { errors: undo.list });
+    throw err;
+  }
+  ctx.state.putEndpoint(ep);
+  await ctx.files.writeHosts(sb, ctx.state.endpointsOfSandbox(sb.id));
+  ctx.emit({ type: 'network', action: 'connect', id: net.id, attributes: { container: sb.id, name: net.name, type: net.driver } });
+  return ep;
+}
+
+async function persistEndpoint(ctx: Ctx, ep: EndpointRecord, claims: AddressClaim[]): Promise<void> {
+  try {
+    await ctx.repo.createEndpoint(ep, claims);
+  } catch (err) {
+    if (err instanceof StoreConflictError) throw new AddressInUseError('Address already in use');
+    throw err;
+  }
+}
+
+function checkConnectAllowed(ctx: Ctx, net: NetworkRecord, sb: SandboxRecord, creating: boolean): void {
+  if (net.configOnly) throw new ForbiddenError(`cannot connect to config-only network ${net.name}`);
+  if (ctx.state.endpointOf(net.id, sb.id)) {
+    throw new ForbiddenError(`endpoint with name ${sb.name} already exists in network ${net.name}`);
+  }
+  const others = ctx.state.endpointsOfSandbox(sb.id);
+  // The host network is chosen when a sandbox is created (it then shares the daemon's namespace) and
+  // never combined with others, as in Docker.
+  const hostAtCreate = creating && sb.hostNetwork && net.driver === 'host';
+  if (!hostAtCreate && (sb.hostNetwork || net.driver === 'host')) {
+    throw new ForbiddenError('container sharing the host network namespace cannot be connected to or disconnected from networks');
+  }
+  const onNone = others.some((e) => ctx.state.networks.get(e.networkId)?.driver === 'null');
+  if ((net.driver === 'null' && others.length > 0) || onNone) {
+    throw new ForbiddenError(`container ${sb.name} cannot be on the "none" network and another network at once`);
+  }
+}
+
+/** Static addresses exactly as asked; otherwise the next free address of the first pool with room. */
+function allocateAddresses(ctx: Ctx, net: NetworkRecord, req: EndpointSettingsRequest): AddressClaim[] {
+  const claims: AddressClaim[] = [];
+  try {
+    for (const family of [4, 6] as const) {
+      const enabled = family === 4 ? net.enableIPv4 : net.enableIPv6;
+      const wanted = family === 4 ? req.ipv4Address : req.ipv6Address;
+      const pools = net.ipam.pools.filter((p) => p.family === family);
+      if (wanted !== undefined && wanted !== '') {
+        if (isIP(wanted) !== family) throw new InvalidParameterError(`invalid IPv${family} address ${JSON.stringify(wanted)}`);
+        if (!enabled || pools.length === 0) {
+          throw new InvalidParameterError(`network ${net.name} has no IPv${family} subnet for address ${wanted}`);
+        }
+        const pool = pools.find((p) => subnetContains(p.subnet, wanted));
+        if (!pool) throw new InvalidParameterError(`no configured subnet or ip-range contain the IP address ${wanted}`);
+        claims.push({ poolId: pool.id, address: ctx.ipam.requestAddress(pool.id, wanted) });
+      } else if (enabled && pools.length > 0) {
+        claims.push(allocateFromAny(ctx, pools));
+      }
+    }
+  } catch (err) {
+    claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
+    throw err;
+  }
+  return claims;
+}
+
+function allocateFromAny(ctx: Ctx, pools: Pool[]): AddressClaim {
+  let last: unknown;
+  for (const pool of pools) {
+    try {
+      return { poolId: pool.id, address: ctx.ipam.requestAddress(pool.id) };
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+function withPrefix(net: NetworkRecord, claims: AddressClaim[], family: 4 | 6): string | undefined {
+  for (const c of claims) {
+    const pool = net.ipam.pools.find((p) => p.id === c.poolId);
+    if (pool && pool.family === family) return `${c.address}/${pool.subnet.split('/')[1]}`;
+  }
+  return undefined;
+}
+
+export function claimsOf(net: NetworkRecord, ep: EndpointRecord): AddressClaim[] {
+  const out: AddressClaim[] = [];
+  for (const cidr of [ep.ipv4Address, ep.ipv6Address]) {
+    if (!cidr) continue;
+    const address = cidr.split('/')[0]!;
+    const pool = net.ipam.pools.find((p) => subnetContains(p.subnet, address));
+    if (pool) out.push({ poolId: pool.id, address });
+  }
+  return out;
+}
+
+function ifPrefixOf(options: unknown): string {
+  const prefix = (options as { containerIfacePrefix?: string } | undefined)?.containerIfacePrefix;
+  return prefix ?? 'eth';
+}
+
+function nextIfName(ctx: Ctx, sb: SandboxRecord, prefix: string): string {
+  const used = new Set(ctx.state.endpointsOfSandbox(sb.id).map((e) => e.ifName));
+  for (let i = 0; ; i++) if (!used.has(`${prefix}${i}`)) return `${prefix}${i}`;
+}
+
+function normaliseMac(mac: string | undefined): string | undefined {
+  if (mac === undefined || mac === '') return undefined;
+  const m = mac.toLowerCase();
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m)) throw new InvalidParameterError(`invalid MAC address ${JSON.stringify(mac)}`);
+  if (parseInt(m.slice(0, 2), 16) & 1) throw new InvalidParameterError(`invalid MAC address ${mac}: multicast`);
+  return m;
+}
+
+export async function disconnect(ctx: Ctx, net: NetworkRecord, sb: SandboxRecord, force: boolean): Promise<void> {
+  const ep = ctx.state.endpointOf(net.id, sb.id);
+  if (!ep) throw new ForbiddenError(`container ${sb.name} is not connected to network ${net.name}`);
+  if (sb.hostNetwork) {
+    throw new ForbiddenError('container sharing the host network namespace cannot be connected to or disconnected from networks');
+  }
+  await removeEndpoint(ctx, net, sb, ep, force);
+}
+
+/** Kernel first, record last; with `force`, kernel failures are logged and the record goes anyway. */
+export async function removeEndpoint(
+  ctx: Ctx,
+  net: NetworkRecord,
+  sb: SandboxRecord,
+  ep: EndpointRecord,
+  force: boolean,
+): Promise<void> {
+  const rt = runtimeOf(ctx, net);
+  const remaining = ctx.state.endpointsOfSandbox(sb.id).filter((e) => e.id !== ep.id);
+  try {
+    const epOptions = rt.driver.parseEndpointOptions(ep.driverOpts);
+    await rt.driver.leave(toDriverNetwork(net, rt.options), toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
+    await programRoutes(ctx, sb, remaining);
+  } catch (err) {
+    if (!force) throw err;
+    ctx.logger.warn('forced disconnect: kernel cleanup failed', { endpoint: ep.id, error: err });
+  }
+  const claims = claimsOf(net, ep);
+  await ctx.repo.deleteEndpoint(ep, claims);
+  ctx.state.deleteEndpoint(ep.id);
+  claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
+  await ctx.files.writeHosts(sb, remaining);
+  ctx.emit({ type: 'network', action: 'disconnect', id: net.id, attributes: { container: sb.id, name: net.name, type: net.driver } });
+}
+
+/**
+ * The sandbox's default routes: the gateway of the endpoint with the highest GwPriority, ties broken
+ * by network name (Docker's rule). Skips the kernel when nothing changed.
+ */
+export async function programRoutes(ctx: Ctx, sb: SandboxRecord, endpoints: EndpointRecord[], force = false): Promise<void> {
+  if (sb.hostNetwork) return;
+  const current = ctx.routes.get(sb.id) ?? {};
+  const want = { v4: pickGateway(ctx, endpoints, 4), v6: pickGateway(ctx, endpoints, 6) };
+  for (const family of [4, 6] as const) {
+    const key = family === 4 ? 'v4' : 'v6';
+    if (!force && current[key] === want[key]) continue;
+    const gw = want[key];
+    if (gw) await ctx.kernel.routeReplace(sb.netnsPath, { dst: 'default', via: gw, family });
+    else await ctx.kernel.routeDel(sb.netnsPath, { dst: 'default', family });
+  }
+  ctx.routes.set(sb.id, want);
+}
+
+function pickGateway(ctx: Ctx, endpoints: EndpointRecord[], family: 4 | 6): string | undefined {
+  const name = (e: EndpointRecord) => ctx.state.networks.get(e.networkId)?.name ?? '';
+  const candidates = endpoints
+    .filter((e) => (family === 4 ? e.gatewayIpv4 : e.gatewayIpv6))
+    .sort((a, b) => b.gwPriority - a.gwPriority || name(a).localeCompare(name(b)));
+  const best = candidates[0];
+  return best ? (family === 4 ? best.gatewayIpv4 : best.gatewayIpv6) : undefined;
+}
+
+export function subnetContains(subnet: string, ip: string): boolean {
+  const [base, len] = subnet.split('/') as [string, string];
+  const a = toBits(base);
+  const b = toBits(ip);
+  if (!a || !b || a.width !== b.width) return false;
+  const shift = BigInt(a.width - Number(len));
+  return a.value >> shift === b.value >> shift;
+}
+
+function toBits(ip: string): { value: bigint; width: number } | undefined {
+  const family = isIP(ip);
+  if (family === 4) return { value: ip.split('.').reduce((acc, p) => (acc << 8n) | BigInt(Number(p)), 0n), width: 32 };
+  if (family !== 6) return undefined;
+  const [head, tail] = ip.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n), width: 128 };
+}
+
+export function requireEndpoint(ctx: Ctx, net: NetworkRecord, sb: SandboxRecord): EndpointRecord {
+  const ep = ctx.state.endpointOf(net.id, sb.id);
+  if (!ep) throw new NotFoundError(`endpoint of ${sb.name} on network ${net.name} not found`);
+  return ep;
+}

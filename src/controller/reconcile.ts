@@ -1,0 +1,181 @@
+/**
+ * Start-up reconcile: bring the kernel back to what the store says and remove whatever cnm left in
+ * the kernel that the store does not know (after a crash or kill -9). Objects that are intact are not
+ * touched, so sandboxes keep their connectivity while the daemon restarts; the firewall is replaced in
+ * one atomic transaction.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TeardownErrors } from '../errors.js';
+import type { FirewallNetwork } from '../firewall/types.js';
+import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
+import { claimsOf, programRoutes } from './endpoints.js';
+import type { EndpointRecord, SandboxRecord } from './records.js';
+import type { PersistedState } from './repository.js';
+
+export interface ReconcileReport {
+  networks: number;
+  sandboxes: number;
+  endpoints: number;
+  sandboxesRecreated: number;
+  endpointsRejoined: number;
+  staleRecordsRemoved: number;
+  linksRemoved: string[];
+  namespacesRemoved: string[];
+}
+
+export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<ReconcileReport> {
+  const report: ReconcileReport = {
+    networks: 0,
+    sandboxes: 0,
+    endpoints: 0,
+    sandboxesRecreated: 0,
+    endpointsRejoined: 0,
+    staleRecordsRemoved: 0,
+    linksRemoved: [],
+    namespacesRemoved: [],
+  };
+  await loadState(ctx, persisted, report);
+  restoreIpam(ctx);
+  await restoreNetworks(ctx);
+  for (const sb of [...ctx.state.sandboxes.values()]) await restoreSandbox(ctx, sb, report);
+  await removeLeakedLinks(ctx, report);
+  await removeLeakedNamespaces(ctx, report);
+  report.networks = ctx.state.networks.size;
+  report.sandboxes = ctx.state.sandboxes.size;
+  report.endpoints = ctx.state.endpoints.size;
+  return report;
+}
+
+async function loadState(ctx: Ctx, persisted: PersistedState, report: ReconcileReport): Promise<void> {
+  persisted.networks.forEach((n) => ctx.state.putNetwork(n));
+  persisted.sandboxes.forEach((s) => ctx.state.putSandbox(s));
+  for (const ep of persisted.endpoints) {
+    const net = ctx.state.networks.get(ep.networkId);
+    if (net && ctx.state.sandboxes.has(ep.sandboxId)) {
+      ctx.state.putEndpoint(ep);
+    } else {
+      // An endpoint whose network or sandbox is gone can only be debris: forget it and its claims.
+      await ctx.repo.deleteEndpoint(ep, net ? claimsOf(net, ep) : []);
+      report.staleRecordsRemoved++;
+    }
+  }
+}
+
+function restoreIpam(ctx: Ctx): void {
+  for (const net of ctx.state.networks.values()) {
+    if (net.configOnly) continue;
+    const eps = ctx.state.endpointsOfNetwork(net.id);
+    for (const pool of net.ipam.pools) {
+      const addresses = eps.flatMap((ep) => claimsOf(net, ep)).filter((c) => c.poolId === pool.id).map((c) => c.address);
+      ctx.ipam.restorePool(pool, addresses);
+    }
+  }
+}
+
+async function restoreNetworks(ctx: Ctx): Promise<void> {
+  const programs: FirewallNetwork[] = [];
+  for (const net of ctx.state.networks.values()) {
+    if (net.configOnly) continue;
+    const rt = runtimeOf(ctx, net);
+    const program = await rt.driver.restoreNetwork(toDriverNetwork(net, rt.options));
+    if (program.firewall) {
+      rt.firewall = program.firewall;
+      programs.push(program.firewall);
+    }
+  }
+  await ctx.firewall.reconcile(programs);
+}
+
+async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {
+  const endpoints = ctx.state.endpointsOfSandbox(sb.id);
+  let recreated = false;
+  if (!sb.hostNetwork && !(await ctx.kernel.netnsExists(sb.netnsPath))) {
+    if (sb.adopted) {
+      // The runtime that owned the namespace is gone, and with it everything inside: forget the sandbox.
+      ctx.logger.warn('adopted namespace is gone; removing sandbox', { sandbox: sb.name, netns: sb.netnsPath });
+      await forgetSandbox(ctx, sb, endpoints);
+      report.staleRecordsRemoved++;
+      return;
+    }
+    await ctx.kernel.createNetns(sb.netnsPath);
+    recreated = true;
+    report.sandboxesRecreated++;
+  }
+  for (const ep of endpoints) {
+    if (await rejoinIfBroken(ctx, sb, ep, recreated)) report.endpointsRejoined++;
+  }
+  await programRoutes(ctx, sb, ctx.state.endpointsOfSandbox(sb.id), true);
+  await ctx.files.write(sb, ctx.state.endpointsOfSandbox(sb.id));
+}
+
+async function rejoinIfBroken(ctx: Ctx, sb: SandboxRecord, ep: EndpointRecord, recreated: boolean): Promise<boolean> {
+  const net = ctx.state.networks.get(ep.networkId)!;
+  const rt = runtimeOf(ctx, net);
+  const dnet = toDriverNetwork(net, rt.options);
+  const dep = toDriverEndpoint(ep, rt.driver.parseEndpointOptions(ep.driverOpts));
+  const dsb = toDriverSandbox(sb);
+  if (!recreated && (await rt.driver.endpointIntact(dnet, dep, dsb))) return false;
+  await rt.driver.leave(dnet, dep, dsb);
+  const result = await rt.driver.join(dnet, dep, dsb);
+  ctx.state.putEndpoint({ ...ep, driverState: result.driverState, gatewayIpv4: result.gatewayIpv4, gatewayIpv6: result.gatewayIpv6 });
+  return true;
+}
+
+async function forgetSandbox(ctx: Ctx, sb: SandboxRecord, endpoints: EndpointRecord[]): Promise<void> {
+  for (const ep of endpoints) {
+    const net = ctx.state.networks.get(ep.networkId)!;
+    const rt = runtimeOf(ctx, net);
+    await rt.driver.leave(toDriverNetwork(net, rt.options), toDriverEndpoint(ep, {}), toDriverSandbox(sb)).catch(() => undefined);
+    const claims = claimsOf(net, ep);
+    await ctx.repo.deleteEndpoint(ep, claims);
+    claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
+    ctx.state.deleteEndpoint(ep.id);
+  }
+  await ctx.files.remove(sb.id);
+  await ctx.repo.deleteSandbox(sb);
+  ctx.state.deleteSandbox(sb.id);
+}
+
+async function removeLeakedLinks(ctx: Ctx, report: ReconcileReport): Promise<void> {
+  const owned = new Set<string>();
+  const prefixes = [...ctx.drivers.values()].flatMap((d) => d.linkPrefixes);
+  for (const driver of ctx.drivers.values()) {
+    const nets = [...ctx.state.networks.values()].filter((n) => n.driver === driver.name && !n.configOnly);
+    const eps = nets.flatMap((n) => {
+      const rt = runtimeOf(ctx, n);
+      return ctx.state
+        .endpointsOfNetwork(n.id)
+        .map((ep) => toDriverEndpoint(ep, rt.driver.parseEndpointOptions(ep.driverOpts)));
+    });
+    driver.ownedLinks(nets.map((n) => toDriverNetwork(n, runtimeOf(ctx, n).options)), eps).forEach((l) => owned.add(l));
+  }
+  const errors = new TeardownErrors();
+  for (const link of await ctx.kernel.linkList(null)) {
+    if (!prefixes.some((p) => link.name.startsWith(p)) || owned.has(link.name)) continue;
+    await errors.attempt(`remove leaked link ${link.name}`, () => ctx.kernel.linkDel(null, link.name));
+    report.linksRemoved.push(link.name);
+  }
+  if (errors.list.length > 0) ctx.logger.warn('some leaked links could not be removed', { errors: errors.list });
+}
+
+async function removeLeakedNamespaces(ctx: Ctx, report: ReconcileReport): Promise<void> {
+  const dir = join(ctx.execRoot, 'netns');
+  const known = new Set([...ctx.state.sandboxes.values()].filter((s) => !s.adopted).map((s) => s.id));
+  let entries: string[] = [];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    if (known.has(entry)) continue;
+    await ctx.kernel.deleteNetns(join(dir, entry));
+    report.namespacesRemoved.push(entry);
+  }
+  const filesDir = join(ctx.execRoot, 'sandboxes');
+  const allKnown = new Set(ctx.state.sandboxes.keys());
+  for (const entry of await readdir(filesDir).catch(() => [] as string[])) {
+    if (!allKnown.has(entry)) await ctx.files.remove(entry);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Maps CNM records to store keys. Every change that must be all-or-nothing is one store transaction:
+ * a network with its name and pool claims, an endpoint with its address claims. Claims are create-only
+ * keys, so two writers (two requests, or two hosts sharing etcd) can never both win the same name,
+ * subnet or address.
+ */
+import type { Store, TxnOp } from '../store/types.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
+
+const ROOT = 'cnm/v1/';
+
+export const keys = {
+  network: (id: string) => `${ROOT}networks/${id}`,
+  networkName: (name: string) => `${ROOT}names/networks/${name}`,
+  sandbox: (id: string) => `${ROOT}sandboxes/${id}`,
+  sandboxName: (name: string) => `${ROOT}names/sandboxes/${name}`,
+  endpoint: (id: string) => `${ROOT}endpoints/${id}`,
+  pool: (poolId: string) => `${ROOT}ipam/pools/${poolId.replaceAll('/', '_')}`,
+  address: (poolId: string, ip: string) => `${ROOT}ipam/addresses/${poolId.replaceAll('/', '_')}/${ip}`,
+};
+
+export interface AddressClaim {
+  poolId: string;
+  address: string;
+}
+
+export interface PersistedState {
+  networks: NetworkRecord[];
+  endpoints: EndpointRecord[];
+  sandboxes: SandboxRecord[];
+}
+
+export class Repository {
+  constructor(private readonly store: Store) {}
+
+  async load(): Promise<PersistedState> {
+    const [networks, endpoints, sandboxes] = await Promise.all([
+      this.store.list(`${ROOT}networks/`),
+      this.store.list(`${ROOT}endpoints/`),
+      this.store.list(`${ROOT}sandboxes/`),
+    ]);
+    return {
+      networks: networks.map((e) => JSON.parse(e.value) as NetworkRecord),
+      endpoints: endpoints.map((e) => JSON.parse(e.value) as EndpointRecord),
+      sandboxes: sandboxes.map((e) => JSON.parse(e.value) as SandboxRecord),
+    };
+  }
+
+  async createNetwork(net: NetworkRecord): Promise<void> {
+    await this.store.txn([
+      { op: 'put', key: keys.network(net.id), value: JSON.stringify(net), expectedRevision: 0 },
+      { op: 'put', key: keys.networkName(net.name), value: net.id, expectedRevision: 0 },
+      ...net.ipam.pools.map(
+        (p): TxnOp => ({ op: 'put', key: keys.pool(p.id), value: net.id, expectedRevision: 0 }),
+      ),
+    ]);
+  }
+
+  async deleteNetwork(net: NetworkRecord): Promise<void> {
+    await this.store.txn([
+      { op: 'delete', key: keys.network(net.id) },
+      { op: 'delete', key: keys.networkName(net.name) },
+      ...net.ipam.pools.map((p): TxnOp => ({ op: 'delete', key: keys.pool(p.id) })),
+    ]);
+  }
+
+  async createSandbox(sb: SandboxRecord): Promise<void> {
+    await this.store.txn([
+      { op: 'put', key: keys.sandbox(sb.id), value: JSON.stringify(sb), expectedRevision: 0 },
+      { op: 'put', key: keys.sandboxName(sb.name), value: sb.id, expectedRevision: 0 },
+    ]);
+  }
+
+  async deleteSandbox(sb: SandboxRecord): Promise<void> {
+    await this.store.txn([
+      { op: 'delete', key: keys.sandbox(sb.id) },
+      { op: 'delete', key: keys.sandboxName(sb.name) },
+    ]);
+  }
+
+  async createEndpoint(ep: EndpointRecord, claims: AddressClaim[]): Promise<void> {
+    await this.store.txn([
+      { op: 'put', key: keys.endpoint(ep.id), value: JSON.stringify(ep), expectedRevision: 0 },
+      ...claims.map(
+        (c): TxnOp => ({ op: 'put', key: keys.address(c.poolId, c.address), value: ep.id, expectedRevision: 0 }),
+      ),
+    ]);
+  }
+
+  async deleteEndpoint(ep: EndpointRecord, claims: AddressClaim[]): Promise<void> {
+    await this.store.txn([
+      { op: 'delete', key: keys.endpoint(ep.id) },
+      ...claims.map((c): TxnOp => ({ op: 'delete', key: keys.address(c.poolId, c.address) })),
+    ]);
+  }
+
+  /** Host-wide settings (host ID for IPv6 ULA pools, ...). */
+  async getSetting(name: string): Promise<string | undefined> {
+    return (await this.store.get(`${ROOT}settings/${name}`))?.value;
+  }
+
+  async putSettingOnce(name: string, value: string): Promise<string> {
+    const existing = await this.getSetting(name);
+    if (existing !== undefined) return existing;
+    await this.store.put(`${ROOT}settings/${name}`, value, 0);
+    return value;
+  }
+}

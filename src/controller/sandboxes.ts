@@ -1,0 +1,138 @@
+/**
+ * Sandboxes: a network namespace owned by the daemon (pinned under <exec-root>/netns) or adopted from
+ * another runtime, plus its resolv.conf / hosts / hostname files. Creating one with networks is
+ * all-or-nothing: a failure on the second network removes the whole sandbox again.
+ */
+import { readdir, readlink, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ConflictError, InvalidParameterError, TeardownErrors } from '../errors.js';
+import { newId, rfc3339Nano } from '../util/ids.js';
+import type { Ctx } from './context.js';
+import { connect, programRoutes, removeEndpoint } from './endpoints.js';
+import type { SandboxRecord } from './records.js';
+import type { CreateSandboxRequest } from './types.js';
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+export function netnsPathFor(ctx: Ctx, sandboxId: string): string {
+  return join(ctx.execRoot, 'netns', sandboxId);
+}
+
+export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promise<SandboxRecord> {
+  const name = (req.name ?? `sandbox-${randomBytes(4).toString('hex')}`).replace(/^\//, '');
+  if (!NAME_RE.test(name)) throw new InvalidParameterError(`Invalid container name (${name}), only ${NAME_RE.source} are allowed`);
+  const taken = ctx.state.sandboxByName(name);
+  if (taken) {
+    throw new ConflictError(
+      `Conflict. The container name "/${name}" is already in use by container "${taken.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+    );
+  }
+  const id = newId();
+  const hostname = req.hostname || id.slice(0, 12);
+  if (!HOSTNAME_RE.test(hostname) || hostname.length > 253) throw new InvalidParameterError(`invalid hostname ${JSON.stringify(hostname)}`);
+  for (const s of req.dns ?? []) {
+    if (!/^[0-9a-fA-F.:]+$/.test(s)) throw new InvalidParameterError(`invalid DNS server address ${JSON.stringify(s)}`);
+  }
+
+  const wanted = req.networks && req.networks.length > 0 ? req.networks : [{ network: 'bridge' }];
+  const nets = wanted.map((w) => ({ settings: w, net: ctx.state.network(w.network) }));
+  const ids = nets.map((n) => n.net.id);
+  if (new Set(ids).size !== ids.length) throw new InvalidParameterError('a network is listed more than once');
+  const hostNetwork = nets.some((n) => n.net.driver === 'host');
+  if (hostNetwork && nets.length > 1) throw new InvalidParameterError('the host network cannot be combined with other networks');
+  if (nets.some((n) => n.net.driver === 'null') && nets.length > 1) {
+    throw new InvalidParameterError('the none network cannot be combined with other networks');
+  }
+  const adopted = Boolean(req.netnsPath);
+  if (adopted && hostNetwork) throw new InvalidParameterError('--netns cannot be combined with the host network');
+  if (req.netnsPath && !(await ctx.kernel.netnsExists(req.netnsPath))) {
+    throw new InvalidParameterError(`${req.netnsPath} is not a network namespace`);
+  }
+
+  const sb: SandboxRecord = {
+    id,
+    name,
+    hostname,
+    netnsPath: hostNetwork ? '' : (req.netnsPath ?? netnsPathFor(ctx, id)),
+    adopted,
+    hostNetwork,
+    created: rfc3339Nano(),
+    labels: req.labels ?? {},
+    dns: { servers: req.dns ?? [], search: req.dnsSearch ?? [], options: req.dnsOptions ?? [] },
+  };
+  await ctx.repo.createSandbox(sb).catch((err) => {
+    throw err instanceof Error && err.name === 'StoreConflictError'
+      ? new ConflictError(`Conflict. The container name "/${name}" is already in use`)
+      : err;
+  });
+  ctx.state.putSandbox(sb);
+  try {
+    if (!adopted && !hostNetwork) await ctx.kernel.createNetns(sb.netnsPath);
+    await ctx.files.write(sb, []);
+    for (const { net, settings } of nets) await connect(ctx, net, sb, settings, { creating: true });
+  } catch (err) {
+    await destroySandbox(ctx, sb, true).catch((undoErr) =>
+      ctx.logger.error('rollback of sandbox create incomplete', { sandbox: id, error: undoErr }),
+    );
+    throw err;
+  }
+  ctx.emit({ type: 'sandbox', action: 'create', id, attributes: { name } });
+  return sb;
+}
+
+export async function removeSandbox(ctx: Ctx, ref: string, force: boolean): Promise<void> {
+  const sb = ctx.state.sandbox(ref);
+  if (!force && !sb.hostNetwork && !sb.adopted) {
+    const pids = await processesInNetns(sb.netnsPath);
+    if (pids.length > 0) {
+      throw new ConflictError(
+        `You cannot remove sandbox ${sb.name}: processes are still running in it (pids ${pids.slice(0, 5).join(', ')}${pids.length > 5 ? ', ...' : ''}). Stop them or use --force`,
+      );
+    }
+  }
+  await destroySandbox(ctx, sb, force);
+}
+
+/** Endpoints first (kernel then record), then the namespace and files, the record last. */
+export async function destroySandbox(ctx: Ctx, sb: SandboxRecord, force: boolean): Promise<void> {
+  const errors = new TeardownErrors();
+  for (const ep of ctx.state.endpointsOfSandbox(sb.id)) {
+    const net = ctx.state.networks.get(ep.networkId);
+    if (net) await errors.attempt(`disconnect from ${net.name}`, () => removeEndpoint(ctx, net, sb, ep, force));
+  }
+  if (!force) errors.throwIfAny(`removing sandbox ${sb.name}`);
+  if (!sb.adopted && !sb.hostNetwork) await errors.attempt('delete namespace', () => ctx.kernel.deleteNetns(sb.netnsPath));
+  await errors.attempt('remove files', () => ctx.files.remove(sb.id));
+  if (!force) errors.throwIfAny(`removing sandbox ${sb.name}`);
+  await ctx.repo.deleteSandbox(sb);
+  ctx.state.deleteSandbox(sb.id);
+  ctx.routes.delete(sb.id);
+  ctx.emit({ type: 'sandbox', action: 'destroy', id: sb.id, attributes: { name: sb.name } });
+}
+
+/** PIDs whose network namespace is the one pinned at `path` (same device and inode). */
+export async function processesInNetns(path: string): Promise<number[]> {
+  let target;
+  try {
+    target = await stat(path);
+  } catch {
+    return [];
+  }
+  const want = `net:[${target.ino}]`;
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if ((await readlink(`/proc/${entry}/ns/net`)) === want) pids.push(Number(entry));
+    } catch {
+      /* process exited or not ours to read */
+    }
+  }
+  return pids;
+}
+
+export async function refreshRoutes(ctx: Ctx, sb: SandboxRecord): Promise<void> {
+  await programRoutes(ctx, sb, ctx.state.endpointsOfSandbox(sb.id), true);
+}

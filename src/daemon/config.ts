@@ -1,0 +1,96 @@
+/** `cnm daemon` flags → a typed configuration. */
+import { parseArgs } from 'node:util';
+import { InvalidParameterError } from '../errors.js';
+import type { LogLevel } from '../util/log.js';
+
+export interface DaemonConfig {
+  root: string;
+  execRoot: string;
+  socket: string;
+  /** Raw --default-address-pool values ("base=CIDR,size=N"). */
+  defaultAddressPools: string[];
+  logLevel: LogLevel;
+  /** Name of the predefined "bridge" network's interface. */
+  bridgeName: string;
+  /** --bip: subnet of the predefined bridge network. */
+  bip?: string;
+  mtu?: number;
+  /** How cnm talks to the kernel: in-process netlink (default) or spawning iproute2. */
+  kernel: 'netlink' | 'iproute';
+  /** How nft scripts are applied: libnftables in-process (default) or the nft binary. */
+  nft: 'libnftables' | 'cli';
+  /** Seconds between checks that cnm's nft tables are still there (0 disables). */
+  firewallCheckInterval: number;
+}
+
+export const DAEMON_USAGE = `Usage: cnm daemon [OPTIONS]
+
+Run the cnm daemon in the foreground.
+
+Options:
+  --root DIR                      persistent state (default /var/lib/cnm)
+  --exec-root DIR                 runtime state: namespace pins, sandbox files (default /run/cnm)
+  --socket PATH                   API socket (default <exec-root>/cnm.sock)
+  --default-address-pool base=CIDR,size=N
+                                  pool for automatic subnets (repeatable; default: /24s from
+                                  172.17.0.0/16 ... 172.24.0.0/13 and 192.168.0.0/16)
+  --bridge-name NAME              interface of the predefined "bridge" network (default cnm0)
+  --bip CIDR                      subnet of the predefined "bridge" network
+  --mtu N                         MTU of the predefined "bridge" network
+  --kernel netlink|iproute        kernel access (default netlink)
+  --nft libnftables|cli           nftables access (default libnftables)
+  --firewall-check-interval SEC   re-apply cnm's rules if they vanish (default 5, 0 = off)
+  --log-level debug|info|warn|error (default info)
+`;
+
+export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        root: { type: 'string' },
+        'exec-root': { type: 'string' },
+        socket: { type: 'string' },
+        'default-address-pool': { type: 'string', multiple: true },
+        'log-level': { type: 'string' },
+        'bridge-name': { type: 'string' },
+        bip: { type: 'string' },
+        mtu: { type: 'string' },
+        kernel: { type: 'string' },
+        nft: { type: 'string' },
+        'firewall-check-interval': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new InvalidParameterError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const execRoot = v['exec-root'] ?? '/run/cnm';
+  const logLevel = (v['log-level'] ?? 'info') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new InvalidParameterError(`invalid --log-level ${logLevel}`);
+  const kernel = (v.kernel ?? 'netlink') as DaemonConfig['kernel'];
+  if (!['netlink', 'iproute'].includes(kernel)) throw new InvalidParameterError(`invalid --kernel ${kernel}`);
+  const nft = (v.nft ?? 'libnftables') as DaemonConfig['nft'];
+  if (!['libnftables', 'cli'].includes(nft)) throw new InvalidParameterError(`invalid --nft ${nft}`);
+  const mtu = v.mtu === undefined ? undefined : Number(v.mtu);
+  if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 68 && mtu <= 65535)) throw new InvalidParameterError(`invalid --mtu ${v.mtu}`);
+  const interval = Number(v['firewall-check-interval'] ?? 5);
+  if (!(interval >= 0)) throw new InvalidParameterError('invalid --firewall-check-interval');
+  return {
+    root: v.root ?? '/var/lib/cnm',
+    execRoot,
+    socket: v.socket ?? `${execRoot}/cnm.sock`,
+    defaultAddressPools: v['default-address-pool'] ?? [],
+    logLevel,
+    bridgeName: v['bridge-name'] ?? 'cnm0',
+    bip: v.bip,
+    mtu,
+    kernel,
+    nft,
+    firewallCheckInterval: interval,
+  };
+}

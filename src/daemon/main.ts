@@ -1,0 +1,151 @@
+/**
+ * `cnm daemon`: the only place that picks concrete implementations and wires them together.
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CnmController } from '../controller/controller.js';
+import { Repository } from '../controller/repository.js';
+import { SandboxFiles } from '../controller/sandbox-files.js';
+import { BridgeDriver } from '../drivers/bridge/driver.js';
+import { HostDriver, NullDriver } from '../drivers/simple.js';
+import type { AnyNetworkDriver } from '../drivers/types.js';
+import { errorMessage } from '../errors.js';
+import { NftFirewall } from '../firewall/nft-firewall.js';
+import { LibNftRunner } from '../firewall/runner-libnft.js';
+import { CliNftRunner } from '../firewall/runner-cli.js';
+import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
+import { IprouteKernel } from '../kernel/iproute.js';
+import { NetlinkKernel } from '../kernel/netlink/index.js';
+import type { KernelOps } from '../kernel/types.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { startApiServer } from '../api/server.js';
+import { createLogger } from '../util/log.js';
+import { DAEMON_USAGE, parseDaemonArgs, type DaemonConfig } from './config.js';
+
+export const CNM_VERSION = '0.1.0';
+
+export async function runDaemon(argv: string[]): Promise<void> {
+  const config = parseDaemonArgs(argv);
+  if (config === 'help') {
+    process.stdout.write(DAEMON_USAGE);
+    return;
+  }
+  if (process.getuid?.() !== 0) throw new Error('cnm daemon must run as root (it manages network namespaces, links and nftables)');
+  const daemon = await startDaemon(config);
+  const stop = async (signal: string) => {
+    daemon.logger.info('shutting down', { signal });
+    await daemon.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+export interface RunningDaemon {
+  controller: CnmController;
+  logger: ReturnType<typeof createLogger>;
+  close(): Promise<void>;
+}
+
+export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
+  const logger = createLogger(config.logLevel, { component: 'cnm' });
+  await mkdir(config.root, { recursive: true, mode: 0o700 });
+  await mkdir(join(config.execRoot, 'netns'), { recursive: true });
+  const pidFile = join(config.execRoot, 'cnm.pid');
+  await claimPidFile(pidFile);
+
+  await writeSysctl('/proc/sys/net/ipv4/ip_forward', '1', logger);
+  await writeSysctl('/proc/sys/net/ipv6/conf/all/forwarding', '1', logger);
+
+  const store = await SqliteStore.open(join(config.root, 'cnm.db'));
+  const repo = new Repository(store);
+  const hostId = await repo.putSettingOnce('host-id', randomBytes(16).toString('hex'));
+  const kernel: KernelOps = config.kernel === 'netlink' ? new NetlinkKernel({}) : new IprouteKernel({});
+  const runner = config.nft === 'libnftables' ? new LibNftRunner({}) : new CliNftRunner({});
+  const firewall = new NftFirewall(runner);
+  const v4Pools = config.defaultAddressPools.length > 0 ? config.defaultAddressPools.map(parseAddressPoolFlag) : DEFAULT_V4_POOLS;
+  const ipam = new DefaultIpam({ v4Pools, v6Pools: [ulaPoolForHost(hostId)] });
+  const drivers = new Map<string, AnyNetworkDriver>(
+    [new BridgeDriver(kernel), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
+  );
+
+  const started = Date.now();
+  const { controller, report } = await CnmController.start(
+    {
+      store,
+      storeKind: 'sqlite',
+      kernel,
+      firewall,
+      ipam,
+      drivers,
+      files: new SandboxFiles(config.execRoot),
+      rootDir: config.root,
+      execRoot: config.execRoot,
+      logger,
+    },
+    { bridgeName: config.bridgeName, subnet: config.bip, mtu: config.mtu },
+  );
+  logger.info('reconciled kernel with store', { ms: Date.now() - started, ...report });
+
+  const api = await startApiServer({
+    controller,
+    socketPath: config.socket,
+    logger,
+    version: CNM_VERSION,
+    daemon: { pid: process.pid, rootDir: config.root, execRoot: config.execRoot },
+  });
+  logger.info('API listening', { socket: config.socket, pid: process.pid });
+
+  const watchdog =
+    config.firewallCheckInterval > 0
+      ? setInterval(() => {
+          controller.restoreFirewallIfLost().catch((err) => logger.error('firewall check failed', { error: errorMessage(err) }));
+        }, config.firewallCheckInterval * 1000)
+      : undefined;
+  watchdog?.unref();
+
+  return {
+    controller,
+    logger,
+    async close() {
+      if (watchdog) clearInterval(watchdog);
+      await api.close();
+      await controller.drain();
+      await store.close();
+      firewall.close();
+      kernel.close();
+      await rm(pidFile, { force: true });
+    },
+  };
+}
+
+/** One daemon per exec root: refuse to start when the recorded PID is still a live process. */
+async function claimPidFile(path: string): Promise<void> {
+  try {
+    const pid = Number((await readFile(path, 'utf8')).trim());
+    if (pid > 0 && pid !== process.pid && isAlive(pid)) {
+      throw new Error(`another cnm daemon (pid ${pid}) is running with this exec root (${path})`);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await writeFile(path, `${process.pid}\n`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function writeSysctl(path: string, value: string, logger: ReturnType<typeof createLogger>): Promise<void> {
+  try {
+    await writeFile(path, value);
+  } catch (err) {
+    logger.warn('could not set sysctl', { path, error: errorMessage(err) });
+  }
+}

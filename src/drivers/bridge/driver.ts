@@ -1,0 +1,221 @@
+/**
+ * The bridge driver: one Linux bridge per network holding the gateway address(es), one veth pair per
+ * endpoint (host end on the bridge, sandbox end created directly inside the sandbox namespace under its
+ * final name). Firewalling is returned as a FirewallNetwork for the controller to apply.
+ */
+import { ForbiddenError, KernelError } from '../../errors.js';
+import type { FirewallNetwork } from '../../firewall/types.js';
+import type { Pool } from '../../ipam/types.js';
+import type { KernelOps } from '../../kernel/types.js';
+import type {
+  DriverEndpoint,
+  DriverNetwork,
+  DriverSandbox,
+  JoinResult,
+  NetworkDriver,
+  NetworkProgram,
+} from '../types.js';
+import {
+  parseBridgeEndpointOptions,
+  parseBridgeNetworkOptions,
+  type BridgeEndpointOptions,
+  type BridgeNetworkOptions,
+} from './options.js';
+
+type BridgeNet = DriverNetwork<BridgeNetworkOptions>;
+type BridgeEp = DriverEndpoint<BridgeEndpointOptions>;
+
+/** Prefix of every link this driver names itself; leak cleanup relies on it. */
+export const BRIDGE_PREFIX = 'cnm-';
+export const VETH_PREFIX = 'cnmv';
+
+export function bridgeNameOf(net: { id: string; options: BridgeNetworkOptions }): string {
+  return net.options.bridgeName ?? `${BRIDGE_PREFIX}${net.id.slice(0, 11)}`;
+}
+
+export function hostVethOf(ep: { id: string }): string {
+  return `${VETH_PREFIX}${ep.id.slice(0, 11)}`;
+}
+
+function prefixLen(subnet: string): number {
+  return Number(subnet.slice(subnet.indexOf('/') + 1));
+}
+
+function gatewayCidr(pool: Pool): string {
+  return `${pool.gateway}/${prefixLen(pool.subnet)}`;
+}
+
+export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeEndpointOptions> {
+  readonly name = 'bridge';
+  readonly scope = 'local' as const;
+  readonly needsIpam = true;
+  readonly linkPrefixes = [BRIDGE_PREFIX, VETH_PREFIX];
+
+  constructor(private readonly kernel: KernelOps) {}
+
+  parseNetworkOptions(raw: Record<string, string>): BridgeNetworkOptions {
+    return parseBridgeNetworkOptions(raw);
+  }
+
+  parseEndpointOptions(raw: Record<string, string>): BridgeEndpointOptions {
+    return parseBridgeEndpointOptions(raw);
+  }
+
+  validateNetwork(net: BridgeNet, others: BridgeNet[]): void {
+    const name = bridgeNameOf(net);
+    const clash = others.find((o) => o.id !== net.id && bridgeNameOf(o) === name);
+    if (clash) {
+      throw new ForbiddenError(`bridge name ${name} is already used by network ${clash.name}`);
+    }
+  }
+
+  async createNetwork(net: BridgeNet): Promise<NetworkProgram> {
+    return this.ensureBridge(net);
+  }
+
+  async restoreNetwork(net: BridgeNet): Promise<NetworkProgram> {
+    return this.ensureBridge(net);
+  }
+
+  /** Create the bridge or bring an existing one to the desired state; never disturbs attached ports. */
+  private async ensureBridge(net: BridgeNet): Promise<NetworkProgram> {
+    const name = bridgeNameOf(net);
+    const existing = await this.kernel.linkGet(null, name);
+    if (existing && existing.kind !== 'bridge') {
+      throw new ForbiddenError(`interface ${name} exists and is not a bridge`);
+    }
+    if (!existing) {
+      await this.kernel.linkAdd(null, { kind: 'bridge', name, mtu: net.options.mtu });
+    } else if (net.options.mtu !== undefined && existing.mtu !== net.options.mtu) {
+      await this.kernel.linkSet(null, name, { mtu: net.options.mtu });
+    }
+    for (const cidr of this.bridgeAddresses(net)) {
+      await this.kernel.addrAdd(null, name, cidr);
+    }
+    if (!existing?.up) await this.kernel.linkSet(null, name, { up: true });
+    return { driverState: {}, firewall: this.firewallProgram(net) };
+  }
+
+  private bridgeAddresses(net: BridgeNet): string[] {
+    const out: string[] = [];
+    if (net.enableIPv4 && !net.options.inhibitIpv4 && net.options.gatewayModeIpv4 !== 'isolated') {
+      out.push(...net.ipv4Pools.map(gatewayCidr));
+    }
+    if (net.enableIPv6 && net.options.gatewayModeIpv6 !== 'isolated') {
+      out.push(...net.ipv6Pools.map(gatewayCidr));
+    }
+    return out;
+  }
+
+  private firewallProgram(net: BridgeNet): FirewallNetwork {
+    const o = net.options;
+    const natMode = (m: string) => m === 'nat' || m === 'nat-unprotected';
+    return {
+      id: net.id,
+      bridge: bridgeNameOf(net),
+      ipv4Subnets: net.enableIPv4 ? net.ipv4Pools.map((p) => p.subnet) : [],
+      ipv6Subnets: net.enableIPv6 ? net.ipv6Pools.map((p) => p.subnet) : [],
+      icc: o.enableIcc,
+      masquerade: o.enableIpMasquerade && natMode(o.gatewayModeIpv4) && !net.internal,
+      internal: net.internal || o.gatewayModeIpv4 === 'isolated',
+      hostIpv4: o.hostIpv4,
+    };
+  }
+
+  async deleteNetwork(net: BridgeNet): Promise<void> {
+    await this.kernel.linkDel(null, bridgeNameOf(net));
+  }
+
+  async join(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<JoinResult> {
+    if (sandbox.netnsPath === null) throw new ForbiddenError('a sandbox on the host network cannot join a bridge network');
+    const hostIf = hostVethOf(ep);
+    const mtu = net.options.mtu;
+    await this.kernel.linkAdd(null, {
+      kind: 'veth',
+      name: hostIf,
+      mtu,
+      master: bridgeNameOf(net),
+      up: true,
+      peer: { name: ep.ifName, netns: sandbox.netnsPath, mtu, mac: ep.macAddress, up: false },
+    });
+    try {
+      for (const s of ep.options.sysctls) {
+        await this.kernel.sysctlSet(sandbox.netnsPath, s.key.replace('IFNAME', ep.ifName), s.value);
+      }
+      if (ep.ipv6Address) {
+        // Duplicate address detection would hold the address "tentative" for a second or more; IPAM
+        // already guarantees uniqueness on the network, as Docker assumes too.
+        await this.kernel.sysctlSet(sandbox.netnsPath, `net.ipv6.conf.${ep.ifName}.accept_dad`, '0');
+      }
+      if (ep.ipv4Address) await this.kernel.addrAdd(sandbox.netnsPath, ep.ifName, ep.ipv4Address);
+      if (ep.ipv6Address) await this.kernel.addrAdd(sandbox.netnsPath, ep.ifName, ep.ipv6Address);
+      await this.kernel.linkSet(sandbox.netnsPath, ep.ifName, { up: true });
+    } catch (err) {
+      await this.kernel.linkDel(null, hostIf).catch(() => undefined);
+      throw err;
+    }
+    return { driverState: {}, ...this.gateways(net, ep) };
+  }
+
+  private gateways(net: BridgeNet, ep: BridgeEp): Pick<JoinResult, 'gatewayIpv4' | 'gatewayIpv6'> {
+    if (net.internal) return {};
+    const find = (pools: Pool[], address: string | undefined, mode: string) => {
+      if (!address || mode === 'isolated') return undefined;
+      const ip = address.slice(0, address.indexOf('/'));
+      return pools.find((p) => containsAddress(p.subnet, ip))?.gateway;
+    };
+    return {
+      gatewayIpv4: net.options.inhibitIpv4 ? undefined : find(net.ipv4Pools, ep.ipv4Address, net.options.gatewayModeIpv4),
+      gatewayIpv6: find(net.ipv6Pools, ep.ipv6Address, net.options.gatewayModeIpv6),
+    };
+  }
+
+  async leave(_net: BridgeNet, ep: BridgeEp, _sandbox: DriverSandbox): Promise<void> {
+    // Deleting the host end removes the sandbox end with it.
+    await this.kernel.linkDel(null, hostVethOf(ep));
+  }
+
+  async endpointIntact(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<boolean> {
+    if (sandbox.netnsPath === null) return false;
+    try {
+      const host = await this.kernel.linkGet(null, hostVethOf(ep));
+      if (!host || host.master !== bridgeNameOf(net) || !host.up) return false;
+      const inner = await this.kernel.linkGet(sandbox.netnsPath, ep.ifName);
+      if (!inner || inner.kind !== 'veth' || !inner.up) return false;
+      const addrs = (await this.kernel.addrList(sandbox.netnsPath, ep.ifName)).map((a) => a.cidr);
+      return [ep.ipv4Address, ep.ipv6Address].every((a) => a === undefined || addrs.includes(a));
+    } catch (err) {
+      if (err instanceof KernelError) return false;
+      throw err;
+    }
+  }
+
+  ownedLinks(nets: BridgeNet[], eps: BridgeEp[]): string[] {
+    return [...nets.map(bridgeNameOf), ...eps.map(hostVethOf)];
+  }
+}
+
+/** Subnet membership for the gateway lookup; both families, no allocation. */
+function containsAddress(subnet: string, ip: string): boolean {
+  const [base, lenStr] = subnet.split('/') as [string, string];
+  const len = Number(lenStr);
+  const a = addressBits(base);
+  const b = addressBits(ip);
+  if (a === undefined || b === undefined || a.width !== b.width) return false;
+  const shift = BigInt(a.width - len);
+  return a.value >> shift === b.value >> shift;
+}
+
+function addressBits(ip: string): { value: bigint; width: number } | undefined {
+  if (ip.includes(':')) {
+    const [head, tail] = ip.split('::') as [string, string | undefined];
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+    if (groups.length !== 8) return undefined;
+    return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n), width: 128 };
+  }
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4) return undefined;
+  return { value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n), width: 32 };
+}

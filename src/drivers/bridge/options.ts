@@ -1,0 +1,110 @@
+/** The bridge driver's option schemas: Docker's exact keys (REFERENCE.md), typed. */
+import { InvalidParameterError } from '../../errors.js';
+import {
+  enumOption,
+  ifNameOption,
+  ifPrefixOption,
+  intOption,
+  ipOption,
+  macOption,
+  parseBoolOption,
+  parseOptions,
+  stringListOption,
+  type OptionSchema,
+} from '../option-schema.js';
+
+export const BRIDGE = 'com.docker.network.bridge.';
+
+export type GatewayMode = 'nat' | 'nat-unprotected' | 'routed' | 'isolated';
+
+export interface BridgeNetworkOptions {
+  /** Bridge interface name; default cnm-<first 11 hex of the network ID>. */
+  bridgeName?: string;
+  enableIpMasquerade: boolean;
+  enableIcc: boolean;
+  hostBindingIpv4?: string;
+  gatewayModeIpv4: GatewayMode;
+  gatewayModeIpv6: GatewayMode;
+  /** Do not put the IPv4 gateway address on the bridge (it lives elsewhere). */
+  inhibitIpv4: boolean;
+  trustedHostInterfaces: string[];
+  mtu?: number;
+  /** Interface name prefix inside sandboxes (eth → eth0, eth1, ...). */
+  containerIfacePrefix: string;
+  /** SNAT source for outbound traffic instead of masquerading. */
+  hostIpv4?: string;
+  /** Marks the predefined "bridge" network. */
+  defaultBridge: boolean;
+  /** com.docker.network.enable_ipv6 given as an option (older clients). */
+  enableIpv6Option?: boolean;
+}
+
+export interface BridgeEndpointOptions {
+  ifName?: string;
+  macAddress?: string;
+  /** "net.ipv4.conf.IFNAME.x=1" entries; IFNAME is replaced by the interface's name, as Docker does. */
+  sysctls: Array<{ key: string; value: string }>;
+}
+
+const gatewayMode = enumOption<GatewayMode>(['nat', 'nat-unprotected', 'routed', 'isolated']);
+
+const networkSchema: OptionSchema<BridgeNetworkOptions> = {
+  bridgeName: { key: `${BRIDGE}name`, parse: ifNameOption },
+  enableIpMasquerade: { key: `${BRIDGE}enable_ip_masquerade`, parse: parseBoolOption },
+  enableIcc: { key: `${BRIDGE}enable_icc`, parse: parseBoolOption },
+  hostBindingIpv4: { key: `${BRIDGE}host_binding_ipv4`, parse: ipOption },
+  gatewayModeIpv4: { key: `${BRIDGE}gateway_mode_ipv4`, parse: gatewayMode },
+  gatewayModeIpv6: { key: `${BRIDGE}gateway_mode_ipv6`, parse: gatewayMode },
+  inhibitIpv4: { key: `${BRIDGE}inhibit_ipv4`, parse: parseBoolOption },
+  trustedHostInterfaces: { key: `${BRIDGE}trusted_host_interfaces`, parse: (v) => v.split(':').filter(Boolean) },
+  mtu: { key: 'com.docker.network.driver.mtu', parse: intOption(68, 65535) },
+  containerIfacePrefix: { key: 'com.docker.network.container_iface_prefix', parse: ifPrefixOption },
+  hostIpv4: { key: 'com.docker.network.host_ipv4', parse: ipOption },
+  defaultBridge: { key: `${BRIDGE}default_bridge`, parse: parseBoolOption },
+  enableIpv6Option: { key: 'com.docker.network.enable_ipv6', parse: parseBoolOption },
+};
+
+export function parseBridgeNetworkOptions(raw: Record<string, string>): BridgeNetworkOptions {
+  const o = parseOptions(networkSchema, raw, { strictPrefixes: [BRIDGE] });
+  return {
+    ...o,
+    enableIpMasquerade: o.enableIpMasquerade ?? true,
+    enableIcc: o.enableIcc ?? true,
+    gatewayModeIpv4: o.gatewayModeIpv4 ?? 'nat',
+    gatewayModeIpv6: o.gatewayModeIpv6 ?? 'nat',
+    inhibitIpv4: o.inhibitIpv4 ?? false,
+    trustedHostInterfaces: o.trustedHostInterfaces ?? [],
+    containerIfacePrefix: o.containerIfacePrefix ?? 'eth',
+    defaultBridge: o.defaultBridge ?? false,
+  };
+}
+
+const ENDPOINT = 'com.docker.network.endpoint.';
+
+const endpointSchema: OptionSchema<BridgeEndpointOptions> = {
+  ifName: { key: `${ENDPOINT}ifname`, parse: ifNameOption },
+  macAddress: { key: `${ENDPOINT}macaddress`, parse: macOption },
+  sysctls: { key: `${ENDPOINT}sysctls`, parse: parseEndpointSysctls },
+};
+
+export function parseBridgeEndpointOptions(raw: Record<string, string>): BridgeEndpointOptions {
+  const o = parseOptions(endpointSchema, raw, { strictPrefixes: [ENDPOINT] });
+  return { ...o, sysctls: o.sysctls ?? [] };
+}
+
+/** Docker only allows per-interface sysctls here: net.ipv4.conf.IFNAME.*, net.ipv6.conf.IFNAME.*, net.mpls.conf.IFNAME.*. */
+function parseEndpointSysctls(value: string, key: string): Array<{ key: string; value: string }> {
+  return stringListOption(value, key).map((entry) => {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new InvalidParameterError(`invalid sysctl ${JSON.stringify(entry)} in ${key}: expected name=value`);
+    const name = entry.slice(0, eq).trim();
+    const val = entry.slice(eq + 1).trim();
+    if (!/^net\.(ipv4|ipv6|mpls)\.conf\.IFNAME\.[A-Za-z0-9_]+$/.test(name)) {
+      throw new InvalidParameterError(
+        `invalid sysctl ${JSON.stringify(name)} in ${key}: only net.ipv4.conf.IFNAME.*, net.ipv6.conf.IFNAME.* and net.mpls.conf.IFNAME.* are allowed`,
+      );
+    }
+    if (!/^[A-Za-z0-9_.\-]+$/.test(val)) throw new InvalidParameterError(`invalid sysctl value ${JSON.stringify(val)} in ${key}`);
+    return { key: name, value: val };
+  });
+}

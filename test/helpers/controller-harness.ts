@@ -1,0 +1,72 @@
+/**
+ * A controller wired to fast fakes (recording kernel, in-memory store, recording firewall) with the real
+ * IPAM and drivers: for unit tests of the control plane. The same store/kernel can be handed to a second
+ * controller to simulate a daemon restart.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CnmController } from '../../src/controller/controller.js';
+import { SandboxFiles } from '../../src/controller/sandbox-files.js';
+import { BridgeDriver } from '../../src/drivers/bridge/driver.js';
+import { HostDriver, NullDriver } from '../../src/drivers/simple.js';
+import type { AnyNetworkDriver } from '../../src/drivers/types.js';
+import { DEFAULT_V4_POOLS, DefaultIpam, ulaPoolForHost } from '../../src/ipam/default.js';
+import { FakeKernel } from '../../src/kernel/fake.js';
+import type { KernelOps } from '../../src/kernel/types.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { Store } from '../../src/store/types.js';
+import { silentLogger } from '../../src/util/log.js';
+import { RecordingFirewall } from './fake-firewall.js';
+
+export interface Harness {
+  controller: CnmController;
+  kernel: FakeKernel;
+  store: Store;
+  firewall: RecordingFirewall;
+  execRoot: string;
+  /** Start a second controller on the same store and kernel, as a daemon restart would. */
+  restart(): Promise<Harness>;
+  cleanup(): Promise<void>;
+}
+
+export async function startHarness(
+  shared?: { kernel: FakeKernel; store: Store; execRoot: string; firewall?: RecordingFirewall },
+  wrapKernel: (k: FakeKernel) => KernelOps = (k) => k,
+): Promise<Harness> {
+  const kernel = shared?.kernel ?? new FakeKernel();
+  const store = shared?.store ?? new MemoryStore();
+  const execRoot = shared?.execRoot ?? (await mkdtemp(join(tmpdir(), 'cnmt-ctl-')));
+  const firewall = shared?.firewall ?? new RecordingFirewall();
+  const k = wrapKernel(kernel);
+  const drivers = new Map<string, AnyNetworkDriver>(
+    [new BridgeDriver(k), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
+  );
+  const { controller } = await CnmController.start(
+    {
+      store,
+      storeKind: 'memory',
+      kernel: k,
+      firewall,
+      ipam: new DefaultIpam({ v4Pools: DEFAULT_V4_POOLS, v6Pools: [ulaPoolForHost('0123456789abcdef')] }),
+      drivers,
+      files: new SandboxFiles(execRoot, join(execRoot, 'host-resolv.conf')),
+      rootDir: execRoot,
+      execRoot,
+      logger: silentLogger,
+    },
+    { bridgeName: 'cnm0' },
+  );
+  const self: Harness = {
+    controller,
+    kernel,
+    store,
+    firewall,
+    execRoot,
+    restart: () => startHarness({ kernel, store, execRoot, firewall }, wrapKernel),
+    cleanup: async () => {
+      await rm(execRoot, { recursive: true, force: true });
+    },
+  };
+  return self;
+}

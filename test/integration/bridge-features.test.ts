@@ -1,0 +1,121 @@
+/**
+ * Bridge driver features on the real kernel through the API: icc=false, internal networks, masquerade
+ * towards an "outside" namespace, MTU, a custom bridge name, endpoint ifname/mac options.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+
+async function createNet(d: TestDaemon, body: Record<string, unknown>): Promise<string> {
+  const r = await d.api('POST', '/networks/create', body);
+  assert.equal(r.status, 201, r.body);
+  return r.json().Id;
+}
+
+async function sandbox(d: TestDaemon, name: string, networks: Array<Record<string, unknown>>): Promise<any> {
+  const r = await d.api('POST', '/cnm/v1/sandboxes', { Name: name, Networks: networks });
+  assert.equal(r.status, 201, r.body);
+  return (await d.api('GET', `/cnm/v1/sandboxes/${name}`)).json();
+}
+
+async function pings(d: TestDaemon, from: string, ip: string): Promise<boolean> {
+  return (await d.exec(from, ['ping', '-c1', '-W1', ip])).code === 0;
+}
+
+describe('bridge driver features (real kernel)', () => {
+  let d: TestDaemon;
+  let outside: string;
+  const outsideIp = '198.51.100.2';
+  before(async () => {
+    d = await startTestDaemon();
+    // An "outside" host reachable from the daemon's namespace, with no route back to container
+    // subnets: a container reaching it proves masquerade.
+    outside = createTestNetns('cnmt-out');
+    execFileSync('ip', ['-n', d.hostNs, 'link', 'add', 'cnmt-up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside]);
+    execFileSync('ip', ['-n', d.hostNs, 'addr', 'add', '198.51.100.1/30', 'dev', 'cnmt-up0']);
+    execFileSync('ip', ['-n', d.hostNs, 'link', 'set', 'cnmt-up0', 'up']);
+    execFileSync('ip', ['-n', outside, 'addr', 'add', `${outsideIp}/30`, 'dev', 'eth0']);
+    execFileSync('ip', ['-n', outside, 'link', 'set', 'eth0', 'up']);
+  });
+  after(async () => {
+    if (outside) deleteTestNetns(outside);
+    await d?.cleanup();
+  });
+
+  it('masquerades outbound traffic, and not when disabled', async () => {
+    await createNet(d, { Name: 'masq', IPAM: { Config: [{ Subnet: '10.50.0.0/24' }] } });
+    await createNet(d, {
+      Name: 'nomasq',
+      IPAM: { Config: [{ Subnet: '10.51.0.0/24' }] },
+      Options: { 'com.docker.network.bridge.enable_ip_masquerade': 'false' },
+    });
+    await sandbox(d, 'm1', [{ Network: 'masq' }]);
+    await sandbox(d, 'n1', [{ Network: 'nomasq' }]);
+    assert.equal(await pings(d, 'm1', outsideIp), true, 'masqueraded sandbox reaches outside');
+    assert.equal(await pings(d, 'n1', outsideIp), false, 'without masquerade there is no way back');
+  });
+
+  it('enable_icc=false isolates sandboxes on one network but keeps the gateway', async () => {
+    await createNet(d, {
+      Name: 'noicc',
+      IPAM: { Config: [{ Subnet: '10.52.0.0/24' }] },
+      Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+    });
+    await sandbox(d, 'i1', [{ Network: 'noicc' }]);
+    const i2 = await sandbox(d, 'i2', [{ Network: 'noicc' }]);
+    assert.equal(await pings(d, 'i1', i2.Networks.noicc.IPAddress), false);
+    assert.equal(await pings(d, 'i1', '10.52.0.1'), true);
+    assert.equal(await pings(d, 'i1', outsideIp), true, 'icc=false still allows outbound');
+  });
+
+  it('internal networks reach neither outside nor other networks, but talk inside', async () => {
+    await createNet(d, { Name: 'inner', Internal: true, IPAM: { Config: [{ Subnet: '10.53.0.0/24' }] } });
+    const t1 = await sandbox(d, 't1', [{ Network: 'inner' }]);
+    const t2 = await sandbox(d, 't2', [{ Network: 'inner' }]);
+    const m1 = (await d.api('GET', '/cnm/v1/sandboxes/m1')).json();
+    assert.equal(await pings(d, 't1', t2.Networks.inner.IPAddress), true);
+    assert.equal(await pings(d, 't1', outsideIp), false);
+    assert.equal(await pings(d, 't1', m1.Networks.masq.IPAddress), false);
+    assert.equal(await pings(d, 'm1', t1.Networks.inner.IPAddress), false);
+    const routes = await d.exec('t1', ['ip', 'route', 'show', 'default']);
+    assert.equal(routes.stdout.trim(), '', 'no default route on an internal network');
+  });
+
+  it('applies MTU, bridge name, interface name and MAC options', async () => {
+    await createNet(d, {
+      Name: 'tuned',
+      IPAM: { Config: [{ Subnet: '10.54.0.0/24' }] },
+      Options: { 'com.docker.network.driver.mtu': '1400', 'com.docker.network.bridge.name': 'cnmtuned0' },
+    });
+    const r = await d.api('POST', '/cnm/v1/sandboxes', {
+      Name: 'x1',
+      Networks: [
+        {
+          Network: 'tuned',
+          MacAddress: '02:42:0a:36:00:99',
+          DriverOpts: { 'com.docker.network.endpoint.ifname': 'data0' },
+        },
+      ],
+    });
+    assert.equal(r.status, 201, r.body);
+    const link = await d.exec('x1', ['ip', '-o', 'link', 'show', 'data0']);
+    assert.equal(link.code, 0, link.stderr);
+    assert.match(link.stdout, /mtu 1400/);
+    assert.match(link.stdout, /02:42:0a:36:00:99/);
+    const bridge = await d.inHost('ip', ['-o', 'link', 'show', 'cnmtuned0']);
+    assert.match(bridge.stdout, /mtu 1400/);
+  });
+
+  it('rejects bad options with 400 and creates nothing', async () => {
+    const before = (await d.inHost('ip', ['-o', 'link'])).stdout;
+    const r = await d.api('POST', '/networks/create', {
+      Name: 'broken',
+      Options: { 'com.docker.network.driver.mtu': '12' },
+    });
+    assert.equal(r.status, 400, r.body);
+    assert.equal((await d.api('GET', '/networks/broken')).status, 404);
+    assert.equal((await d.inHost('ip', ['-o', 'link'])).stdout, before);
+  });
+});
