@@ -17,21 +17,56 @@ export class BodyTooLargeError extends InvalidParameterError {}
 export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
   checkContentType(req);
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) throw tooLarge(limit);
-    chunks.push(chunk);
+  if (Number.isFinite(declared) && declared > limit) {
+    discardBody(req);
+    throw tooLarge(limit);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await readBounded(req, limit);
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
     throw new InvalidParameterError(`invalid JSON: ${(err as Error).message}`);
   }
+}
+
+/** Past this much discarded body the connection is cut instead of read to the end. */
+const MAX_DISCARD_BYTES = 64 * MAX_BODY_BYTES;
+
+/**
+ * Collect at most `limit` bytes. Beyond that the promise fails and the rest is read and dropped
+ * (so the client can still receive the 400) — up to MAX_DISCARD_BYTES, then the socket is destroyed.
+ */
+function readBounded(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData);
+      chunks.length = 0;
+      discardBody(req);
+      reject(tooLarge(limit));
+    };
+    req.on('data', onData);
+    req.on('end', () => {
+      if (total <= limit) resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', reject);
+  });
+}
+
+function discardBody(req: IncomingMessage): void {
+  let discarded = 0;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > MAX_DISCARD_BYTES) req.socket.destroy();
+  });
+  req.resume();
 }
 
 function tooLarge(limit: number): BodyTooLargeError {

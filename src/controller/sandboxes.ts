@@ -13,7 +13,8 @@ import { connect, programRoutes, removeEndpoint } from './endpoints.js';
 import type { SandboxRecord } from './records.js';
 import type { CreateSandboxRequest } from './types.js';
 
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+// Docker demands two characters or more; the CNM walkthrough names sandboxes a, b and c, so one is enough.
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 
 export function netnsPathFor(ctx: Ctx, sandboxId: string): string {

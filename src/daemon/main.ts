@@ -12,12 +12,9 @@ import { HostDriver, NullDriver } from '../drivers/simple.js';
 import type { AnyNetworkDriver } from '../drivers/types.js';
 import { errorMessage } from '../errors.js';
 import { NftFirewall } from '../firewall/nft-firewall.js';
-import { LibNftRunner } from '../firewall/runner-libnft.js';
-import { CliNftRunner } from '../firewall/runner-cli.js';
 import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
-import { IprouteKernel } from '../kernel/iproute.js';
-import { NetlinkKernel } from '../kernel/netlink/index.js';
 import type { KernelOps } from '../kernel/types.js';
+import type { NftRunner } from '../firewall/types.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { startApiServer } from '../api/server.js';
 import { createLogger } from '../util/log.js';
@@ -61,8 +58,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const store = await SqliteStore.open(join(config.root, 'cnm.db'));
   const repo = new Repository(store);
   const hostId = await repo.putSettingOnce('host-id', randomBytes(16).toString('hex'));
-  const kernel: KernelOps = config.kernel === 'netlink' ? new NetlinkKernel({}) : new IprouteKernel({});
-  const runner = config.nft === 'libnftables' ? new LibNftRunner({}) : new CliNftRunner({});
+  const kernel = await createKernel(config);
+  const runner = await createNftRunner(config);
   const firewall = new NftFirewall(runner);
   const v4Pools = config.defaultAddressPools.length > 0 ? config.defaultAddressPools.map(parseAddressPoolFlag) : DEFAULT_V4_POOLS;
   const ipam = new DefaultIpam({ v4Pools, v6Pools: [ulaPoolForHost(hostId)] });
@@ -118,6 +115,17 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await rm(pidFile, { force: true });
     },
   };
+}
+
+/** Implementations are loaded on demand: the FFI ones pull in koffi and native libraries. */
+async function createKernel(config: DaemonConfig): Promise<KernelOps> {
+  if (config.kernel === 'iproute') return new (await import('../kernel/iproute.js')).IprouteKernel({});
+  return new (await import('../kernel/netlink/index.js')).NetlinkKernel({});
+}
+
+async function createNftRunner(config: DaemonConfig): Promise<NftRunner> {
+  if (config.nft === 'cli') return new (await import('../firewall/runner-cli.js')).CliNftRunner({});
+  return new (await import('../firewall/runner-libnft.js')).LibNftRunner({});
 }
 
 /** One daemon per exec root: refuse to start when the recorded PID is still a live process. */

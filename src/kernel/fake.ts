@@ -1,0 +1,533 @@
+/**
+ * An in-memory kernel for unit tests: namespaces, links (veth pairs point at each other, masters, parents,
+ * per-namespace indices), addresses, main-table routes and sysctls, with the kernel's side effects
+ * (connected routes follow addresses on up links; going down drops routes and IPv6 addresses; deleting a
+ * veth end deletes its peer) and the kernel's errno names. Every call is logged in `calls`.
+ * It passes test/conformance/kernel.ts; what it does not model: IPv6 link-local addresses, neighbours,
+ * secondary-address promotion, carrier.
+ */
+import { KernelError } from '../errors.js';
+import type {
+  AddressInfo, KernelOps, LinkChange, LinkInfo, LinkSpec, NetnsRef, RouteInfo, RouteSpec,
+} from './types.js';
+import { addressBits, cidrContains, formatCidr, formatIp, type IpAddress, maskCidr, parseCidr, parseIp } from '../util/ip.js';
+
+export interface KernelCall {
+  method: keyof KernelOps;
+  args: unknown[];
+}
+
+interface FakeNs {
+  links: Map<string, FakeLink>;
+  addrs: FakeAddr[];
+  routes: RouteInfo[];
+  sysctls: Map<string, string>;
+  nextIndex: number;
+}
+
+interface FakeLink {
+  ns: FakeNs;
+  index: number;
+  name: string;
+  kind: string;
+  mtu: number;
+  mac: string;
+  up: boolean;
+  master?: FakeLink;
+  peer?: FakeLink;
+  /** Lower device of a macvlan or vxlan: deleting it deletes this link too. */
+  lower?: FakeLink;
+  vni?: number;
+  dstPort?: number;
+}
+
+interface FakeAddr {
+  link: FakeLink;
+  ip: IpAddress;
+  prefix: number;
+}
+
+const errnoText: Record<string, string> = {
+  EEXIST: 'File exists', ENODEV: 'No such device', ENOENT: 'No such file or directory', EINVAL: 'Invalid argument',
+  EBUSY: 'Device or resource busy', ENETUNREACH: 'Network is unreachable', EHOSTUNREACH: 'No route to host', ENETDOWN: 'Network is down',
+  EOPNOTSUPP: 'Operation not supported', EACCES: 'Permission denied',
+};
+
+/** Global sysctls every fresh namespace has, with the kernel's defaults. */
+const globalSysctls: Record<string, string> = {
+  'net.ipv4.ip_forward': '0',
+  'net.ipv4.ip_local_port_range': '32768\t60999',
+  'net.ipv4.ip_unprivileged_port_start': '1024',
+  'net.ipv4.ping_group_range': '1\t0',
+  'net.core.somaxconn': '4096',
+  'net.ipv4.tcp_syncookies': '1',
+};
+/** Per-interface conf.{all,default,IFNAME}.* keys and their defaults, as listed by Linux 6.18. */
+const confDefaults: Record<4 | 6, Record<string, string>> = {
+  4: keyValues(
+    'accept_local=0 accept_redirects=1 accept_source_route=1 arp_accept=0 arp_announce=0 ' +
+    'arp_evict_nocarrier=1 arp_filter=0 arp_ignore=0 arp_notify=0 bc_forwarding=0 bootp_relay=0 ' +
+    'disable_policy=0 disable_xfrm=0 drop_gratuitous_arp=0 drop_unicast_in_l2_multicast=0 ' +
+    'force_igmp_version=0 forwarding=0 igmpv2_unsolicited_report_interval=10000 ' +
+    'igmpv3_unsolicited_report_interval=1000 ignore_routes_with_linkdown=0 log_martians=0 mc_forwarding=0 ' +
+    'medium_id=0 promote_secondaries=0 proxy_arp=0 proxy_arp_pvlan=0 route_localnet=0 rp_filter=0 ' +
+    'secure_redirects=1 send_redirects=1 shared_media=1 src_valid_mark=0 tag=0',
+  ),
+  6: keyValues(
+    'accept_dad=1 accept_ra=1 accept_ra_defrtr=1 accept_ra_from_local=0 accept_ra_min_hop_limit=1 ' +
+    'accept_ra_min_lft=0 accept_ra_mtu=1 accept_ra_pinfo=1 accept_ra_rt_info_max_plen=0 ' +
+    'accept_ra_rt_info_min_plen=0 accept_ra_rtr_pref=1 accept_redirects=1 accept_source_route=0 ' +
+    'accept_untracked_na=0 addr_gen_mode=0 autoconf=1 dad_transmits=1 disable_ipv6=0 disable_policy=0 ' +
+    'drop_unicast_in_l2_multicast=0 drop_unsolicited_na=0 enhanced_dad=1 force_forwarding=0 ' +
+    'force_mld_version=0 force_tllao=0 forwarding=0 hop_limit=64 ignore_routes_with_linkdown=0 ' +
+    'ioam6_enabled=0 ioam6_id=65535 ioam6_id_wide=4294967295 keep_addr_on_down=0 max_addresses=16 ' +
+    'max_desync_factor=600 mc_forwarding=0 mldv1_unsolicited_report_interval=10000 ' +
+    'mldv2_unsolicited_report_interval=1000 mtu=1280 ndisc_evict_nocarrier=1 ndisc_notify=0 ' +
+    'ndisc_tclass=0 optimistic_dad=0 proxy_ndp=0 ra_defrtr_metric=1024 ra_honor_pio_life=0 ' +
+    'ra_honor_pio_pflag=0 regen_max_retry=3 regen_min_advance=2 router_probe_interval=60 ' +
+    'router_solicitation_delay=1 router_solicitation_interval=4 router_solicitation_max_interval=3600 ' +
+    'router_solicitations=-1 rpl_seg_enabled=0 seg6_enabled=0 seg6_require_hmac=0 suppress_frag_ndisc=1 ' +
+    'temp_prefered_lft=86400 temp_valid_lft=604800 use_oif_addrs_only=0 use_optimistic=0 use_tempaddr=0',
+  ),
+};
+
+export class FakeKernel implements KernelOps {
+  readonly calls: KernelCall[] = [];
+  private readonly host: FakeNs = newNamespace();
+  private readonly namespaces = new Map<string, FakeNs>();
+  private readonly pendingFailures = new Map<keyof KernelOps, KernelError>();
+
+  /** Make the next call of `method` throw `error` (once), for rollback tests. */
+  failNext(method: keyof KernelOps, error = new KernelError(`injected failure in ${method}`, 'EIO')): void {
+    this.pendingFailures.set(method, error);
+  }
+
+  /** Paths of the namespaces currently pinned. */
+  netnsPaths(): string[] {
+    return [...this.namespaces.keys()];
+  }
+
+  async createNetns(path: string): Promise<void> {
+    this.record('createNetns', path);
+    if (this.namespaces.has(path)) fail('EEXIST', `createNetns ${path}`);
+    this.namespaces.set(path, newNamespace());
+  }
+
+  async deleteNetns(path: string): Promise<void> {
+    this.record('deleteNetns', path);
+    const ns = this.namespaces.get(path);
+    if (!ns) return;
+    for (const link of [...ns.links.values()]) if (link.name !== 'lo') this.destroy(link);
+    this.namespaces.delete(path);
+  }
+
+  async netnsExists(path: string): Promise<boolean> {
+    this.record('netnsExists', path);
+    return this.namespaces.has(path);
+  }
+
+  async linkAdd(nsRef: NetnsRef, spec: LinkSpec): Promise<void> {
+    this.record('linkAdd', nsRef, spec);
+    const ns = this.ns(nsRef);
+    const what = `linkAdd ${spec.name}`;
+    // A macvlan may be born in another namespace; its name, master and up then belong to that one.
+    const home = spec.kind === 'macvlan' && spec.netns !== undefined ? this.ns(spec.netns) : ns;
+    checkName(spec.name, what);
+    checkMtu(spec.mtu, what);
+    if (spec.mac !== undefined) normalizeMac(spec.mac, what);
+    if (home.links.has(spec.name)) fail('EEXIST', what);
+    const master = spec.master === undefined ? undefined : bridgeFor(home, spec.master, what);
+    let lower: FakeLink | undefined;
+    let mtu = spec.mtu ?? 1500;
+    switch (spec.kind) {
+      case 'veth': {
+        const peerNs = spec.peer.netns === undefined ? ns : this.ns(spec.peer.netns);
+        checkName(spec.peer.name, what);
+        checkMtu(spec.peer.mtu, what);
+        if (spec.peer.mac !== undefined) normalizeMac(spec.peer.mac, what);
+        if (peerNs.links.has(spec.peer.name) || (peerNs === ns && spec.peer.name === spec.name)) fail('EEXIST', what);
+        const peer = addLink(peerNs, { name: spec.peer.name, kind: 'veth', mtu: spec.peer.mtu ?? 1500, mac: spec.peer.mac });
+        const self = addLink(ns, { name: spec.name, kind: 'veth', mtu, mac: spec.mac });
+        [peer.peer, self.peer, self.master] = [self, peer, master];
+        if (spec.peer.up) this.setUp(peer, true);
+        if (spec.up) this.setUp(self, true);
+        return;
+      }
+      case 'vxlan': {
+        const port = spec.dstPort ?? 4789;
+        if (spec.vni < 0 || spec.vni >= 1 << 24) fail('ERANGE', what);
+        if (spec.dev !== undefined) lower = mustLink(ns, spec.dev, what);
+        mtu = spec.mtu ?? (lower ? lower.mtu - 50 : 1450);
+        if ([...ns.links.values()].some((l) => l.kind === 'vxlan' && l.vni === spec.vni && l.dstPort === port)) {
+          fail('EEXIST', what);
+        }
+        break;
+      }
+      case 'macvlan':
+        lower = mustLink(ns, spec.parent, what);
+        mtu = spec.mtu ?? lower.mtu;
+        break;
+      case 'bridge':
+      case 'dummy':
+        break;
+    }
+    const link = addLink(home, { name: spec.name, kind: spec.kind, mtu, mac: spec.mac });
+    [link.lower, link.master] = [lower, master];
+    if (spec.kind === 'vxlan') [link.vni, link.dstPort] = [spec.vni, spec.dstPort ?? 4789];
+    if (spec.up) this.setUp(link, true);
+  }
+
+  async linkSet(nsRef: NetnsRef, name: string, change: LinkChange): Promise<void> {
+    this.record('linkSet', nsRef, name, change);
+    const what = `linkSet ${name}`;
+    const from = this.ns(nsRef);
+    const link = mustLink(from, name, what);
+    const ns = change.netns === undefined ? from : this.ns(change.netns);
+    const newName = change.name ?? name;
+    // Check everything first: like ip(8) and the netlink implementation, which resolve names before sending
+    // one message, a refused change leaves the link as it was.
+    checkName(newName, what);
+    checkMtu(change.mtu, what);
+    const mac = change.mac === undefined ? undefined : normalizeMac(change.mac, what);
+    if (ns !== from && (link.kind === 'bridge' || link.name === 'lo')) fail('EINVAL', what);
+    if (ns.links.get(newName) !== undefined && ns.links.get(newName) !== link) fail('EEXIST', what);
+    const master = typeof change.master === 'string' ? bridgeFor(ns, change.master, what) : undefined;
+    if (ns !== from) {
+      this.detach(link);
+      link.ns = ns;
+      if ([...ns.links.values()].some((l) => l.index === link.index)) link.index = ns.nextIndex++;
+      ns.links.set(name, link);
+      addInterfaceSysctls(ns, name);
+    }
+    if (mac !== undefined) link.mac = mac;
+    if (change.mtu !== undefined) link.mtu = change.mtu;
+    // Current kernels (6.18 here) rename an up link too; older ones answered EBUSY.
+    if (newName !== link.name) {
+      renameInterfaceSysctls(ns, link.name, newName);
+      ns.links.delete(link.name);
+      link.name = newName;
+      ns.links.set(newName, link);
+    }
+    if (change.master !== undefined) link.master = master;
+    if (change.up !== undefined) this.setUp(link, change.up);
+  }
+
+  async linkDel(nsRef: NetnsRef, name: string): Promise<void> {
+    this.record('linkDel', nsRef, name);
+    const link = this.ns(nsRef).links.get(name);
+    if (!link) return;
+    if (link.name === 'lo') fail('EOPNOTSUPP', `linkDel ${name}`);
+    this.destroy(link);
+  }
+
+  async linkGet(nsRef: NetnsRef, name: string): Promise<LinkInfo | undefined> {
+    this.record('linkGet', nsRef, name);
+    const link = this.ns(nsRef).links.get(name);
+    return link && linkInfo(link);
+  }
+
+  async linkList(nsRef: NetnsRef): Promise<LinkInfo[]> {
+    this.record('linkList', nsRef);
+    return [...this.ns(nsRef).links.values()].sort((a, b) => a.index - b.index).map(linkInfo);
+  }
+
+  async addrAdd(nsRef: NetnsRef, ifname: string, cidr: string): Promise<void> {
+    this.record('addrAdd', nsRef, ifname, cidr);
+    const what = `addrAdd ${ifname} ${cidr}`;
+    const ns = this.ns(nsRef);
+    const link = mustLink(ns, ifname, what);
+    const { ip, prefix } = requireAddressWithPrefix(cidr, what);
+    if (ip.family === 6 && ns.sysctls.get(`net.ipv6.conf.${ifname}.disable_ipv6`) === '1') fail('EACCES', what);
+    const sameIp = (a: FakeAddr): boolean => a.link === link && a.ip.family === ip.family && a.ip.value === ip.value;
+    if (ns.addrs.some((a) => sameIp(a) && a.prefix === prefix)) return;
+    // IPv4 keys an address by (address, prefix); IPv6 by address alone, so a re-add replaces the prefix.
+    const replaced = ip.family === 6 ? ns.addrs.find(sameIp) : undefined;
+    if (replaced) this.removeAddr(ns, replaced);
+    const addr = { link, ip, prefix };
+    ns.addrs.push(addr);
+    if (link.up) addConnectedRoute(ns, addr);
+  }
+
+  async addrDel(nsRef: NetnsRef, ifname: string, cidr: string): Promise<void> {
+    this.record('addrDel', nsRef, ifname, cidr);
+    const ns = this.ns(nsRef);
+    const { ip, prefix } = requireAddressWithPrefix(cidr, `addrDel ${ifname} ${cidr}`);
+    const addr = ns.addrs.find(
+      (a) => a.link.name === ifname && a.ip.family === ip.family && a.ip.value === ip.value && a.prefix === prefix,
+    );
+    if (addr) this.removeAddr(ns, addr);
+  }
+
+  async addrList(nsRef: NetnsRef, ifname?: string): Promise<AddressInfo[]> {
+    this.record('addrList', nsRef, ifname);
+    const ns = this.ns(nsRef);
+    if (ifname !== undefined) mustLink(ns, ifname, `addrList ${ifname}`);
+    return ns.addrs
+      .filter((a) => ifname === undefined || a.link.name === ifname)
+      .sort((a, b) => a.link.index - b.link.index || a.ip.family - b.ip.family)
+      .map((a) => ({ ifname: a.link.name, cidr: `${formatIp(a.ip)}/${a.prefix}`, family: a.ip.family }));
+  }
+
+  async routeReplace(nsRef: NetnsRef, route: RouteSpec): Promise<void> {
+    this.record('routeReplace', nsRef, route);
+    const ns = this.ns(nsRef);
+    const what = `routeReplace ${route.dst}`;
+    const dst = parseDst(route.dst, route.family, what);
+    let dev = route.dev === undefined ? undefined : mustLink(ns, route.dev, what);
+    if (dev && !dev.up) fail('ENETDOWN', what);
+    if (route.via !== undefined) {
+      const via = requireIp(route.via, what);
+      if (via.family !== route.family) fail('EINVAL', what);
+      const onLink = ns.routes.find(
+        (r) => r.protocol === 'kernel' && r.family === via.family && (!dev || r.dev === dev.name) && covers(r.dst, via),
+      );
+      // IPv4 answers an off-link gateway with ENETUNREACH, IPv6 with EHOSTUNREACH.
+      if (!onLink) fail(route.family === 4 ? 'ENETUNREACH' : 'EHOSTUNREACH', what);
+      dev = ns.links.get(onLink.dev!);
+    }
+    if (!dev) fail('EINVAL', what);
+    const metric = route.metric ?? (route.family === 6 ? 1024 : 0);
+    const info: RouteInfo = {
+      dst: dst, via: route.via === undefined ? undefined : formatIp(requireIp(route.via, what)), dev: dev.name, metric,
+      family: route.family, protocol: 'boot', scope: route.via === undefined && route.family === 4 ? 'link' : 'universe',
+    };
+    if (info.via === undefined) delete info.via;
+    const existing = ns.routes.findIndex((r) => r.family === route.family && r.dst === dst && r.metric === metric);
+    if (existing >= 0) ns.routes[existing] = info;
+    else ns.routes.push(info);
+  }
+
+  async routeDel(nsRef: NetnsRef, route: RouteSpec): Promise<void> {
+    this.record('routeDel', nsRef, route);
+    const ns = this.ns(nsRef);
+    const what = `routeDel ${route.dst}`;
+    const dst = parseDst(route.dst, route.family, what);
+    const via = route.via === undefined ? undefined : formatIp(requireIp(route.via, what));
+    const i = ns.routes.findIndex(
+      (r) =>
+        r.family === route.family && r.dst === dst &&
+        (route.metric === undefined || r.metric === route.metric) &&
+        (via === undefined || r.via === via) &&
+        (route.dev === undefined || r.dev === route.dev),
+    );
+    if (i >= 0) ns.routes.splice(i, 1);
+  }
+
+  async routeList(nsRef: NetnsRef, family: 4 | 6): Promise<RouteInfo[]> {
+    this.record('routeList', nsRef, family);
+    return this.ns(nsRef).routes.filter((r) => r.family === family).map((r) => ({ ...r }));
+  }
+
+  async sysctlSet(nsRef: NetnsRef, key: string, value: string): Promise<void> {
+    this.record('sysctlSet', nsRef, key, value);
+    const ns = this.ns(nsRef);
+    const canonical = sysctlAlias(key);
+    const current = ns.sysctls.get(canonical);
+    if (current === undefined) fail('ENOENT', `sysctl ${key}`);
+    const normalized = current.includes('\t') ? value.trim().split(/\s+/).join('\t') : value.trim();
+    if (!current.includes('\t') && !/^-?\d+$/.test(normalized)) fail('EINVAL', `sysctl ${key}=${value}`);
+    ns.sysctls.set(canonical, current.includes('\t') ? normalized : String(Number.parseInt(normalized, 10)));
+    const disabled = /^net\.ipv6\.conf\.(.+)\.disable_ipv6$/.exec(canonical);
+    const link = disabled && ns.links.get(disabled[1]!);
+    if (link && normalized !== '0') for (const a of ns.addrs.filter((x) => x.link === link && x.ip.family === 6)) this.removeAddr(ns, a);
+  }
+
+  async sysctlGet(nsRef: NetnsRef, key: string): Promise<string> {
+    this.record('sysctlGet', nsRef, key);
+    const value = this.ns(nsRef).sysctls.get(sysctlAlias(key));
+    if (value === undefined) fail('ENOENT', `sysctl ${key}`);
+    return value;
+  }
+
+  close(): void {
+    this.record('close');
+  }
+
+  private record(method: keyof KernelOps, ...args: unknown[]): void {
+    this.calls.push({ method, args: structuredClone(args) });
+    const failure = this.pendingFailures.get(method);
+    if (failure) {
+      this.pendingFailures.delete(method);
+      throw failure;
+    }
+  }
+
+  private ns(ref: NetnsRef): FakeNs {
+    if (ref === null) return this.host;
+    const ns = this.namespaces.get(ref);
+    if (!ns) fail('ENOENT', `namespace ${ref}`);
+    return ns;
+  }
+
+  private setUp(link: FakeLink, up: boolean): void {
+    if (link.up === up) return;
+    link.up = up;
+    const ns = link.ns;
+    if (up) {
+      for (const a of ns.addrs) if (a.link === link) addConnectedRoute(ns, a);
+      return;
+    }
+    // Like the kernel with keep_addr_on_down=0: routes through the link go, and so do its IPv6 addresses.
+    ns.routes = ns.routes.filter((r) => r.dev !== link.name);
+    ns.addrs = ns.addrs.filter((a) => a.link !== link || a.ip.family === 4);
+  }
+
+  /** Take a link out of its namespace's tables (addresses, routes, sysctls, master/ports). */
+  private detach(link: FakeLink): void {
+    const ns = link.ns;
+    this.setUp(link, false);
+    ns.addrs = ns.addrs.filter((a) => a.link !== link);
+    ns.links.delete(link.name);
+    for (const key of [...ns.sysctls.keys()]) if (interfaceOfKey(key) === link.name) ns.sysctls.delete(key);
+    link.master = undefined;
+    for (const other of ns.links.values()) if (other.master === link) other.master = undefined;
+  }
+
+  private destroy(link: FakeLink): void {
+    if (link.ns.links.get(link.name) !== link) return;
+    this.detach(link);
+    if (link.peer) this.destroy(link.peer);
+    for (const ns of [this.host, ...this.namespaces.values()]) {
+      for (const other of [...ns.links.values()]) if (other.lower === link) this.destroy(other);
+    }
+  }
+
+  private removeAddr(ns: FakeNs, addr: FakeAddr): void {
+    ns.addrs = ns.addrs.filter((a) => a !== addr);
+    const net = networkCidr(addr.ip, addr.prefix);
+    const stillCovered = ns.addrs.some((a) => a.link === addr.link && a.prefix === addr.prefix && networkCidr(a.ip, a.prefix) === net);
+    if (!stillCovered) ns.routes = ns.routes.filter((r) => !(r.protocol === 'kernel' && r.dev === addr.link.name && r.dst === net));
+  }
+}
+
+function keyValues(text: string): Record<string, string> {
+  return Object.fromEntries(text.split(' ').map((kv) => kv.split('=') as [string, string]));
+}
+
+function newNamespace(): FakeNs {
+  const ns: FakeNs = { links: new Map(), addrs: [], routes: [], sysctls: new Map(Object.entries(globalSysctls)), nextIndex: 1 };
+  for (const dev of ['all', 'default']) addInterfaceSysctls(ns, dev);
+  const lo = addLink(ns, { name: 'lo', kind: '', mtu: 65536, mac: '00:00:00:00:00:00' });
+  lo.up = true;
+  ns.addrs.push({ link: lo, ip: requireIp('127.0.0.1', 'lo'), prefix: 8 }, { link: lo, ip: requireIp('::1', 'lo'), prefix: 128 });
+  return ns;
+}
+
+function addLink(ns: FakeNs, attrs: { name: string; kind: string; mtu: number; mac?: string }): FakeLink {
+  const mac = attrs.mac === undefined ? randomMac() : normalizeMac(attrs.mac, `linkAdd ${attrs.name}`);
+  const link: FakeLink = { ns, index: ns.nextIndex++, name: attrs.name, kind: attrs.kind, mtu: attrs.mtu, mac, up: false };
+  ns.links.set(link.name, link);
+  addInterfaceSysctls(ns, link.name);
+  return link;
+}
+
+function linkInfo(link: FakeLink): LinkInfo {
+  const info: LinkInfo = { index: link.index, name: link.name, kind: link.kind, mtu: link.mtu, mac: link.mac, up: link.up };
+  if (link.master) info.master = link.master.name;
+  return info;
+}
+
+function addConnectedRoute(ns: FakeNs, addr: FakeAddr): void {
+  const hostPrefix = addr.ip.family === 4 ? 32 : 128;
+  if (addr.prefix === hostPrefix || addr.link.name === 'lo') return;
+  const dst = networkCidr(addr.ip, addr.prefix);
+  if (ns.routes.some((r) => r.protocol === 'kernel' && r.dev === addr.link.name && r.dst === dst)) return;
+  ns.routes.push({
+    dst, dev: addr.link.name, family: addr.ip.family, protocol: 'kernel',
+    metric: addr.ip.family === 4 ? 0 : 256, scope: addr.ip.family === 4 ? 'link' : 'universe',
+  });
+}
+
+function addInterfaceSysctls(ns: FakeNs, dev: string): void {
+  for (const family of [4, 6] as const) {
+    for (const [param, value] of Object.entries(confDefaults[family])) {
+      const inherited = ns.sysctls.get(`net.ipv${family}.conf.default.${param}`);
+      ns.sysctls.set(`net.ipv${family}.conf.${dev}.${param}`, inherited ?? value);
+    }
+  }
+}
+
+function renameInterfaceSysctls(ns: FakeNs, from: string, to: string): void {
+  for (const [key, value] of [...ns.sysctls]) {
+    if (interfaceOfKey(key) !== from) continue;
+    ns.sysctls.delete(key);
+    ns.sysctls.set(key.replace(`.conf.${from}.`, `.conf.${to}.`), value);
+  }
+}
+
+function interfaceOfKey(key: string): string | undefined {
+  const dev = /^net\.ipv[46]\.conf\.(.+)\.[a-z_0-9]+$/.exec(key)?.[1];
+  return dev === 'all' || dev === 'default' ? undefined : dev;
+}
+
+/** net.ipv4.ip_forward and net.ipv4.conf.all.forwarding are one setting in the kernel. */
+function sysctlAlias(key: string): string {
+  return key === 'net.ipv4.conf.all.forwarding' ? 'net.ipv4.ip_forward' : key;
+}
+
+function mustLink(ns: FakeNs, name: string, what: string): FakeLink {
+  const link = ns.links.get(name);
+  if (!link) fail('ENODEV', what);
+  return link;
+}
+
+function bridgeFor(ns: FakeNs, name: string, what: string): FakeLink {
+  const master = mustLink(ns, name, what);
+  if (master.kind !== 'bridge') fail('EOPNOTSUPP', what);
+  return master;
+}
+
+function checkName(name: string, what: string): void {
+  if (name.length === 0 || name.length > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') fail('EINVAL', what);
+}
+
+function checkMtu(mtu: number | undefined, what: string): void {
+  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) fail('EINVAL', what);
+}
+
+function normalizeMac(mac: string, what: string): string {
+  const m = mac.toLowerCase();
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m) || (Number.parseInt(m.slice(0, 2), 16) & 1) === 1) fail('EADDRNOTAVAIL', what);
+  return m;
+}
+
+function randomMac(): string {
+  const bytes = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));
+  bytes[0] = (bytes[0]! & 0xfe) | 0x02;
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+function fail(errno: string, what: string): never {
+  throw new KernelError(`${what}: ${errnoText[errno] ?? errno}`, errno);
+}
+
+function requireIp(text: string, what: string): IpAddress {
+  return parseIp(text) ?? fail('EINVAL', what);
+}
+
+/** "10.0.0.1/24", or a bare address meaning a host prefix, as ip(8) accepts. */
+function requireAddressWithPrefix(text: string, what: string): { ip: IpAddress; prefix: number } {
+  const ip = text.includes('/') ? parseCidr(text) : undefined;
+  if (ip) return { ip: { family: ip.family, value: ip.address }, prefix: ip.prefixLength };
+  const bare = text.includes('/') ? undefined : parseIp(text);
+  return bare ? { ip: bare, prefix: addressBits(bare.family) } : fail('EINVAL', what);
+}
+
+function networkCidr(ip: IpAddress, prefix: number): string {
+  return formatCidr(maskCidr({ family: ip.family, address: ip.value, prefixLength: prefix }));
+}
+
+function parseDst(dst: string, family: 4 | 6, what: string): string {
+  if (dst === 'default') return dst;
+  const { ip, prefix } = requireAddressWithPrefix(dst, what);
+  if (ip.family !== family) fail('EINVAL', what);
+  const net = networkCidr(ip, prefix);
+  // IPv4 refuses host bits in a destination; IPv6 masks them away.
+  if (family === 4 && net !== `${formatIp(ip)}/${prefix}`) fail('EINVAL', what);
+  return prefix === 0 ? 'default' : net;
+}
+
+function covers(dst: string, ip: IpAddress): boolean {
+  const net = dst === 'default' ? undefined : parseCidr(dst);
+  return dst === 'default' || (net !== undefined && cidrContains(net, ip));
+}

@@ -1,0 +1,357 @@
+/**
+ * KernelOps by spawning iproute2, util-linux (unshare, nsenter, umount) and sysctl(8): the fallback and
+ * reference implementation. Slow (a process or two per call) but it shows plainly what each operation
+ * asks of the kernel. Another namespace is entered with `nsenter --net=PATH`, because iproute2 6.1's
+ * `ip -n` only takes names under /run/netns; its `netns` arguments (link add/set) do take paths.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, open, rm, stat, statfs } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { KernelError } from '../errors.js';
+import type {
+  AddressInfo, KernelOps, LinkChange, LinkInfo, LinkSpec, NetnsRef, RouteInfo, RouteSpec,
+} from './types.js';
+
+export interface IprouteKernelOptions {
+  /** Namespace that `null` means; default: the daemon's own. Tests point it at a throwaway namespace. */
+  hostNetns?: string;
+}
+
+/** nsfs superblock magic (linux/magic.h): what a pinned namespace file or /proc/PID/ns/* reports. */
+const NSFS_MAGIC = 0x6e736673;
+const COMMAND_TIMEOUT_MS = 30_000;
+
+export class IprouteKernel implements KernelOps {
+  private readonly hostNetns: string | undefined;
+  private closed = false;
+
+  constructor(options: IprouteKernelOptions = {}) {
+    this.hostNetns = options.hostNetns === undefined ? undefined : resolve(options.hostNetns);
+  }
+
+  async createNetns(path: string): Promise<void> {
+    const file = resolve(path);
+    if (await this.netnsExists(file)) throw new KernelError(`createNetns ${file}: already a namespace`, 'EEXIST');
+    await mkdir(dirname(file), { recursive: true });
+    await (await open(file, 'a')).close();
+    try {
+      // unshare bind-mounts the new namespace onto the file and runs ip inside it: pin and lo up in one spawn.
+      await this.run(['unshare', `--net=${file}`, 'ip', 'link', 'set', 'dev', 'lo', 'up'], `createNetns ${file}`);
+    } catch (err) {
+      await this.deleteNetns(file);
+      throw err;
+    }
+  }
+
+  async deleteNetns(path: string): Promise<void> {
+    const file = resolve(path);
+    // A path can carry stacked pins; unmount until none is left.
+    for (let i = 0; i < 8 && (await this.netnsExists(file)); i++) {
+      await this.run(['umount', file], `deleteNetns ${file}`);
+    }
+    const info = await stat(file).catch(() => undefined);
+    // Remove only the empty placeholder file a pin leaves behind, never anything else found at the path.
+    if (info?.isFile() && info.size === 0) await rm(file, { force: true });
+  }
+
+  async netnsExists(path: string): Promise<boolean> {
+    const file = resolve(path);
+    const fs = await statfs(file).catch(() => undefined);
+    if (fs?.type !== NSFS_MAGIC) return false;
+    // /proc/PID/ns/* are all nsfs; only the net one is a network namespace.
+    return !/^\/proc\/[^/]+\/ns\//.test(file) || basename(file) === 'net';
+  }
+
+  async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {
+    const what = `linkAdd ${spec.name}`;
+    const args = ['link', 'add', 'name', spec.name, ...attrArgs(spec)];
+    let home = ns;
+    let deferred: LinkChange | undefined;
+    switch (spec.kind) {
+      case 'bridge':
+      case 'dummy':
+        args.push(...masterArg(spec.master), ...upArg(spec.up), 'type', spec.kind);
+        break;
+      case 'veth': {
+        const peer = spec.peer;
+        args.push(...masterArg(spec.master), ...upArg(spec.up), 'type', 'veth', 'peer', 'name', peer.name, ...attrArgs(peer));
+        if (peer.netns !== undefined) args.push('netns', this.pathArg(peer.netns));
+        await this.ip(ns, args, what);
+        // The kernel refuses IFF_UP on a peer while its other end is not registered yet (ENOTCONN), so the
+        // peer comes up in a second message.
+        if (peer.up) {
+          const peerNs = peer.netns === undefined ? ns : peer.netns;
+          await this.ip(peerNs, ['link', 'set', 'dev', peer.name, 'up'], what).catch(async (err: unknown) => {
+            await this.linkDel(ns, spec.name).catch(() => undefined);
+            throw err;
+          });
+        }
+        return;
+      }
+      case 'vxlan':
+        args.push(...masterArg(spec.master), ...upArg(spec.up), 'type', 'vxlan', 'id', String(spec.vni));
+        args.push('dstport', String(spec.dstPort ?? 4789));
+        if (spec.local !== undefined) args.push('local', spec.local);
+        if (spec.dev !== undefined) args.push('dev', spec.dev);
+        args.push(spec.learning ? 'learning' : 'nolearning');
+        break;
+      case 'macvlan':
+        if (spec.netns !== undefined) {
+          // Created straight into another namespace, master and up refer to that namespace: set them there.
+          home = spec.netns;
+          args.push('netns', this.pathArg(spec.netns));
+          if (spec.master !== undefined || spec.up) deferred = { master: spec.master, up: spec.up };
+        } else {
+          args.push(...masterArg(spec.master), ...upArg(spec.up));
+        }
+        args.push('link', spec.parent, 'type', 'macvlan', 'mode', spec.mode);
+        break;
+    }
+    await this.ip(ns, args, what);
+    if (deferred) {
+      await this.linkSet(home, spec.name, deferred).catch(async (err: unknown) => {
+        await this.linkDel(home, spec.name).catch(() => undefined);
+        throw err;
+      });
+    }
+  }
+
+  async linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void> {
+    const what = `linkSet ${name}`;
+    let current = name;
+    let where = ns;
+    if (change.netns !== undefined) {
+      // Moving is its own message; check the master first so a refused change does not leave the link moved.
+      if (typeof change.master === 'string' && !(await this.linkGet(change.netns, change.master))) {
+        throw new KernelError(`${what}: master ${change.master}: No such device`, 'ENODEV');
+      }
+      const move = ['link', 'set', 'dev', name, 'netns', this.pathArg(change.netns)];
+      if (change.name !== undefined) move.push('name', change.name);
+      await this.ip(ns, move, what);
+      current = change.name ?? name;
+      where = change.netns;
+    }
+    // One message: the kernel applies address, mtu, name, master, then flags (so rename-then-up works).
+    const args: string[] = [];
+    if (change.mac !== undefined) args.push('address', change.mac);
+    if (change.mtu !== undefined) args.push('mtu', String(change.mtu));
+    if (change.name !== undefined && change.netns === undefined) args.push('name', change.name);
+    if (change.master !== undefined) args.push(...(change.master === null ? ['nomaster'] : ['master', change.master]));
+    if (change.up !== undefined) args.push(change.up ? 'up' : 'down');
+    if (args.length > 0) await this.ip(where, ['link', 'set', 'dev', current, ...args], what);
+  }
+
+  async linkDel(ns: NetnsRef, name: string): Promise<void> {
+    await this.ip(ns, ['link', 'del', 'dev', name], `linkDel ${name}`).catch(ignore('ENODEV'));
+  }
+
+  async linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined> {
+    try {
+      const out = await this.ip(ns, ['-d', '-json', 'link', 'show', 'dev', name], `linkGet ${name}`);
+      return parseLinks(out)[0];
+    } catch (err) {
+      if (err instanceof KernelError && err.errno === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  async linkList(ns: NetnsRef): Promise<LinkInfo[]> {
+    return parseLinks(await this.ip(ns, ['-d', '-json', 'link', 'show'], 'linkList'));
+  }
+
+  async addrAdd(ns: NetnsRef, ifname: string, cidr: string): Promise<void> {
+    // replace, not add: re-adding an existing address must succeed.
+    await this.ip(ns, ['addr', 'replace', cidr, 'dev', ifname], `addrAdd ${ifname} ${cidr}`);
+  }
+
+  async addrDel(ns: NetnsRef, ifname: string, cidr: string): Promise<void> {
+    await this.ip(ns, ['addr', 'del', cidr, 'dev', ifname], `addrDel ${ifname} ${cidr}`).catch(
+      ignore('ENODEV', 'EADDRNOTAVAIL'),
+    );
+  }
+
+  async addrList(ns: NetnsRef, ifname?: string): Promise<AddressInfo[]> {
+    const args = ['-json', 'addr', 'show', ...(ifname === undefined ? [] : ['dev', ifname])];
+    const links = JSON.parse(await this.ip(ns, args, `addrList ${ifname ?? ''}`) || '[]') as IpAddrJson[];
+    return links.flatMap((link) =>
+      (link.addr_info ?? [])
+        .filter((a) => a.family === 'inet' || a.family === 'inet6')
+        .map((a) => ({ ifname: link.ifname, cidr: `${a.local}/${a.prefixlen}`, family: a.family === 'inet' ? 4 : 6 }) as AddressInfo),
+    );
+  }
+
+  async routeReplace(ns: NetnsRef, route: RouteSpec): Promise<void> {
+    await this.ip(ns, [`-${route.family}`, 'route', 'replace', ...routeArgs(route)], `routeReplace ${route.dst}`);
+  }
+
+  async routeDel(ns: NetnsRef, route: RouteSpec): Promise<void> {
+    await this.ip(ns, [`-${route.family}`, 'route', 'del', ...routeArgs(route)], `routeDel ${route.dst}`).catch(
+      ignore('ESRCH', 'ENOENT', 'ENODEV'),
+    );
+  }
+
+  async routeList(ns: NetnsRef, family: 4 | 6): Promise<RouteInfo[]> {
+    const out = await this.ip(ns, [`-${family}`, '-json', 'route', 'show', 'table', 'main'], 'routeList');
+    return (JSON.parse(out || '[]') as IpRouteJson[]).map((r) => parseRoute(r, family));
+  }
+
+  async sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void> {
+    await this.exec(ns, ['sysctl', '-q', '-w', `${key}=${value}`], `sysctl ${key}=${value}`);
+  }
+
+  async sysctlGet(ns: NetnsRef, key: string): Promise<string> {
+    return (await this.exec(ns, ['sysctl', '-n', key], `sysctl ${key}`)).replace(/\n$/, '');
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** The path ip(8) should open for a `netns` argument; `null` means our host namespace. */
+  private pathArg(ns: NetnsRef): string {
+    // A '/' makes iproute2 treat it as a path rather than a name under /run/netns; resolve() guarantees one.
+    return resolve(ns ?? this.hostNetns ?? `/proc/${process.pid}/ns/net`);
+  }
+
+  private ip(ns: NetnsRef, args: string[], what: string): Promise<string> {
+    return this.exec(ns, ['ip', ...args], what);
+  }
+
+  /** Run argv inside `ns` (through nsenter unless it is the daemon's own namespace); stdout on success. */
+  private exec(ns: NetnsRef, argv: string[], what: string): Promise<string> {
+    const target = ns === null ? this.hostNetns : resolve(ns);
+    return this.run(target === undefined ? argv : ['nsenter', `--net=${target}`, ...argv], what);
+  }
+
+  /** Run argv where the daemon runs; a failure becomes a KernelError carrying the errno it printed. */
+  private run(full: string[], what: string): Promise<string> {
+    if (this.closed) return Promise.reject(new KernelError(`${what}: kernel handle closed`, 'EBADF'));
+    return new Promise((resolvePromise, reject) => {
+      const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: COMMAND_TIMEOUT_MS });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => reject(new KernelError(`${what}: ${e.message}`, (e as NodeJS.ErrnoException).code, { cause: e })));
+      child.on('close', (code, signal) => {
+        if (code === 0) return resolvePromise(Buffer.concat(out).toString('utf8'));
+        const stderr = Buffer.concat(err).toString('utf8').trim();
+        const reason = stderr || (signal ? `killed by ${signal}` : `exit ${code}`);
+        reject(new KernelError(`${what}: ${reason} (${full.join(' ')})`, errnoFromStderr(stderr)));
+      });
+    });
+  }
+}
+
+interface IpLinkJson {
+  ifindex: number;
+  ifname: string;
+  mtu: number;
+  address?: string;
+  flags?: string[];
+  master?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+interface IpAddrJson {
+  ifname: string;
+  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+interface IpRouteJson {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  metric?: number;
+  protocol?: string;
+  scope?: string;
+}
+
+function parseLinks(out: string): LinkInfo[] {
+  return (JSON.parse(out || '[]') as IpLinkJson[]).map((l) => {
+    const info: LinkInfo = {
+      index: l.ifindex, name: l.ifname, kind: l.linkinfo?.info_kind ?? '', mtu: l.mtu,
+      mac: l.address ?? '', up: (l.flags ?? []).includes('UP'),
+    };
+    if (l.master !== undefined) info.master = l.master;
+    return info;
+  });
+}
+
+function parseRoute(r: IpRouteJson, family: 4 | 6): RouteInfo {
+  const hostBits = family === 4 ? 32 : 128;
+  // ip prints host routes without a prefix length and leaves out what has the default value.
+  const route: RouteInfo = {
+    dst: r.dst === 'default' || r.dst.includes('/') ? r.dst : `${r.dst}/${hostBits}`,
+    family, metric: r.metric ?? 0, protocol: r.protocol ?? 'boot', scope: r.scope ?? 'universe',
+  };
+  if (r.gateway !== undefined) route.via = r.gateway;
+  if (r.dev !== undefined) route.dev = r.dev;
+  return route;
+}
+
+function attrArgs(attrs: { mac?: string; mtu?: number }): string[] {
+  return [
+    ...(attrs.mac === undefined ? [] : ['address', attrs.mac]),
+    ...(attrs.mtu === undefined ? [] : ['mtu', String(attrs.mtu)]),
+  ];
+}
+
+function masterArg(master: string | undefined): string[] {
+  return master === undefined ? [] : ['master', master];
+}
+
+function upArg(up: boolean | undefined): string[] {
+  return up ? ['up'] : [];
+}
+
+function routeArgs(route: RouteSpec): string[] {
+  const args = [route.dst];
+  if (route.via !== undefined) args.push('via', route.via);
+  if (route.dev !== undefined) args.push('dev', route.dev);
+  if (route.metric !== undefined) args.push('metric', String(route.metric));
+  return args;
+}
+
+function ignore(...errnos: string[]): (err: unknown) => void {
+  return (err) => {
+    if (!(err instanceof KernelError && err.errno !== undefined && errnos.includes(err.errno))) throw err;
+  };
+}
+
+/** strerror(3) texts as printed by "RTNETLINK answers: ...", nsenter, umount and sysctl. */
+const strerrorNames: Array<[string, string]> = [
+  ['File exists', 'EEXIST'], ['No such device', 'ENODEV'], ['No such file or directory', 'ENOENT'],
+  ['Invalid argument', 'EINVAL'], ['Operation not supported', 'EOPNOTSUPP'], ['Device or resource busy', 'EBUSY'],
+  ['Network is unreachable', 'ENETUNREACH'], ['No route to host', 'EHOSTUNREACH'], ['Network is down', 'ENETDOWN'],
+  ['No such process', 'ESRCH'], ['Numerical result out of range', 'ERANGE'],
+  ['Cannot assign requested address', 'EADDRNOTAVAIL'], ['Operation not permitted', 'EPERM'],
+  ['Permission denied', 'EACCES'], ['Address family not supported by protocol', 'EAFNOSUPPORT'],
+  ['Too many levels of symbolic links', 'ELOOP'], ['Transport endpoint is not connected', 'ENOTCONN'],
+  ['Address already in use', 'EADDRINUSE'], ['No buffer space available', 'ENOBUFS'],
+  ['Cannot allocate memory', 'ENOMEM'], ['Resource temporarily unavailable', 'EAGAIN'],
+  ['Not a directory', 'ENOTDIR'], ['Is a directory', 'EISDIR'],
+];
+
+/**
+ * When the kernel attaches an extended-ack message, ip prints only that message and drops the errno, and
+ * ip's own argument checks print their own words; these map the ones cnm meets back to the kernel's errno.
+ */
+const messageNames: Array<[RegExp, string]> = [
+  [/Cannot find device|Device "[^"]*" does not exist|Device does not exist/, 'ENODEV'],
+  [/Unknown device type/, 'EOPNOTSUPP'],
+  [/does not allow enslaving|Can not enslave/i, 'EOPNOTSUPP'],
+  [/Nexthop has invalid gateway|Gateway is not a unicast/, 'ENETUNREACH'],
+  [/Nexthop device is not up|Device for nexthop is not up/, 'ENETDOWN'],
+  [/Address not found/i, 'EADDRNOTAVAIL'],
+  [/already assigned|already exists/i, 'EEXIST'],
+  [/Invalid "netns" value/, 'ENOENT'],
+  [/not mounted/, 'EINVAL'],
+  [/^Error: |mtu (less|greater) than device|is immutable|Invalid prefix/m, 'EINVAL'],
+];
+
+export function errnoFromStderr(stderr: string): string | undefined {
+  for (const [pattern, errno] of messageNames) if (pattern.test(stderr)) return errno;
+  for (const [text, errno] of strerrorNames) if (stderr.includes(text)) return errno;
+  return undefined;
+}

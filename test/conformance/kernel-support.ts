@@ -1,0 +1,109 @@
+/**
+ * Shared pieces of the KernelOps conformance suite: the fixture contract and assertion helpers.
+ */
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { KernelError } from '../../src/errors.js';
+import type { KernelOps, LinkInfo, NetnsRef, RouteInfo } from '../../src/kernel/types.js';
+
+const execFileAsync = promisify(execFile);
+
+export interface KernelFixture {
+  kernel: KernelOps;
+  /** A fresh path where a sandbox namespace may be created with kernel.createNetns. */
+  newNetnsPath(): string;
+  /** Live traffic checks possible (false for the fake). */
+  real: boolean;
+  cleanup(): Promise<void>;
+}
+
+/** How a group of cases gets a fresh fixture (and optionally one sandbox namespace) per case. */
+export interface CaseRunner {
+  withFixture(fn: (fx: KernelFixture, k: KernelOps) => Promise<void>): Promise<void>;
+  withSandbox(fn: (fx: KernelFixture, k: KernelOps, sb: string) => Promise<void>): Promise<void>;
+}
+
+export function caseRunner(setup: () => Promise<KernelFixture>): CaseRunner {
+  async function withFixture(fn: (fx: KernelFixture, k: KernelOps) => Promise<void>): Promise<void> {
+    const fx = await setup();
+    try {
+      await fn(fx, fx.kernel);
+    } finally {
+      await fx.cleanup();
+    }
+  }
+  return {
+    withFixture,
+    withSandbox: (fn) =>
+      withFixture(async (fx, k) => {
+        const sb = fx.newNetnsPath();
+        await k.createNetns(sb);
+        await fn(fx, k, sb);
+      }),
+  };
+}
+
+export function names(links: LinkInfo[]): string[] {
+  return links.map((l) => l.name);
+}
+
+export function pick(r: RouteInfo | undefined): unknown[] {
+  return [r?.via, r?.dev, r?.family];
+}
+
+export function findRoute(routes: RouteInfo[], dst: string): RouteInfo | undefined {
+  return routes.find((r) => r.dst === dst);
+}
+
+export async function mustGet(k: KernelOps, ns: NetnsRef, name: string): Promise<LinkInfo> {
+  const link = await k.linkGet(ns, name);
+  assert.ok(link, `link ${name} exists`);
+  assert.equal(link.name, name);
+  return link;
+}
+
+export async function expectKernelError(p: Promise<unknown>, errnos: string[]): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof KernelError, `expected KernelError, got ${String(err)}`);
+    assert.ok(errnos.includes(err.errno ?? ''), `errno ${err.errno} (${err.message}) not one of ${errnos.join(', ')}`);
+    return true;
+  });
+}
+
+/** True when created; false (and the test skipped) when the running kernel lacks the link kind. */
+export async function addOrSkipUnsupported(t: TestContext, p: Promise<void>): Promise<boolean> {
+  try {
+    await p;
+    return true;
+  } catch (err) {
+    if (err instanceof KernelError && err.errno === 'EOPNOTSUPP') {
+      t.skip('link kind not built into this kernel');
+      return false;
+    }
+    throw err;
+  }
+}
+
+/** Poll until `check` holds; fails after a generous deadline (an outcome check, not a timing assertion). */
+export async function eventually(check: () => Promise<boolean>, what: string, deadlineMs = 5000): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (!(await check())) {
+    if (Date.now() > until) assert.fail(`never became true: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Ping from inside a namespace; retried because the first packets may race neighbour resolution. */
+export async function ping(nsPath: string, ip: string, attempts = 3): Promise<boolean> {
+  for (let i = 0; i < attempts; i++) {
+    try {
+      await execFileAsync('nsenter', [`--net=${nsPath}`, 'ping', '-c1', '-W1', ip]);
+      return true;
+    } catch {
+      /* try again */
+    }
+  }
+  return false;
+}
