@@ -4,16 +4,15 @@
  * address claims in one transaction); any failure undoes the earlier steps. A crash before the
  * persist leaves only cnm-named links, which the next start's reconcile removes.
  */
-import { isIP } from 'node:net';
 import {
   ForbiddenError,
   InvalidParameterError,
-  NotFoundError,
   StoreConflictError,
   TeardownErrors,
   AddressInUseError,
 } from '../errors.js';
 import type { Pool } from '../ipam/types.js';
+import { ipFamilyOf, subnetContainsIp } from '../util/ip.js';
 import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
@@ -120,11 +119,11 @@ function allocateAddresses(ctx: Ctx, net: NetworkRecord, req: EndpointSettingsRe
       const wanted = family === 4 ? req.ipv4Address : req.ipv6Address;
       const pools = net.ipam.pools.filter((p) => p.family === family);
       if (wanted !== undefined && wanted !== '') {
-        if (isIP(wanted) !== family) throw new InvalidParameterError(`invalid IPv${family} address ${JSON.stringify(wanted)}`);
+        if (ipFamilyOf(wanted) !== family) throw new InvalidParameterError(`invalid IPv${family} address ${JSON.stringify(wanted)}`);
         if (!enabled || pools.length === 0) {
           throw new InvalidParameterError(`network ${net.name} has no IPv${family} subnet for address ${wanted}`);
         }
-        const pool = pools.find((p) => subnetContains(p.subnet, wanted));
+        const pool = pools.find((p) => subnetContainsIp(p.subnet, wanted));
         if (!pool) throw new InvalidParameterError(`no configured subnet or ip-range contain the IP address ${wanted}`);
         claims.push({ poolId: pool.id, address: ctx.ipam.requestAddress(pool.id, wanted) });
       } else if (enabled && pools.length > 0) {
@@ -163,7 +162,7 @@ export function claimsOf(net: NetworkRecord, ep: EndpointRecord): AddressClaim[]
   for (const cidr of [ep.ipv4Address, ep.ipv6Address]) {
     if (!cidr) continue;
     const address = cidr.split('/')[0]!;
-    const pool = net.ipam.pools.find((p) => subnetContains(p.subnet, address));
+    const pool = net.ipam.pools.find((p) => subnetContainsIp(p.subnet, address));
     if (pool) out.push({ poolId: pool.id, address });
   }
   return out;
@@ -247,30 +246,4 @@ function pickGateway(ctx: Ctx, endpoints: EndpointRecord[], family: 4 | 6): stri
     .sort((a, b) => b.gwPriority - a.gwPriority || name(a).localeCompare(name(b)));
   const best = candidates[0];
   return best ? (family === 4 ? best.gatewayIpv4 : best.gatewayIpv6) : undefined;
-}
-
-export function subnetContains(subnet: string, ip: string): boolean {
-  const [base, len] = subnet.split('/') as [string, string];
-  const a = toBits(base);
-  const b = toBits(ip);
-  if (!a || !b || a.width !== b.width) return false;
-  const shift = BigInt(a.width - Number(len));
-  return a.value >> shift === b.value >> shift;
-}
-
-function toBits(ip: string): { value: bigint; width: number } | undefined {
-  const family = isIP(ip);
-  if (family === 4) return { value: ip.split('.').reduce((acc, p) => (acc << 8n) | BigInt(Number(p)), 0n), width: 32 };
-  if (family !== 6) return undefined;
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n), width: 128 };
-}
-
-export function requireEndpoint(ctx: Ctx, net: NetworkRecord, sb: SandboxRecord): EndpointRecord {
-  const ep = ctx.state.endpointOf(net.id, sb.id);
-  if (!ep) throw new NotFoundError(`endpoint of ${sb.name} on network ${net.name} not found`);
-  return ep;
 }

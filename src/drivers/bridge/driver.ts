@@ -7,6 +7,7 @@ import { ForbiddenError, KernelError } from '../../errors.js';
 import type { FirewallNetwork } from '../../firewall/types.js';
 import type { Pool } from '../../ipam/types.js';
 import type { KernelOps } from '../../kernel/types.js';
+import { subnetContainsIp } from '../../util/ip.js';
 import type {
   DriverEndpoint,
   DriverNetwork,
@@ -162,7 +163,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     const find = (pools: Pool[], address: string | undefined, mode: string) => {
       if (!address || mode === 'isolated') return undefined;
       const ip = address.slice(0, address.indexOf('/'));
-      return pools.find((p) => containsAddress(p.subnet, ip))?.gateway;
+      return pools.find((p) => subnetContainsIp(p.subnet, ip))?.gateway;
     };
     return {
       gatewayIpv4: net.options.inhibitIpv4 ? undefined : find(net.ipv4Pools, ep.ipv4Address, net.options.gatewayModeIpv4),
@@ -193,29 +194,4 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   ownedLinks(nets: BridgeNet[], eps: BridgeEp[]): string[] {
     return [...nets.map(bridgeNameOf), ...eps.map(hostVethOf)];
   }
-}
-
-/** Subnet membership for the gateway lookup; both families, no allocation. */
-function containsAddress(subnet: string, ip: string): boolean {
-  const [base, lenStr] = subnet.split('/') as [string, string];
-  const len = Number(lenStr);
-  const a = addressBits(base);
-  const b = addressBits(ip);
-  if (a === undefined || b === undefined || a.width !== b.width) return false;
-  const shift = BigInt(a.width - len);
-  return a.value >> shift === b.value >> shift;
-}
-
-function addressBits(ip: string): { value: bigint; width: number } | undefined {
-  if (ip.includes(':')) {
-    const [head, tail] = ip.split('::') as [string, string | undefined];
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-    if (groups.length !== 8) return undefined;
-    return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n), width: 128 };
-  }
-  const parts = ip.split('.').map(Number);
-  if (parts.length !== 4) return undefined;
-  return { value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n), width: 32 };
 }
