@@ -4,8 +4,9 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidParameterError } from '../errors.js';
+import { formatIp, parseIp, type IpFamily } from '../util/ip.js';
 
-export type IpFamily = 4 | 6;
+export type { IpFamily };
 
 /** A validated subnet: network address (host bits zero) and prefix, rendered canonically. */
 export interface Subnet {
@@ -65,55 +66,13 @@ export function parseSubnet(text: string, family: IpFamily): Subnet {
   return { family, first, last: first | hostMask, prefix, text: `${formatAddress(family, first)}/${prefix}` };
 }
 
-/** Address text (already syntax-checked by node:net) → integer. */
+/** Address text (already syntax-checked by node:net) → integer, through the shared IP helpers. */
 function parseAddress(family: IpFamily, text: string): bigint {
-  if (family === 4) return ipv4ToBigint(text);
-  let head = text;
-  let tailV4: bigint | undefined;
-  const lastColon = text.lastIndexOf(':');
-  if (text.slice(lastColon + 1).includes('.')) {
-    // Embedded IPv4 (::ffff:1.2.3.4): the last 32 bits are written as a dotted quad.
-    tailV4 = ipv4ToBigint(text.slice(lastColon + 1));
-    head = text.slice(0, lastColon + 1) + '0:0';
-  }
-  const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
-  const leftGroups = left ? left.split(':') : [];
-  const rightGroups = right ? right.split(':') : [];
-  const missing = 8 - leftGroups.length - rightGroups.length;
-  const groups = right === undefined ? leftGroups : [...leftGroups, ...Array<string>(missing).fill('0'), ...rightGroups];
-  let value = 0n;
-  for (const g of groups) value = (value << 16n) | BigInt(parseInt(g, 16));
-  if (tailV4 !== undefined) value = (value & ~0xffffffffn) | tailV4;
-  return value;
-}
-
-function ipv4ToBigint(text: string): bigint {
-  return text.split('.').reduce((acc, octet) => (acc << 8n) | BigInt(Number(octet)), 0n);
+  const ip = parseIp(text);
+  if (!ip || ip.family !== family) throw new InvalidParameterError(`invalid IPv${family} address ${JSON.stringify(text)}`);
+  return ip.value;
 }
 
 export function formatAddress(family: IpFamily, value: bigint): string {
-  if (family === 4) {
-    return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 0xffn)).join('.');
-  }
-  const groups: number[] = [];
-  for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(Number((value >> shift) & 0xffffn));
-  // RFC 5952: compress the longest run (leftmost on ties) of two or more zero groups.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIp({ family, value });
 }

@@ -11,7 +11,7 @@ describe('firewall input validation', () => {
       ['2001:db8:0:0:1:0:0:1/128', '2001:db8::1:0:0:1/128'],
       ['2001:0:0:1:0:0:0:0/64', '2001:0:0:1::/64'],
       ['fd00:1:2:3:4:5:6:0/120', 'fd00:1:2:3:4:5:6:0/120'],
-      ['::ffff:10.0.0.0/120', '::ffff:a00:0/120'],
+      ['::ffff:10.0.0.0/120', '::ffff:10.0.0.0/120'],
       ['fe80::/10', 'fe80::/10'],
     ];
     for (const [input, expected] of cases) assert.equal(parseSubnet(input, 6).text, expected, input);
