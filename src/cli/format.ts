@@ -12,3 +12,23 @@ export function renderTable(header: string[], rows: string[][]): string {
 export function shortId(id: string, noTrunc: boolean): string {
   return noTrunc ? id : id.slice(0, 12);
 }
+
+/** Run `fn` for every reference, printing Docker's per-item error line; true when any failed. */
+export async function forEachRef(
+  refs: string[],
+  err: (text: string) => void,
+  fn: (ref: string) => Promise<void>,
+  ignore: (e: unknown) => boolean = () => false,
+): Promise<boolean> {
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      await fn(ref);
+    } catch (e) {
+      if (ignore(e)) continue;
+      failed = true;
+      err(`Error response from daemon: ${(e as Error).message}\n`);
+    }
+  }
+  return failed;
+}

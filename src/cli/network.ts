@@ -1,7 +1,7 @@
 /** `cnm network ...`: Docker's network commands and flags over the API. */
 import { UsageError, filtersJson, keyValueMap, parseArgs, type FlagSpec } from './args.js';
 import type { ApiClient } from './client.js';
-import { renderTable, shortId } from './format.js';
+import { forEachRef, renderTable, shortId } from './format.js';
 
 export interface Io {
   out(text: string): void;
@@ -120,15 +120,9 @@ async function inspect(api: ApiClient, argv: string[], io: Io): Promise<number> 
   const a = parseArgs(argv, [{ long: 'format', short: 'f', kind: 'string', description: 'json (default)' }]);
   if (a.positionals.length === 0) throw new UsageError('"cnm network inspect" requires at least 1 argument');
   const found: unknown[] = [];
-  let failed = false;
-  for (const ref of a.positionals) {
-    try {
-      found.push(await api.get(`/networks/${encodeURIComponent(ref)}`));
-    } catch (err) {
-      failed = true;
-      io.err(`Error response from daemon: ${(err as Error).message}\n`);
-    }
-  }
+  const failed = await forEachRef(a.positionals, io.err, async (ref) => {
+    found.push(await api.get(`/networks/${encodeURIComponent(ref)}`));
+  });
   io.out(`${JSON.stringify(found, null, 4)}\n`);
   return failed ? 1 : 0;
 }
@@ -136,17 +130,15 @@ async function inspect(api: ApiClient, argv: string[], io: Io): Promise<number> 
 async function remove(api: ApiClient, argv: string[], io: Io): Promise<number> {
   const a = parseArgs(argv, [{ long: 'force', short: 'f', kind: 'bool', description: 'Do not error if the network does not exist' }]);
   if (a.positionals.length === 0) throw new UsageError('"cnm network rm" requires at least 1 argument');
-  let failed = false;
-  for (const ref of a.positionals) {
-    try {
+  const failed = await forEachRef(
+    a.positionals,
+    io.err,
+    async (ref) => {
       await api.delete(`/networks/${encodeURIComponent(ref)}`);
       io.out(`${ref}\n`);
-    } catch (err) {
-      if (a.bool('force') && (err as { status?: number }).status === 404) continue;
-      failed = true;
-      io.err(`Error response from daemon: ${(err as Error).message}\n`);
-    }
-  }
+    },
+    (err) => a.bool('force') && (err as { status?: number }).status === 404,
+  );
   return failed ? 1 : 0;
 }
 

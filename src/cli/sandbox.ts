@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { UsageError, keyValueMap, parseArgs } from './args.js';
 import type { ApiClient } from './client.js';
-import { renderTable, shortId } from './format.js';
+import { forEachRef, renderTable, shortId } from './format.js';
 import type { Io } from './network.js';
 
 interface SandboxJson {
@@ -102,15 +102,9 @@ async function inspect(api: ApiClient, argv: string[], io: Io): Promise<number> 
   const a = parseArgs(argv, []);
   if (a.positionals.length === 0) throw new UsageError('"cnm sandbox inspect" requires at least 1 argument');
   const found: unknown[] = [];
-  let failed = false;
-  for (const ref of a.positionals) {
-    try {
-      found.push(await api.get(`/cnm/v1/sandboxes/${encodeURIComponent(ref)}`));
-    } catch (err) {
-      failed = true;
-      io.err(`Error response from daemon: ${(err as Error).message}\n`);
-    }
-  }
+  const failed = await forEachRef(a.positionals, io.err, async (ref) => {
+    found.push(await api.get(`/cnm/v1/sandboxes/${encodeURIComponent(ref)}`));
+  });
   io.out(`${JSON.stringify(found, null, 4)}\n`);
   return failed ? 1 : 0;
 }
@@ -118,16 +112,10 @@ async function inspect(api: ApiClient, argv: string[], io: Io): Promise<number> 
 async function remove(api: ApiClient, argv: string[], io: Io): Promise<number> {
   const a = parseArgs(argv, [{ long: 'force', short: 'f', kind: 'bool', description: 'Remove even with processes running inside' }]);
   if (a.positionals.length === 0) throw new UsageError('"cnm sandbox rm" requires at least 1 argument');
-  let failed = false;
-  for (const ref of a.positionals) {
-    try {
-      await api.delete(`/cnm/v1/sandboxes/${encodeURIComponent(ref)}`, { force: a.bool('force') ? '1' : undefined });
-      io.out(`${ref}\n`);
-    } catch (err) {
-      failed = true;
-      io.err(`Error response from daemon: ${(err as Error).message}\n`);
-    }
-  }
+  const failed = await forEachRef(a.positionals, io.err, async (ref) => {
+    await api.delete(`/cnm/v1/sandboxes/${encodeURIComponent(ref)}`, { force: a.bool('force') ? '1' : undefined });
+    io.out(`${ref}\n`);
+  });
   return failed ? 1 : 0;
 }
 
