@@ -1,92 +1,60 @@
-/** `cnm network ...`: Docker's network commands and flags over the API. */
-import { UsageError, filtersJson, keyValueMap, parseArgs, type FlagSpec } from './args.js';
+/** `cnm network ...`: the docker CLI's network commands, flags and output, over the API. */
+import { isIP } from 'node:net';
+import { UsageError, filtersJson, keyValueMap, type FlagSpec, type ParsedArgs } from './args.js';
 import type { ApiClient } from './client.js';
-import { forEachRef, renderTable, shortId } from './format.js';
+import { dispatch, type Io, type Subcommand } from './command.js';
+import { forEachRef, formatInspect, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
+import { buildIpamConfig, CliError } from './ipam-flags.js';
 
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
+export type { Io } from './command.js';
 
 const CREATE_FLAGS: FlagSpec[] = [
-  { long: 'driver', short: 'd', kind: 'string', description: 'Driver to manage the network (default "bridge")' },
-  { long: 'subnet', kind: 'list', description: 'Subnet in CIDR format (repeatable)' },
-  { long: 'ip-range', kind: 'list', description: 'Allocate addresses from a sub-range' },
-  { long: 'gateway', kind: 'list', description: 'Gateway for the subnet' },
-  { long: 'aux-address', kind: 'list', description: 'Auxiliary addresses (name=ip)' },
+  { long: 'driver', short: 'd', kind: 'string', description: 'Driver to manage the Network (default "bridge")' },
+  { long: 'opt', short: 'o', kind: 'list', valueName: 'map', description: 'Set driver specific options' },
+  { long: 'label', kind: 'list', description: 'Set metadata on a network' },
   { long: 'internal', kind: 'bool', description: 'Restrict external access to the network' },
+  { long: 'ipv4', kind: 'bool', description: 'Enable or disable IPv4 address assignment (default true)' },
+  { long: 'ipv6', kind: 'bool', description: 'Enable or disable IPv6 address assignment' },
   { long: 'attachable', kind: 'bool', description: 'Enable manual container attachment' },
   { long: 'ingress', kind: 'bool', description: 'Create swarm routing-mesh network' },
-  { long: 'ipv6', kind: 'bool', description: 'Enable IPv6' },
-  { long: 'ipv4', kind: 'bool', description: 'Enable IPv4 (default true)' },
-  { long: 'label', kind: 'list', description: 'Set metadata on a network' },
-  { long: 'opt', short: 'o', kind: 'list', description: 'Set driver specific options' },
-  { long: 'ipam-driver', kind: 'string', description: 'IP Address Management Driver' },
-  { long: 'ipam-opt', kind: 'list', description: 'Set IPAM driver specific options' },
   { long: 'scope', kind: 'string', description: "Control the network's scope" },
   { long: 'config-only', kind: 'bool', description: 'Create a configuration only network' },
   { long: 'config-from', kind: 'string', description: 'The network from which to copy the configuration' },
+  { long: 'ipam-driver', kind: 'string', description: 'IP Address Management Driver (default "default")' },
+  { long: 'subnet', kind: 'csv', valueName: 'strings', description: 'Subnet in CIDR format that represents a network segment' },
+  { long: 'ip-range', kind: 'csv', valueName: 'ipNetSlice', description: 'Allocate container ip from a sub-range' },
+  { long: 'gateway', kind: 'csv', valueName: 'ipSlice', description: 'IPv4 or IPv6 Gateway for the master subnet' },
+  { long: 'aux-address', kind: 'list', valueName: 'map', description: 'Auxiliary IPv4 or IPv6 addresses used by Network driver' },
+  { long: 'ipam-opt', kind: 'list', valueName: 'map', description: 'Set IPAM driver specific options' },
 ];
 
-export async function networkCommand(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'create':
-      return create(api, rest, io);
-    case 'ls':
-    case 'list':
-      return list(api, rest, io);
-    case 'inspect':
-      return inspect(api, rest, io);
-    case 'rm':
-    case 'remove':
-      return remove(api, rest, io);
-    case 'prune':
-      return prune(api, rest, io);
-    case 'connect':
-      return connect(api, rest, io);
-    case 'disconnect':
-      return disconnect(api, rest, io);
-    default:
-      throw new UsageError(`Usage: cnm network COMMAND (create, ls, inspect, rm, prune, connect, disconnect)`);
+/** The body of POST /networks/create for `network create`'s flags (pure; exported for tests). */
+export function createNetworkBody(a: ParsedArgs): Record<string, unknown> {
+  for (const label of a.list('label')) {
+    if (label.startsWith('=') || label === '') throw new CliError(`invalid label '${label}': empty name`);
   }
-}
-
-async function create(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, CREATE_FLAGS);
-  if (a.positionals.length !== 1) throw new UsageError('"cnm network create" requires exactly 1 argument (the network name)');
-  const subnets = a.list('subnet');
-  const ranges = a.list('ip-range');
-  const gateways = a.list('gateway');
-  if (ranges.length > subnets.length || gateways.length > subnets.length) {
-    throw new UsageError('every --ip-range and --gateway needs a --subnet, matched in order');
-  }
-  const aux = keyValueMap(a.list('aux-address'));
-  const config = subnets.map((subnet, i) => ({
-    Subnet: subnet,
-    IPRange: ranges[i],
-    Gateway: gateways[i],
-    AuxiliaryAddresses: i === 0 && Object.keys(aux).length > 0 ? aux : undefined,
-  }));
-  const body = {
+  return {
     Name: a.positionals[0],
     Driver: a.string('driver') ?? 'bridge',
-    Scope: a.string('scope'),
+    Scope: a.string('scope') ?? '',
+    EnableIPv4: a.has('ipv4') ? a.bool('ipv4') : undefined,
+    EnableIPv6: a.has('ipv6') ? a.bool('ipv6') : undefined,
+    IPAM: buildIpamConfig({
+      driver: a.string('ipam-driver') ?? 'default',
+      subnets: a.list('subnet'),
+      ipRanges: a.list('ip-range'),
+      gateways: a.list('gateway'),
+      auxAddresses: keyValueMap(a.list('aux-address')),
+      options: keyValueMap(a.list('ipam-opt')),
+    }),
     Internal: a.bool('internal'),
     Attachable: a.bool('attachable'),
     Ingress: a.bool('ingress'),
     ConfigOnly: a.bool('config-only'),
-    ConfigFrom: a.has('config-from') ? { Network: a.string('config-from') } : undefined,
-    EnableIPv6: a.has('ipv6') ? a.bool('ipv6') : undefined,
-    EnableIPv4: a.has('ipv4') ? a.bool('ipv4') : undefined,
-    IPAM: { Driver: a.string('ipam-driver') ?? 'default', Config: config, Options: keyValueMap(a.list('ipam-opt')) },
+    ConfigFrom: a.string('config-from') ? { Network: a.string('config-from') } : undefined,
     Options: keyValueMap(a.list('opt')),
     Labels: keyValueMap(a.list('label')),
   };
-  const res = await api.post<{ Id: string; Warning?: string }>('/networks/create', body);
-  if (res.Warning) io.err(`${res.Warning}\n`);
-  io.out(`${res.Id}\n`);
-  return 0;
 }
 
 interface NetworkSummary {
@@ -94,100 +62,233 @@ interface NetworkSummary {
   Name: string;
   Driver: string;
   Scope: string;
+  Created: string;
+  EnableIPv4?: boolean;
+  EnableIPv6?: boolean;
+  Internal?: boolean;
+  Labels?: Record<string, string> | null;
 }
 
-async function list(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [
-    { long: 'filter', short: 'f', kind: 'list', description: 'Provide filter values (e.g. "driver=bridge")' },
-    { long: 'quiet', short: 'q', kind: 'bool', description: 'Only display network IDs' },
-    { long: 'no-trunc', kind: 'bool', description: 'Do not truncate the output' },
-    { long: 'format', kind: 'string', description: 'table (default) or json' },
-  ]);
-  const nets = await api.get<NetworkSummary[]>('/networks', { filters: filtersJson(a.list('filter')) });
-  nets.sort((x, y) => x.Name.localeCompare(y.Name));
-  const noTrunc = a.bool('no-trunc');
-  if (a.bool('quiet')) {
-    io.out(nets.map((n) => `${shortId(n.Id, noTrunc)}\n`).join(''));
-  } else if (a.string('format') === 'json') {
-    io.out(nets.map((n) => `${JSON.stringify(n)}\n`).join(''));
-  } else {
-    io.out(renderTable(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], nets.map((n) => [shortId(n.Id, noTrunc), n.Name, n.Driver, n.Scope])));
+export type NetworkRow = Record<'ID' | 'Name' | 'Driver' | 'Scope' | 'IPv4' | 'IPv6' | 'Internal' | 'Labels' | 'CreatedAt', string>;
+
+export const NETWORK_LIST_FORMAT: ListFormat<NetworkRow> = {
+  defaultTable: '{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}',
+  headers: {
+    ID: 'NETWORK ID',
+    Name: 'NAME',
+    Driver: 'DRIVER',
+    Scope: 'SCOPE',
+    IPv4: 'IPV4',
+    IPv6: 'IPV6',
+    Internal: 'INTERNAL',
+    Labels: 'LABELS',
+    CreatedAt: 'CREATED AT',
+  },
+  quietField: 'ID',
+};
+
+/** The docker CLI's networkContext fields for one list item. */
+export function networkRow(n: NetworkSummary, noTrunc: boolean): NetworkRow {
+  return {
+    ID: shortId(n.Id, noTrunc),
+    Name: n.Name,
+    Driver: n.Driver,
+    Scope: n.Scope,
+    IPv4: String(n.EnableIPv4 ?? false),
+    IPv6: String(n.EnableIPv6 ?? false),
+    Internal: String(n.Internal ?? false),
+    Labels: Object.entries(n.Labels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .sort()
+      .join(','),
+    CreatedAt: goTimeString(n.Created),
+  };
+}
+
+function ipFlag(a: ParsedArgs, name: string): string | undefined {
+  const value = a.string(name);
+  if (value === undefined || value === '') return undefined;
+  if (isIP(value) === 0) throw new UsageError(`invalid argument "${value}" for "--${name}" flag: invalid string being converted to IP address: ${value}`);
+  return value;
+}
+
+/** Docker's convertDriverOpt: "k=v" with trimmed key and value; a missing "=" or key is an error. */
+function driverOpts(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const opt of values) {
+    const eq = opt.indexOf('=');
+    const key = (eq < 0 ? opt : opt.slice(0, eq)).trim();
+    if (eq < 0 || key === '') throw new CliError('invalid key/value pair format in driver options');
+    out[key] = opt.slice(eq + 1).trim();
   }
-  return 0;
+  return out;
 }
 
-async function inspect(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [{ long: 'format', short: 'f', kind: 'string', description: 'json (default)' }]);
-  if (a.positionals.length === 0) throw new UsageError('"cnm network inspect" requires at least 1 argument');
-  const found: unknown[] = [];
-  const failed = await forEachRef(a.positionals, io.err, async (ref) => {
-    found.push(await api.get(`/networks/${encodeURIComponent(ref)}`));
-  });
-  io.out(`${JSON.stringify(found, null, 4)}\n`);
-  return failed ? 1 : 0;
-}
-
-async function remove(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [{ long: 'force', short: 'f', kind: 'bool', description: 'Do not error if the network does not exist' }]);
-  if (a.positionals.length === 0) throw new UsageError('"cnm network rm" requires at least 1 argument');
-  const failed = await forEachRef(
-    a.positionals,
-    io.err,
-    async (ref) => {
-      await api.delete(`/networks/${encodeURIComponent(ref)}`);
-      io.out(`${ref}\n`);
-    },
-    (err) => a.bool('force') && (err as { status?: number }).status === 404,
-  );
-  return failed ? 1 : 0;
-}
-
-async function prune(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [
-    { long: 'force', short: 'f', kind: 'bool', description: 'Do not prompt for confirmation' },
-    { long: 'filter', kind: 'list', description: 'Provide filter values (e.g. "until=<timestamp>")' },
-  ]);
-  if (!a.bool('force') && process.stdin.isTTY) {
-    io.out('WARNING! This will remove all custom networks not used by at least one sandbox.\nUse --force to skip this prompt.\n');
-    return 1;
-  }
-  const res = await api.post<{ NetworksDeleted: string[] | null }>('/networks/prune', undefined, { filters: filtersJson(a.list('filter')) });
-  const deleted = res.NetworksDeleted ?? [];
-  if (deleted.length > 0) io.out(`Deleted Networks:\n${deleted.map((n) => `${n}\n`).join('')}`);
-  return 0;
-}
-
-async function connect(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [
-    { long: 'ip', kind: 'string', description: 'IPv4 address' },
-    { long: 'ip6', kind: 'string', description: 'IPv6 address' },
-    { long: 'alias', kind: 'list', description: 'Add network-scoped alias' },
-    { long: 'driver-opt', kind: 'list', description: 'Driver options for the endpoint' },
-    { long: 'gw-priority', kind: 'string', description: 'Priority for the default gateway' },
-    { long: 'mac-address', kind: 'string', description: 'MAC address' },
-  ]);
-  if (a.positionals.length !== 2) throw new UsageError('"cnm network connect" requires exactly 2 arguments: NETWORK SANDBOX');
-  const [network, sandbox] = a.positionals as [string, string];
+/** The body of POST /networks/{id}/connect for `network connect`'s flags (pure; exported for tests). */
+export function connectBody(a: ParsedArgs): Record<string, unknown> {
   const gw = a.string('gw-priority');
-  if (gw !== undefined && !/^-?\d+$/.test(gw)) throw new UsageError(`invalid --gw-priority ${gw}`);
-  await api.post(`/networks/${encodeURIComponent(network)}/connect`, {
-    Container: sandbox,
+  if (gw !== undefined && !/^[+-]?\d+$/.test(gw)) {
+    throw new UsageError(`invalid argument "${gw}" for "--gw-priority" flag: strconv.ParseInt: parsing "${gw}": invalid syntax`);
+  }
+  const linkLocal = a.list('link-local-ip');
+  return {
+    Container: a.positionals[1],
     EndpointConfig: {
-      IPAMConfig: { IPv4Address: a.string('ip'), IPv6Address: a.string('ip6') },
+      IPAMConfig: {
+        IPv4Address: ipFlag(a, 'ip'),
+        IPv6Address: ipFlag(a, 'ip6'),
+        LinkLocalIPs: linkLocal.length > 0 ? linkLocal : undefined,
+      },
+      Links: a.list('link'),
       Aliases: a.list('alias'),
-      DriverOpts: keyValueMap(a.list('driver-opt')),
       MacAddress: a.string('mac-address'),
-      GwPriority: gw === undefined ? undefined : Number(gw),
+      DriverOpts: driverOpts(a.list('driver-opt')),
+      GwPriority: gw === undefined ? 0 : Number(gw),
     },
-  });
-  void io;
-  return 0;
+  };
 }
 
-async function disconnect(api: ApiClient, argv: string[], _io: Io): Promise<number> {
-  const a = parseArgs(argv, [{ long: 'force', short: 'f', kind: 'bool', description: 'Force the disconnection' }]);
-  if (a.positionals.length !== 2) throw new UsageError('"cnm network disconnect" requires exactly 2 arguments: NETWORK SANDBOX');
-  const [network, sandbox] = a.positionals as [string, string];
-  await api.post(`/networks/${encodeURIComponent(network)}/disconnect`, { Container: sandbox, Force: a.bool('force') });
-  return 0;
+const PRUNE_WARNING = `WARNING! This will remove all custom networks not used by at least one container.
+Are you sure you want to continue?`;
+
+function commands(api: ApiClient): Subcommand[] {
+  const ref = (r: string) => encodeURIComponent(r);
+  return [
+    {
+      name: 'connect',
+      usage: '[OPTIONS] NETWORK SANDBOX',
+      summary: 'Connect a sandbox to a network',
+      minArgs: 2,
+      maxArgs: 2,
+      flags: [
+        { long: 'ip', kind: 'string', description: 'IPv4 address (e.g., "172.30.100.104")' },
+        { long: 'ip6', kind: 'string', description: 'IPv6 address (e.g., "2001:db8::33")' },
+        { long: 'alias', kind: 'csv', valueName: 'strings', description: 'Add network-scoped alias for the sandbox' },
+        { long: 'driver-opt', kind: 'csv', valueName: 'strings', description: 'driver options for the network' },
+        { long: 'gw-priority', kind: 'string', valueName: 'int', description: 'Highest gw-priority provides the default gateway. Accepts positive and negative values.' },
+        { long: 'mac-address', kind: 'string', description: 'MAC address for the endpoint (cnm extension)' },
+        { long: 'link', kind: 'list', description: 'Add link to another container (accepted for compatibility)' },
+        { long: 'link-local-ip', kind: 'csv', valueName: 'ipSlice', description: 'Add a link-local address for the sandbox' },
+      ],
+      run: async (a) => {
+        await api.post(`/networks/${ref(a.positionals[0]!)}/connect`, connectBody(a));
+        return 0;
+      },
+    },
+    {
+      name: 'create',
+      usage: '[OPTIONS] NETWORK',
+      summary: 'Create a network',
+      minArgs: 1,
+      maxArgs: 1,
+      flags: CREATE_FLAGS,
+      run: async (a, io) => {
+        const res = await api.post<{ Id: string; Warning?: string }>('/networks/create', createNetworkBody(a));
+        if (res.Warning) io.err(`${res.Warning}\n`);
+        io.out(`${res.Id}\n`);
+        return 0;
+      },
+    },
+    {
+      name: 'disconnect',
+      usage: '[OPTIONS] NETWORK SANDBOX',
+      summary: 'Disconnect a sandbox from a network',
+      minArgs: 2,
+      maxArgs: 2,
+      flags: [{ long: 'force', short: 'f', kind: 'bool', description: 'Force the sandbox to disconnect from a network' }],
+      run: async (a) => {
+        const [network, sandbox] = a.positionals as [string, string];
+        await api.post(`/networks/${ref(network)}/disconnect`, { Container: sandbox, Force: a.bool('force') });
+        return 0;
+      },
+    },
+    {
+      name: 'inspect',
+      usage: '[OPTIONS] NETWORK [NETWORK...]',
+      summary: 'Display detailed information on one or more networks',
+      minArgs: 1,
+      maxArgs: Infinity,
+      flags: [
+        { long: 'format', short: 'f', kind: 'string', description: 'Format output using a custom template' },
+        { long: 'verbose', short: 'v', kind: 'bool', description: 'Verbose output for diagnostics' },
+      ],
+      run: async (a, io) => {
+        const found: unknown[] = [];
+        const failed = await forEachRef(a.positionals, io.err, async (r) => {
+          found.push(await api.get(`/networks/${ref(r)}`, { verbose: a.bool('verbose') ? 'true' : undefined }));
+        });
+        io.out(formatInspect(found, a.string('format')));
+        return failed ? 1 : 0;
+      },
+    },
+    {
+      name: 'ls',
+      aliases: ['list'],
+      usage: '[OPTIONS]',
+      summary: 'List networks',
+      minArgs: 0,
+      maxArgs: 0,
+      flags: [
+        { long: 'filter', short: 'f', kind: 'list', valueName: 'filter', description: 'Provide filter values (e.g. "driver=bridge")' },
+        { long: 'format', kind: 'string', description: 'Format output using a custom template: table, json or a Go-style template' },
+        { long: 'no-trunc', kind: 'bool', description: 'Do not truncate the output' },
+        { long: 'quiet', short: 'q', kind: 'bool', description: 'Only display network IDs' },
+      ],
+      run: async (a, io) => {
+        const nets = await api.get<NetworkSummary[]>('/networks', { filters: filtersJson(a.list('filter')) });
+        nets.sort((x, y) => naturalCompare(x.Name, y.Name));
+        const rows = nets.map((n) => networkRow(n, a.bool('no-trunc')));
+        io.out(formatList(rows, NETWORK_LIST_FORMAT, a.string('format'), a.bool('quiet')));
+        return 0;
+      },
+    },
+    {
+      name: 'prune',
+      usage: '[OPTIONS]',
+      summary: 'Remove all unused networks',
+      minArgs: 0,
+      maxArgs: 0,
+      flags: [
+        { long: 'filter', kind: 'list', valueName: 'filter', description: 'Provide filter values (e.g. "until=<timestamp>")' },
+        { long: 'force', short: 'f', kind: 'bool', description: 'Do not prompt for confirmation' },
+      ],
+      run: async (a, io) => {
+        const filters = filtersJson(a.list('filter'));
+        if (!a.bool('force')) {
+          const answer = io.prompt ? await io.prompt(`${PRUNE_WARNING} [y/N] `) : '';
+          // Docker treats a declined prompt as a cancellation: nothing printed, exit 0.
+          if (!/^y(es)?$/i.test(answer.trim())) return 0;
+        }
+        const res = await api.post<{ NetworksDeleted: string[] | null }>('/networks/prune', undefined, { filters });
+        const deleted = res.NetworksDeleted ?? [];
+        if (deleted.length > 0) io.out(`Deleted Networks:\n${deleted.map((n) => `${n}\n`).join('')}\n`);
+        return 0;
+      },
+    },
+    {
+      name: 'rm',
+      aliases: ['remove'],
+      usage: 'NETWORK [NETWORK...]',
+      summary: 'Remove one or more networks',
+      minArgs: 1,
+      maxArgs: Infinity,
+      flags: [{ long: 'force', short: 'f', kind: 'bool', description: 'Do not error if the network does not exist' }],
+      run: async (a, io) => {
+        const failed = await forEachRef(
+          a.positionals,
+          io.err,
+          async (r) => {
+            await api.delete(`/networks/${ref(r)}`);
+            io.out(`${r}\n`);
+          },
+          (err) => a.bool('force') && (err as { status?: number }).status === 404,
+        );
+        return failed ? 1 : 0;
+      },
+    },
+  ];
+}
+
+export async function networkCommand(api: ApiClient, argv: string[], io: Io): Promise<number> {
+  return dispatch('cnm network', 'Manage networks', commands(api), argv, io);
 }

@@ -1,150 +1,218 @@
-/** `cnm sandbox ...` and `cnm exec`: sandboxes stand where Docker has containers. */
-import { spawn } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
-import { UsageError, keyValueMap, parseArgs } from './args.js';
+/** `cnm sandbox ...`: sandboxes stand where Docker has containers (create / ls / inspect / rm). */
+import { humanDuration } from '../api/human-duration.js';
+import { UsageError, keyValueMap, type FlagSpec, type ParsedArgs } from './args.js';
 import type { ApiClient } from './client.js';
-import { forEachRef, renderTable, shortId } from './format.js';
-import type { Io } from './network.js';
+import { dispatch, type Io, type Subcommand } from './command.js';
+import { forEachRef, formatInspect, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
 
-interface SandboxJson {
+/** The parts of the cnm sandbox JSON the CLI reads. */
+export interface SandboxJson {
   Id: string;
   Name: string;
+  Hostname: string;
+  Created: string;
   NetnsPath: string;
   HostNetwork: boolean;
   ResolvConfPath: string;
   HostsPath: string;
   HostnamePath: string;
-  Hostname: string;
   DaemonPid: number;
   Networks: Record<string, { IPAddress: string; IPPrefixLen: number; IPv6Address: string }>;
 }
 
-export async function sandboxCommand(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'create':
-      return create(api, rest, io);
-    case 'ls':
-    case 'list':
-      return list(api, rest, io);
-    case 'inspect':
-      return inspect(api, rest, io);
-    case 'rm':
-    case 'remove':
-      return remove(api, rest, io);
-    default:
-      throw new UsageError('Usage: cnm sandbox COMMAND (create, ls, inspect, rm)');
+const CREATE_FLAGS: FlagSpec[] = [
+  {
+    long: 'network',
+    kind: 'list',
+    description: 'Connect to a network (repeatable; the first becomes eth0). Also "name=N,ip=A,ip6=A,alias=X,driver-opt=k=v,gw-priority=P,mac-address=M"',
+  },
+  { long: 'ip', kind: 'string', description: 'IPv4 address on the first network' },
+  { long: 'ip6', kind: 'string', description: 'IPv6 address on the first network' },
+  { long: 'alias', kind: 'list', description: 'Network-scoped alias on the first network' },
+  { long: 'mac-address', kind: 'string', description: 'MAC address on the first network' },
+  { long: 'hostname', kind: 'string', description: 'Sandbox host name' },
+  { long: 'netns', kind: 'string', description: 'Adopt an existing network namespace (a bind-mounted file or /proc/PID/ns/net)' },
+  { long: 'dns', kind: 'list', description: 'Set custom DNS servers' },
+  { long: 'dns-search', kind: 'list', description: 'Set custom DNS search domains' },
+  { long: 'dns-option', kind: 'list', description: 'Set DNS options' },
+  { long: 'label', short: 'l', kind: 'list', description: 'Set metadata on the sandbox' },
+];
+
+type NetworkEntry = Record<string, unknown> & { Network: string };
+
+/** Docker's advanced --network syntax "name=N,ip=...,alias=..."; a plain value is a network name. */
+export function parseNetworkFlag(value: string): NetworkEntry {
+  if (!value.startsWith('name=')) return { Network: value };
+  const entry: NetworkEntry = { Network: '' };
+  const aliases: string[] = [];
+  const opts: Record<string, string> = {};
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) throw new UsageError(`invalid --network field "${part}": expected key=value`);
+    const key = part.slice(0, eq);
+    const v = part.slice(eq + 1);
+    switch (key) {
+      case 'name':
+        entry.Network = v;
+        break;
+      case 'ip':
+        entry.IPv4Address = v;
+        break;
+      case 'ip6':
+        entry.IPv6Address = v;
+        break;
+      case 'alias':
+        aliases.push(v);
+        break;
+      case 'mac-address':
+        entry.MacAddress = v;
+        break;
+      case 'gw-priority':
+        if (!/^[+-]?\d+$/.test(v)) throw new UsageError(`invalid gw-priority "${v}"`);
+        entry.GwPriority = Number(v);
+        break;
+      case 'driver-opt':
+        Object.assign(opts, keyValueMap([v]));
+        break;
+      default:
+        throw new UsageError(`invalid --network field "${key}"`);
+    }
   }
+  if (aliases.length > 0) entry.Aliases = aliases;
+  if (Object.keys(opts).length > 0) entry.DriverOpts = opts;
+  return entry;
 }
 
-async function create(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [
-    { long: 'network', kind: 'list', description: 'Connect to a network (repeatable; the first becomes eth0)' },
-    { long: 'ip', kind: 'string', description: 'IPv4 address on the first network' },
-    { long: 'ip6', kind: 'string', description: 'IPv6 address on the first network' },
-    { long: 'alias', kind: 'list', description: 'Network-scoped alias on the first network' },
-    { long: 'mac-address', kind: 'string', description: 'MAC address on the first network' },
-    { long: 'hostname', kind: 'string', description: 'Sandbox host name' },
-    { long: 'netns', kind: 'string', description: 'Adopt an existing network namespace (path)' },
-    { long: 'dns', kind: 'list', description: 'Custom DNS servers' },
-    { long: 'dns-search', kind: 'list', description: 'Custom DNS search domains' },
-    { long: 'dns-option', kind: 'list', description: 'DNS options' },
-    { long: 'label', kind: 'list', description: 'Set metadata' },
-  ]);
-  if (a.positionals.length > 1) throw new UsageError('"cnm sandbox create" takes at most 1 argument (the name)');
-  const nets = a.list('network');
-  const networks = (nets.length > 0 ? nets : ['bridge']).map((network, i) =>
-    i === 0
-      ? { Network: network, IPv4Address: a.string('ip'), IPv6Address: a.string('ip6'), Aliases: a.list('alias'), MacAddress: a.string('mac-address') }
-      : { Network: network },
-  );
-  const res = await api.post<{ Id: string }>('/cnm/v1/sandboxes', {
+/** The body of POST /cnm/v1/sandboxes for `sandbox create`'s flags (pure; exported for tests). */
+export function createSandboxBody(a: ParsedArgs): Record<string, unknown> {
+  const nets = a.list('network').map(parseNetworkFlag);
+  const firstFlags = {
+    IPv4Address: a.string('ip'),
+    IPv6Address: a.string('ip6'),
+    Aliases: a.list('alias').length > 0 ? a.list('alias') : undefined,
+    MacAddress: a.string('mac-address'),
+  };
+  const hasFirstFlags = Object.values(firstFlags).some((v) => v !== undefined);
+  // Without --network the daemon picks the default bridge; endpoint flags then need it spelt out.
+  if (nets.length === 0 && hasFirstFlags) nets.push({ Network: 'bridge' });
+  if (nets.length > 0 && hasFirstFlags) {
+    const first = nets[0]!;
+    for (const [k, v] of Object.entries(firstFlags)) if (v !== undefined && first[k] === undefined) first[k] = v;
+  }
+  return {
     Name: a.positionals[0],
     Hostname: a.string('hostname'),
-    Networks: networks,
+    Networks: nets.length > 0 ? nets : undefined,
     NetnsPath: a.string('netns'),
     Labels: keyValueMap(a.list('label')),
     Dns: a.list('dns'),
     DnsSearch: a.list('dns-search'),
     DnsOptions: a.list('dns-option'),
-  });
-  io.out(`${res.Id}\n`);
-  return 0;
+  };
 }
 
-async function list(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [
-    { long: 'quiet', short: 'q', kind: 'bool', description: 'Only display IDs' },
-    { long: 'no-trunc', kind: 'bool', description: 'Do not truncate the output' },
-    { long: 'format', kind: 'string', description: 'table (default) or json' },
-  ]);
-  const all = await api.get<SandboxJson[]>('/cnm/v1/sandboxes');
-  all.sort((x, y) => x.Name.localeCompare(y.Name));
-  const noTrunc = a.bool('no-trunc');
-  if (a.bool('quiet')) io.out(all.map((s) => `${shortId(s.Id, noTrunc)}\n`).join(''));
-  else if (a.string('format') === 'json') io.out(all.map((s) => `${JSON.stringify(s)}\n`).join(''));
-  else {
-    const rows = all.map((s) => [
-      shortId(s.Id, noTrunc),
-      s.Name,
-      Object.keys(s.Networks).join(','),
-      Object.entries(s.Networks)
-        .map(([, e]) => e.IPAddress || e.IPv6Address)
-        .filter(Boolean)
-        .join(','),
-    ]);
-    io.out(renderTable(['SANDBOX ID', 'NAME', 'NETWORKS', 'ADDRESSES'], rows));
-  }
-  return 0;
+export type SandboxRow = Record<'ID' | 'Name' | 'Hostname' | 'Networks' | 'IPAddresses' | 'CreatedAt' | 'RunningFor', string>;
+
+export const SANDBOX_LIST_FORMAT: ListFormat<SandboxRow> = {
+  defaultTable: '{{.ID}}\t{{.Name}}\t{{.Networks}}\t{{.IPAddresses}}\t{{.RunningFor}}',
+  headers: {
+    ID: 'SANDBOX ID',
+    Name: 'NAME',
+    Hostname: 'HOSTNAME',
+    Networks: 'NETWORKS',
+    IPAddresses: 'IP ADDRESSES',
+    CreatedAt: 'CREATED AT',
+    RunningFor: 'CREATED',
+  },
+  quietField: 'ID',
+};
+
+export function sandboxRow(s: SandboxJson, noTrunc: boolean, nowMs = Date.now()): SandboxRow {
+  const names = Object.keys(s.Networks).sort(naturalCompare);
+  const addresses = names.flatMap((n) => [s.Networks[n]!.IPAddress, s.Networks[n]!.IPv6Address]).filter(Boolean);
+  const created = Date.parse(s.Created);
+  return {
+    ID: shortId(s.Id, noTrunc),
+    Name: s.Name,
+    Hostname: s.Hostname,
+    Networks: s.HostNetwork ? 'host' : names.join(','),
+    IPAddresses: addresses.join(','),
+    CreatedAt: goTimeString(s.Created),
+    RunningFor: Number.isNaN(created) ? '' : `${humanDuration(nowMs - created)} ago`,
+  };
 }
 
-async function inspect(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, []);
-  if (a.positionals.length === 0) throw new UsageError('"cnm sandbox inspect" requires at least 1 argument');
-  const found: unknown[] = [];
-  const failed = await forEachRef(a.positionals, io.err, async (ref) => {
-    found.push(await api.get(`/cnm/v1/sandboxes/${encodeURIComponent(ref)}`));
-  });
-  io.out(`${JSON.stringify(found, null, 4)}\n`);
-  return failed ? 1 : 0;
+function commands(api: ApiClient): Subcommand[] {
+  const ref = (r: string) => encodeURIComponent(r);
+  return [
+    {
+      name: 'create',
+      usage: '[OPTIONS] [NAME]',
+      summary: 'Create a sandbox (a network namespace with endpoints) and print its ID',
+      minArgs: 0,
+      maxArgs: 1,
+      flags: CREATE_FLAGS,
+      run: async (a, io) => {
+        const res = await api.post<{ Id: string }>('/cnm/v1/sandboxes', createSandboxBody(a));
+        io.out(`${res.Id}\n`);
+        return 0;
+      },
+    },
+    {
+      name: 'inspect',
+      usage: '[OPTIONS] SANDBOX [SANDBOX...]',
+      summary: 'Display detailed information on one or more sandboxes',
+      minArgs: 1,
+      maxArgs: Infinity,
+      flags: [{ long: 'format', short: 'f', kind: 'string', description: 'Format output using a custom template' }],
+      run: async (a, io) => {
+        const found: unknown[] = [];
+        const failed = await forEachRef(a.positionals, io.err, async (r) => {
+          found.push(await api.get(`/cnm/v1/sandboxes/${ref(r)}`));
+        });
+        io.out(formatInspect(found, a.string('format')));
+        return failed ? 1 : 0;
+      },
+    },
+    {
+      name: 'ls',
+      aliases: ['list', 'ps'],
+      usage: '[OPTIONS]',
+      summary: 'List sandboxes',
+      minArgs: 0,
+      maxArgs: 0,
+      flags: [
+        { long: 'format', kind: 'string', description: 'Format output using a custom template: table, json or a Go-style template' },
+        { long: 'no-trunc', kind: 'bool', description: 'Do not truncate the output' },
+        { long: 'quiet', short: 'q', kind: 'bool', description: 'Only display sandbox IDs' },
+      ],
+      run: async (a, io) => {
+        const all = await api.get<SandboxJson[]>('/cnm/v1/sandboxes');
+        all.sort((x, y) => naturalCompare(x.Name, y.Name));
+        const now = Date.now();
+        io.out(formatList(all.map((s) => sandboxRow(s, a.bool('no-trunc'), now)), SANDBOX_LIST_FORMAT, a.string('format'), a.bool('quiet')));
+        return 0;
+      },
+    },
+    {
+      name: 'rm',
+      aliases: ['remove'],
+      usage: '[OPTIONS] SANDBOX [SANDBOX...]',
+      summary: 'Remove one or more sandboxes (disconnecting them from their networks)',
+      minArgs: 1,
+      maxArgs: Infinity,
+      flags: [{ long: 'force', short: 'f', kind: 'bool', description: 'Force the removal (accepted for Docker parity)' }],
+      run: async (a, io) => {
+        const failed = await forEachRef(a.positionals, io.err, async (r) => {
+          await api.delete(`/cnm/v1/sandboxes/${ref(r)}`, { force: a.bool('force') ? '1' : undefined });
+          io.out(`${r}\n`);
+        });
+        return failed ? 1 : 0;
+      },
+    },
+  ];
 }
 
-async function remove(api: ApiClient, argv: string[], io: Io): Promise<number> {
-  const a = parseArgs(argv, [{ long: 'force', short: 'f', kind: 'bool', description: 'Remove even with processes running inside' }]);
-  if (a.positionals.length === 0) throw new UsageError('"cnm sandbox rm" requires at least 1 argument');
-  const failed = await forEachRef(a.positionals, io.err, async (ref) => {
-    await api.delete(`/cnm/v1/sandboxes/${encodeURIComponent(ref)}`, { force: a.bool('force') ? '1' : undefined });
-    io.out(`${ref}\n`);
-  });
-  return failed ? 1 : 0;
-}
-
-/**
- * `cnm exec SANDBOX -- CMD...`: CMD runs in the sandbox's network namespace with its resolv.conf and
- * hosts bound over /etc in a private mount namespace (as `ip netns exec` does). When the daemon lives in
- * another mount namespace, the namespace pins are only visible there, so enter it first.
- */
-export async function execCommand(api: ApiClient, argv: string[]): Promise<number> {
-  const args = argv[0] === '--' ? argv.slice(1) : argv;
-  const [ref, ...restRaw] = args;
-  const cmd = restRaw[0] === '--' ? restRaw.slice(1) : restRaw;
-  if (!ref || cmd.length === 0) throw new UsageError('Usage: cnm exec SANDBOX -- COMMAND [ARG...]');
-  const sb = await api.get<SandboxJson>(`/cnm/v1/sandboxes/${encodeURIComponent(ref)}`);
-  const script = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
-  let full = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', sb.ResolvConfPath, sb.HostsPath, ...cmd];
-  if (!sb.HostNetwork) full = ['nsenter', `--net=${sb.NetnsPath}`, '--', ...full];
-  if (otherMountNamespace(sb.DaemonPid)) full = ['nsenter', '-t', String(sb.DaemonPid), '-m', '--', ...full];
-  return new Promise((resolve, reject) => {
-    const child = spawn(full[0]!, full.slice(1), { stdio: 'inherit' });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1)));
-  });
-}
-
-function otherMountNamespace(pid: number): boolean {
-  try {
-    return readlinkSync('/proc/self/ns/mnt') !== readlinkSync(`/proc/${pid}/ns/mnt`);
-  } catch {
-    return false;
-  }
+export async function sandboxCommand(api: ApiClient, argv: string[], io: Io): Promise<number> {
+  return dispatch('cnm sandbox', 'Manage sandboxes', commands(api), argv, io);
 }

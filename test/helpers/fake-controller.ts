@@ -3,6 +3,12 @@
  * rendering. It fakes only the controller's surface (lookups, conflicts, events) with simple rules;
  * it is no model of the real controller's networking.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startApiServer } from '../../src/api/server.js';
+import { silentLogger } from '../../src/util/log.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/controller/records.js';
 import type {
   ConnectRequest,
@@ -337,4 +343,78 @@ function addHost4(subnet: string, host: number): string {
   const base = subnet.split('/')[0]!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
   const n = base + host;
   return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+}
+
+// ---- an API server on the fake, over a unix socket in a temp dir ---------------------------------
+
+export interface HttpResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  json(): any;
+}
+
+export interface FakeApi {
+  controller: FakeController;
+  socketPath: string;
+  dir: string;
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResult>;
+  close(): Promise<void>;
+}
+
+/** Start the real API server on a FakeController; `close` stops it and removes the temp dir. */
+export async function startFakeApi(controller = new FakeController()): Promise<FakeApi> {
+  const dir = await mkdtemp(join(tmpdir(), 'cnm-api-'));
+  const socketPath = join(dir, 'run', 'cnm.sock');
+  const server = await startApiServer({
+    controller,
+    socketPath,
+    logger: silentLogger,
+    version: '0.1.0-test',
+    daemon: { pid: process.pid, rootDir: join(dir, 'root'), execRoot: join(dir, 'run') },
+  });
+  return {
+    controller,
+    socketPath,
+    dir,
+    request: (method, path, body, headers) => httpRequest(socketPath, method, path, body, headers),
+    close: async () => {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One HTTP request over a unix socket. A string or Buffer body is sent as is; anything else as JSON. */
+export function httpRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
+  const payload = body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: {
+          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json: () => JSON.parse(text) });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
 }

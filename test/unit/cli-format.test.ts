@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachRef, renderTable, shortId } from '../../src/cli/format.js';
 import { filtersJson, keyValueMap, parseArgs, UsageError } from '../../src/cli/args.js';
+import { DaemonError } from '../../src/cli/client.js';
 
 describe('cli formatting and flags', () => {
   it('renders Docker-style tables with three spaces between columns', () => {
@@ -26,12 +27,14 @@ describe('cli formatting and flags', () => {
   it('reports each failed reference and keeps going', async () => {
     const errors: string[] = [];
     const done: string[] = [];
-    const failed = await forEachRef(['a', 'b', 'c'], (t) => errors.push(t), async (ref) => {
-      if (ref === 'b') throw new Error('network b not found');
+    const failed = await forEachRef(['a', 'b', 'c', 'd'], (t) => errors.push(t), async (ref) => {
+      if (ref === 'b') throw new DaemonError(404, 'network b not found');
+      if (ref === 'c') throw new Error('local failure');
       done.push(ref);
     });
     assert.equal(failed, true);
-    assert.deepEqual(done, ['a', 'c']);
-    assert.deepEqual(errors, ['Error response from daemon: network b not found\n']);
+    assert.deepEqual(done, ['a', 'd']);
+    // Only the daemon's answers carry Docker's prefix.
+    assert.deepEqual(errors, ['Error response from daemon: network b not found\n', 'local failure\n']);
   });
 });
