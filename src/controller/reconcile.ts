@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { TeardownErrors } from '../errors.js';
 import type { FirewallNetwork } from '../firewall/types.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
-import { claimsOf, programRoutes } from './endpoints.js';
+import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
 
@@ -123,15 +123,8 @@ async function rejoinIfBroken(ctx: Ctx, sb: SandboxRecord, ep: EndpointRecord, r
 }
 
 async function forgetSandbox(ctx: Ctx, sb: SandboxRecord, endpoints: EndpointRecord[]): Promise<void> {
-  for (const ep of endpoints) {
-    const net = ctx.state.networks.get(ep.networkId)!;
-    const rt = runtimeOf(ctx, net);
-    await rt.driver.leave(toDriverNetwork(net, rt.options), toDriverEndpoint(ep, {}), toDriverSandbox(sb)).catch(() => undefined);
-    const claims = claimsOf(net, ep);
-    await ctx.repo.deleteEndpoint(ep, claims);
-    claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
-    ctx.state.deleteEndpoint(ep.id);
-  }
+  // Forced: the namespace is gone, so kernel clean-up inside it can only fail; the records go regardless.
+  for (const ep of endpoints) await removeEndpoint(ctx, ctx.state.networks.get(ep.networkId)!, sb, ep, true);
   await ctx.files.remove(sb.id);
   await ctx.repo.deleteSandbox(sb);
   ctx.state.deleteSandbox(sb.id);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidParameterError, TeardownErrors } from '../errors.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import type { Ctx } from './context.js';
-import { connect, programRoutes, removeEndpoint } from './endpoints.js';
+import { connect, removeEndpoint } from './endpoints.js';
 import type { SandboxRecord } from './records.js';
 import type { CreateSandboxRequest } from './types.js';
 
@@ -132,8 +132,4 @@ export async function processesInNetns(path: string): Promise<number[]> {
     }
   }
   return pids;
-}
-
-export async function refreshRoutes(ctx: Ctx, sb: SandboxRecord): Promise<void> {
-  await programRoutes(ctx, sb, ctx.state.endpointsOfSandbox(sb.id), true);
 }

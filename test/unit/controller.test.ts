@@ -166,4 +166,18 @@ describe('controller', () => {
     const d = await h2.controller.createSandbox({ name: 'd', networks: [{ network: 'neta' }] });
     assert.equal(d.endpoints[0]!.endpoint.ipv4Address, '10.20.0.4/24');
   });
+
+  it('restart: a sandbox whose adopted namespace vanished is forgotten with its endpoints', async () => {
+    // A fresh controller on the shared store: the previous test's restarted daemon allocated addresses too.
+    const h1 = await h.restart();
+    await h1.kernel.createNetns('/adopted/ns1');
+    const s = await h1.controller.createSandbox({ name: 'adoptee', netnsPath: '/adopted/ns1', networks: [{ network: 'neta' }] });
+    const veth = `cnmv${s.endpoints[0]!.endpoint.id.slice(0, 11)}`;
+    assert.equal(s.sandbox.adopted, true);
+    await h1.kernel.deleteNetns('/adopted/ns1');
+    const h2 = await h1.restart();
+    assert.throws(() => h2.controller.getSandbox('adoptee'), /No such sandbox/);
+    assert.ok(!h2.controller.getNetwork('neta').endpoints.some((e) => e.sandbox.name === 'adoptee'));
+    assert.equal(await h2.kernel.linkGet(null, veth), undefined);
+  });
 });
