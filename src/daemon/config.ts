@@ -37,7 +37,7 @@ Options:
   --bridge-name NAME              interface of the predefined "bridge" network (default cnm0)
   --bip CIDR                      subnet of the predefined "bridge" network
   --mtu N                         MTU of the predefined "bridge" network
-  --kernel iproute                kernel access through iproute2 (netlink in-process: coming)
+  --kernel netlink|iproute        kernel access: in-process rtnetlink (default) or iproute2 processes
   --nft libnftables|cli           nftables access (default libnftables)
   --firewall-check-interval SEC   re-apply cnm's rules if they vanish (default 5, 0 = off)
   --log-level debug|info|warn|error (default info)
@@ -72,7 +72,7 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
   const execRoot = v['exec-root'] ?? '/run/cnm';
   const logLevel = (v['log-level'] ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new InvalidParameterError(`invalid --log-level ${logLevel}`);
-  const kernel = (v.kernel ?? 'iproute') as DaemonConfig['kernel'];
+  const kernel = (v.kernel ?? 'netlink') as DaemonConfig['kernel'];
   if (!['netlink', 'iproute'].includes(kernel)) throw new InvalidParameterError(`invalid --kernel ${kernel}`);
   const nft = (v.nft ?? 'libnftables') as DaemonConfig['nft'];
   if (!['libnftables', 'cli'].includes(nft)) throw new InvalidParameterError(`invalid --nft ${nft}`);

@@ -119,9 +119,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
 
 /** Implementations are loaded on demand: the FFI ones pull in koffi and native libraries. */
 async function createKernel(config: DaemonConfig): Promise<KernelOps> {
-  // The in-process netlink implementation is not part of this build yet; iproute2 is the reference one.
-  if (config.kernel === 'netlink') throw new Error('--kernel netlink is not available in this build; use --kernel iproute');
-  return new (await import('../kernel/iproute.js')).IprouteKernel({});
+  // netlink (in-process, default) is the fast path; iproute2 spawns a process per step and is kept as the
+  // readable reference implementation (both pass the same conformance suite).
+  if (config.kernel === 'iproute') return new (await import('../kernel/iproute.js')).IprouteKernel({});
+  return new (await import('../kernel/netlink/kernel.js')).NetlinkKernel({});
 }
 
 async function createNftRunner(config: DaemonConfig): Promise<NftRunner> {

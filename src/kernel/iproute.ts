@@ -5,9 +5,9 @@
  * `ip -n` only takes names under /run/netns; its `netns` arguments (link add/set) do take paths.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open, rm, stat, statfs } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { KernelError } from '../errors.js';
+import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from './netns-file.js';
 import type {
   AddressInfo, KernelOps, LinkChange, LinkInfo, LinkSpec, NetnsRef, RouteInfo, RouteSpec,
 } from './types.js';
@@ -17,8 +17,6 @@ export interface IprouteKernelOptions {
   hostNetns?: string;
 }
 
-/** nsfs superblock magic (linux/magic.h): what a pinned namespace file or /proc/PID/ns/* reports. */
-const NSFS_MAGIC = 0x6e736673;
 const COMMAND_TIMEOUT_MS = 30_000;
 
 export class IprouteKernel implements KernelOps {
@@ -32,8 +30,7 @@ export class IprouteKernel implements KernelOps {
   async createNetns(path: string): Promise<void> {
     const file = resolve(path);
     if (await this.netnsExists(file)) throw new KernelError(`createNetns ${file}: already a namespace`, 'EEXIST');
-    await mkdir(dirname(file), { recursive: true });
-    await (await open(file, 'a')).close();
+    await createPinPlaceholder(file);
     try {
       // unshare bind-mounts the new namespace onto the file and runs ip inside it: pin and lo up in one spawn.
       await this.run(['unshare', `--net=${file}`, 'ip', 'link', 'set', 'dev', 'lo', 'up'], `createNetns ${file}`);
@@ -46,20 +43,14 @@ export class IprouteKernel implements KernelOps {
   async deleteNetns(path: string): Promise<void> {
     const file = resolve(path);
     // A path can carry stacked pins; unmount until none is left.
-    for (let i = 0; i < 8 && (await this.netnsExists(file)); i++) {
+    for (let i = 0; i < MAX_STACKED_PINS && (await this.netnsExists(file)); i++) {
       await this.run(['umount', file], `deleteNetns ${file}`);
     }
-    const info = await stat(file).catch(() => undefined);
-    // Remove only the empty placeholder file a pin leaves behind, never anything else found at the path.
-    if (info?.isFile() && info.size === 0) await rm(file, { force: true });
+    await removePinPlaceholder(file);
   }
 
   async netnsExists(path: string): Promise<boolean> {
-    const file = resolve(path);
-    const fs = await statfs(file).catch(() => undefined);
-    if (fs?.type !== NSFS_MAGIC) return false;
-    // /proc/PID/ns/* are all nsfs; only the net one is a network namespace.
-    return !/^\/proc\/[^/]+\/ns\//.test(file) || basename(file) === 'net';
+    return isNetnsFile(resolve(path));
   }
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {

@@ -238,3 +238,14 @@ export function requireCidr(text: string, what: string): IpCidr {
   if (!cidr) throw new InvalidParameterError(`invalid ${what} ${text}: invalid CIDR block notation`);
   return cidr;
 }
+
+/** Network-order bytes of an address (4 or 16), as sockets and netlink carry it. */
+export function ipToBytes(address: IpAddress): Buffer {
+  return Buffer.from(address.value.toString(16).padStart(address.family === 4 ? 8 : 32, '0'), 'hex');
+}
+
+/** The address held in 4 or 16 network-order bytes; undefined for any other length. */
+export function ipFromBytes(bytes: Buffer): IpAddress | undefined {
+  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
+  return { family: bytes.length === 4 ? 4 : 6, value: BigInt(`0x${bytes.toString('hex')}`) };
+}

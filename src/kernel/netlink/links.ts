@@ -1,0 +1,130 @@
+/** Link messages: LinkSpec / LinkChange → RTM_NEWLINK bodies, RTM_NEWLINK replies → LinkInfo. */
+import { KernelError } from '../../errors.js';
+import { ipToBytes, parseIp } from '../../util/ip.js';
+import type { LinkInfo, LinkSpec, MacvlanSpec, VxlanSpec } from '../types.js';
+import {
+  AF_UNSPEC, attr, be16Attr, formatMac, IFF_UP, IFLA, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
+  ifinfomsg, nested, type NetlinkMessage, parseAttrs, parseMac, readString, readU32, stringAttr, u32Attr, u8Attr,
+  VETH_INFO_PEER,
+} from './codec.js';
+
+/** linux/if_link.h MACVLAN_MODE_*. */
+const MACVLAN_MODES: Record<MacvlanSpec['mode'], number> = { private: 1, vepa: 2, bridge: 4, passthru: 8 };
+/** IFNAMSIZ - 1. */
+const MAX_IFNAME = 15;
+
+/** The kernel's dev_valid_name(): checked here so a bad name is EINVAL, not the policy's ERANGE. */
+export function checkLinkName(name: string, what: string): void {
+  if (name.length === 0 || Buffer.byteLength(name) > MAX_IFNAME || name === '.' || name === '..' || /[/:\s]/.test(name)) {
+    throw new KernelError(`${what}: invalid interface name "${name}"`, 'EINVAL');
+  }
+}
+
+export function macAttr(mac: string, what: string): Buffer {
+  const bytes = parseMac(mac);
+  if (!bytes) throw new KernelError(`${what}: invalid MAC address ${mac}`, 'EINVAL');
+  return attr(IFLA.ADDRESS, bytes);
+}
+
+/** Attributes every link kind shares: name, mtu, mac. */
+export function commonAttrs(spec: { name: string; mtu?: number; mac?: string }, what: string): Buffer[] {
+  checkLinkName(spec.name, what);
+  const attrs = [stringAttr(IFLA.IFNAME, spec.name)];
+  if (spec.mtu !== undefined) attrs.push(u32Attr(IFLA.MTU, spec.mtu));
+  if (spec.mac !== undefined) attrs.push(macAttr(spec.mac, what));
+  return attrs;
+}
+
+/** ifinfomsg with IFF_UP set (and only IFF_UP changed) when asked. */
+export function linkHeader(index: number, up: boolean | undefined): Buffer {
+  if (up === undefined) return ifinfomsg(AF_UNSPEC, index, 0, 0);
+  return ifinfomsg(AF_UNSPEC, index, up ? IFF_UP : 0, IFF_UP);
+}
+
+/** What the caller resolved beforehand for one RTM_NEWLINK create. */
+export interface LinkCreateContext {
+  masterIndex?: number;
+  /** macvlan parent / vxlan underlay device index. */
+  lowerIndex?: number;
+  /** Open namespace fd the veth peer is created in. */
+  peerNetnsFd?: number;
+  /** Open namespace fd the (macvlan) link itself is created in. */
+  netnsFd?: number;
+}
+
+export function createLinkBody(spec: LinkSpec, ctx: LinkCreateContext, what: string): Buffer[] {
+  // A link created straight into another namespace comes up (and is enslaved) there, in a second step.
+  const up = ctx.netnsFd === undefined && spec.up ? true : undefined;
+  const body = [linkHeader(0, up), ...commonAttrs(spec, what)];
+  if (ctx.masterIndex !== undefined) body.push(u32Attr(IFLA.MASTER, ctx.masterIndex));
+  if (ctx.netnsFd !== undefined) body.push(u32Attr(IFLA.NET_NS_FD, ctx.netnsFd));
+  if (ctx.lowerIndex !== undefined && spec.kind === 'macvlan') body.push(u32Attr(IFLA.LINK, ctx.lowerIndex));
+  body.push(nested(IFLA.LINKINFO, [stringAttr(IFLA_INFO_KIND, spec.kind), ...kindData(spec, ctx, what)]));
+  return body;
+}
+
+function kindData(spec: LinkSpec, ctx: LinkCreateContext, what: string): Buffer[] {
+  switch (spec.kind) {
+    case 'bridge':
+    case 'dummy':
+      return [];
+    case 'veth': {
+      // The peer is a whole ifinfomsg + attributes; it comes up in a second message (see the kernel class).
+      const peer = [ifinfomsg(AF_UNSPEC, 0, 0, 0), ...commonAttrs(spec.peer, what)];
+      if (ctx.peerNetnsFd !== undefined) peer.push(u32Attr(IFLA.NET_NS_FD, ctx.peerNetnsFd));
+      return [nested(IFLA_INFO_DATA, [nested(VETH_INFO_PEER, peer)])];
+    }
+    case 'macvlan':
+      return [nested(IFLA_INFO_DATA, [u32Attr(IFLA_MACVLAN_MODE, MACVLAN_MODES[spec.mode])])];
+    case 'vxlan':
+      return [nested(IFLA_INFO_DATA, vxlanData(spec, ctx, what))];
+  }
+}
+
+function vxlanData(spec: VxlanSpec, ctx: LinkCreateContext, what: string): Buffer[] {
+  const data = [
+    u32Attr(IFLA_VXLAN.ID, spec.vni),
+    be16Attr(IFLA_VXLAN.PORT, spec.dstPort ?? 4789),
+    u8Attr(IFLA_VXLAN.LEARNING, spec.learning ? 1 : 0),
+  ];
+  if (spec.local !== undefined) {
+    const local = parseIp(spec.local);
+    if (!local) throw new KernelError(`${what}: invalid local address ${spec.local}`, 'EINVAL');
+    data.push(attr(local.family === 4 ? IFLA_VXLAN.LOCAL : IFLA_VXLAN.LOCAL6, ipToBytes(local)));
+  }
+  if (ctx.lowerIndex !== undefined) data.push(u32Attr(IFLA_VXLAN.LINK, ctx.lowerIndex));
+  return data;
+}
+
+/** A link as the kernel reported it, before master indexes are turned into names. */
+export interface RawLink extends Omit<LinkInfo, 'master'> {
+  masterIndex?: number;
+}
+
+export function decodeLink(msg: NetlinkMessage): RawLink {
+  const index = msg.payload.readInt32LE(4);
+  const flags = msg.payload.readUInt32LE(8);
+  const attrs = parseAttrs(msg.payload, 16);
+  const linkInfo = attrs.get(IFLA.LINKINFO);
+  const link: RawLink = {
+    index,
+    name: readString(attrs.get(IFLA.IFNAME)) ?? '',
+    kind: (linkInfo && readString(parseAttrs(linkInfo).get(IFLA_INFO_KIND))) ?? '',
+    mtu: readU32(attrs.get(IFLA.MTU)) ?? 0,
+    mac: formatMac(attrs.get(IFLA.ADDRESS)),
+    up: (flags & IFF_UP) !== 0,
+  };
+  const master = readU32(attrs.get(IFLA.MASTER));
+  if (master !== undefined && master !== 0) link.masterIndex = master;
+  return link;
+}
+
+export function withMasterName(raw: RawLink, nameOf: (index: number) => string | undefined): LinkInfo {
+  const { masterIndex, ...info } = raw;
+  const link: LinkInfo = info;
+  if (masterIndex !== undefined) {
+    const master = nameOf(masterIndex);
+    if (master !== undefined) link.master = master;
+  }
+  return link;
+}
