@@ -20,7 +20,8 @@
  * direct netlink element writer (libnftnl), not another set layout.
  */
 import { InvalidParameterError } from '../errors.js';
-import type { FirewallNetwork } from './types.js';
+import { compileSetService } from './services.js';
+import type { FirewallNetwork, FirewallService } from './types.js';
 import { parseSubnet, validateIfname, validateIpv4Address, type Subnet } from './validate.js';
 
 export const TABLE_NAME = 'cnm';
@@ -35,7 +36,10 @@ export type SetName =
   | 'masq_v6'
   | 'snat_v4'
   | 'no_icc_v4'
-  | 'no_icc_v6';
+  | 'no_icc_v6'
+  | 'vips'
+  | 'vip_any'
+  | 'vip_ports';
 
 interface SetSpec {
   name: SetName;
@@ -82,6 +86,23 @@ export const SETS: readonly SetSpec[] = [
     type: 'ipv4_addr : ipv4_addr',
     interval: true,
     purpose: 'subnet -> com.docker.network.host_ipv4',
+  },
+  { name: 'vips', family: 'inet', keyword: 'set', type: 'ipv4_addr', interval: false, purpose: 'service virtual IPs' },
+  {
+    name: 'vip_any',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv4_addr : verdict',
+    interval: false,
+    purpose: 'VIP of a service without ports -> its balancing chain',
+  },
+  {
+    name: 'vip_ports',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv4_addr . inet_proto . inet_service : verdict',
+    interval: false,
+    purpose: 'VIP . protocol . port of a service with ports -> its balancing chain',
   },
   {
     name: 'no_icc_v4',
@@ -130,12 +151,28 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
     name: 'postrouting',
     header: 'type nat hook postrouting priority srcnat; policy accept;',
     rules: [
+      // Balanced traffic leaves through the bridge it came from: without this the backend would answer
+      // the client directly and the client would drop a reply that does not come from the VIP.
+      'ct status dnat ct original ip daddr @vips masquerade',
       // Traffic into a bridge (also bridged traffic seen through br_netfilter) is never translated.
       'oifname @bridges return',
       'ip saddr @masq_v4 masquerade',
       'ip6 saddr @masq_v6 masquerade',
       'snat ip to ip saddr map @snat_v4',
     ],
+  },
+  {
+    family: 'inet',
+    name: 'prerouting',
+    header: 'type nat hook prerouting priority dstnat; policy accept;',
+    rules: ['ip daddr . meta l4proto . th dport vmap @vip_ports', 'ip daddr vmap @vip_any'],
+  },
+  {
+    family: 'inet',
+    name: 'output',
+    // nft 1.0.6 lists (and only accepts) the number for the output hook.
+    header: 'type nat hook output priority -100; policy accept;',
+    rules: ['ip daddr . meta l4proto . th dport vmap @vip_ports', 'ip daddr vmap @vip_any'],
   },
   {
     family: 'bridge',
@@ -208,8 +245,8 @@ export function compileBase(families: readonly TableFamily[] = TABLE_FAMILIES): 
   return lines.join('\n') + '\n';
 }
 
-/** Replace cnm's whole ruleset with exactly these networks: one transaction. */
-export function compileFull(networks: readonly FirewallNetwork[]): string {
+/** Replace cnm's whole ruleset with exactly these networks and services: one transaction. */
+export function compileFull(networks: readonly FirewallNetwork[], services: readonly FirewallService[] = []): string {
   const perNetwork = networks.map((net) => ({ net, elements: networkElements(net) }));
   rejectDuplicates(networks.map((n) => n.id), 'network id');
   rejectDuplicates(networks.map((n) => n.bridge), 'bridge');
@@ -227,7 +264,8 @@ export function compileFull(networks: readonly FirewallNetwork[]): string {
       lines.push(elementCommand('add', set, texts.slice(i, i + ELEMENTS_PER_COMMAND)));
     }
   }
-  return compileBase() + lines.map((l) => l + '\n').join('');
+  rejectDuplicates(services.map((svc) => svc.vip), 'service VIP');
+  return compileBase() + lines.map((l) => l + '\n').join('') + services.map((svc) => compileSetService(svc)).join('');
 }
 
 /** Add one network's elements; adding what is already there succeeds. */
@@ -256,7 +294,7 @@ function elementCommands(verb: 'add' | 'delete', elements: NetworkElements, fami
   return script;
 }
 
-function elementCommand(verb: 'add' | 'delete', set: SetSpec, texts: readonly string[]): string {
+export function elementCommand(verb: 'add' | 'delete', set: SetSpec, texts: readonly string[]): string {
   return `${verb} element ${set.family} ${TABLE_NAME} ${set.name} { ${texts.join(', ')} }`;
 }
 

@@ -16,7 +16,8 @@ import {
   type TableFamily,
 } from './compile.js';
 import { isMissingObject } from './nft-error.js';
-import type { Firewall, FirewallNetwork, NftRunner } from './types.js';
+import { compileRemoveService, compileSetService } from './services.js';
+import type { Firewall, FirewallNetwork, FirewallService, NftRunner } from './types.js';
 
 export type TableState = 'intact' | 'missing' | 'damaged';
 
@@ -56,8 +57,25 @@ export class NftFirewall implements Firewall {
     });
   }
 
-  async reconcile(networks: FirewallNetwork[]): Promise<void> {
-    const script = compileFull(networks);
+  async setService(service: FirewallService): Promise<void> {
+    const script = compileSetService(service);
+    await this.mutex.run(() => this.runner.run(script));
+  }
+
+  async removeService(service: FirewallService): Promise<void> {
+    const script = compileRemoveService(service);
+    await this.mutex.run(async () => {
+      try {
+        await this.runner.run(script);
+      } catch (err) {
+        // Without cnm's inet table there is no service left to remove.
+        if (!isMissingObject(err) || (await this.presentTables()).includes('inet')) throw err;
+      }
+    });
+  }
+
+  async reconcile(networks: FirewallNetwork[], services: FirewallService[] = []): Promise<void> {
+    const script = compileFull(networks, services);
     await this.mutex.run(() => this.runner.run(script));
   }
 

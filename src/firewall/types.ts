@@ -22,6 +22,18 @@ export interface FirewallNetwork {
   hostIpv4?: string;
 }
 
+/** A load-balanced service: connections to `vip` (on the given ports, or any) are spread over `backends`. */
+export interface FirewallService {
+  /** Service ID (64 hex). */
+  id: string;
+  /** IPv4 virtual address (the bridge answers for it). */
+  vip: string;
+  /** Ports balanced; empty = every port (as Docker's VIPs forward everything). */
+  ports: Array<{ protocol: 'tcp' | 'udp'; port: number }>;
+  /** IPv4 addresses of the backends; empty = connections are refused by the host. */
+  backends: string[];
+}
+
 export interface Firewall {
   /** Create cnm's table and base chains/sets when missing (no-op when present). */
   ensureBase(): Promise<void>;
@@ -29,8 +41,15 @@ export interface Firewall {
   addNetwork(net: FirewallNetwork): Promise<void>;
   /** Remove one network's elements. Idempotent. */
   removeNetwork(net: FirewallNetwork): Promise<void>;
-  /** Replace cnm's whole ruleset with exactly these networks, atomically (start-up, lost-rules recovery). */
-  reconcile(networks: FirewallNetwork[]): Promise<void>;
+  /**
+   * Create one service, or update its backends: one transaction. VIP and ports are fixed for a service's
+   * life (remove it to change them): an update only rewrites the backend map.
+   */
+  setService(service: FirewallService): Promise<void>;
+  /** Remove one service. Idempotent. */
+  removeService(service: FirewallService): Promise<void>;
+  /** Replace cnm's whole ruleset with exactly these networks and services, atomically (start-up, lost-rules recovery). */
+  reconcile(networks: FirewallNetwork[], services?: FirewallService[]): Promise<void>;
   /** True when cnm's tables are present in the kernel (used to detect a ruleset flush). */
   isIntact(): Promise<boolean>;
   close(): void;

@@ -1,8 +1,9 @@
 /** A Firewall test double that keeps the set of networks it was asked to hold. */
-import type { Firewall, FirewallNetwork } from '../../src/firewall/types.js';
+import type { Firewall, FirewallNetwork, FirewallService } from '../../src/firewall/types.js';
 
 export class RecordingFirewall implements Firewall {
   readonly networks = new Map<string, FirewallNetwork>();
+  readonly services = new Map<string, FirewallService>();
   readonly calls: string[] = [];
   intact = true;
 
@@ -17,10 +18,20 @@ export class RecordingFirewall implements Firewall {
     this.calls.push(`remove ${net.bridge}`);
     this.networks.delete(net.id);
   }
-  async reconcile(networks: FirewallNetwork[]): Promise<void> {
+  async setService(svc: FirewallService): Promise<void> {
+    this.calls.push(`service ${svc.vip} ${svc.backends.length}`);
+    this.services.set(svc.id, svc);
+  }
+  async removeService(svc: FirewallService): Promise<void> {
+    this.calls.push(`remove service ${svc.vip}`);
+    this.services.delete(svc.id);
+  }
+  async reconcile(networks: FirewallNetwork[], services: FirewallService[] = []): Promise<void> {
     this.calls.push(`reconcile ${networks.length}`);
     this.networks.clear();
     for (const n of networks) this.networks.set(n.id, n);
+    this.services.clear();
+    for (const s of services) this.services.set(s.id, s);
     this.intact = true;
   }
   async isIntact(): Promise<boolean> {

@@ -1,0 +1,72 @@
+/** Service load-balancing scripts: golden files, slot assignment, validation. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InvalidParameterError } from '../../src/errors.js';
+import { compileFull } from '../../src/firewall/compile.js';
+import { assignSlots, compileRemoveService, compileSetService, SERVICE_SLOTS } from '../../src/firewall/services.js';
+import type { FirewallService } from '../../src/firewall/types.js';
+
+const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'firewall');
+
+function golden(name: string, actual: string): void {
+  const path = join(GOLDEN_DIR, name);
+  if (process.env.CNM_UPDATE_GOLDEN === '1') return writeFileSync(path, actual);
+  assert.ok(existsSync(path), `golden file ${name} missing: run with CNM_UPDATE_GOLDEN=1`);
+  assert.equal(actual, readFileSync(path, 'utf8'), `${name} differs (CNM_UPDATE_GOLDEN=1 regenerates it)`);
+}
+
+const SVC: FirewallService = {
+  id: 'e'.repeat(64), vip: '10.0.0.100', ports: [{ protocol: 'tcp', port: 80 }, { protocol: 'udp', port: 53 }],
+  backends: ['10.0.0.2', '10.0.0.3'],
+};
+
+describe('firewall services', () => {
+  it('set and remove scripts (golden)', () => {
+    golden('service-set.nft', compileSetService(SVC));
+    golden('service-remove.nft', compileRemoveService(SVC));
+  });
+
+  it('a service without ports maps the bare VIP; without backends the slot map stays empty', () => {
+    const script = compileSetService({ ...SVC, ports: [], backends: [] });
+    assert.match(script, /add element inet cnm vip_any \{ 10\.0\.0\.100 : goto svc_eeeeeeeeeeeeeeee \}/);
+    assert.doesNotMatch(script, /vip_ports/);
+    assert.doesNotMatch(script, /add element inet cnm svc_/);
+  });
+
+  it('every slot is owned; three backends share them roughly evenly', () => {
+    const slots = assignSlots(['10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    assert.equal(slots.length, SERVICE_SLOTS);
+    for (const b of ['10.0.0.2', '10.0.0.3', '10.0.0.4']) {
+      const n = slots.filter((s) => s === b).length;
+      assert.ok(n > SERVICE_SLOTS / 6 && n < SERVICE_SLOTS / 2, `${b} owns ${n}`);
+    }
+  });
+
+  it('removing a backend moves only its own slots; order of backends does not matter', () => {
+    const before = assignSlots(['10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    assert.deepEqual(assignSlots(['10.0.0.4', '10.0.0.2', '10.0.0.3']), before);
+    const after = assignSlots(['10.0.0.2', '10.0.0.4']);
+    for (let s = 0; s < SERVICE_SLOTS; s++) {
+      if (before[s] !== '10.0.0.3') assert.equal(after[s], before[s], `slot ${s} moved`);
+      else assert.notEqual(after[s], '10.0.0.3');
+    }
+    assert.deepEqual(assignSlots([]), []);
+  });
+
+  it('bad input is refused before any script exists', () => {
+    const bad: Array<Partial<FirewallService>> = [
+      { id: 'nothex' }, { vip: '10.0.0.300' }, { vip: 'fd00::1' }, { backends: ['x'] },
+      { ports: [{ protocol: 'tcp', port: 0 }] }, { ports: [{ protocol: 'sctp' as 'tcp', port: 1 }] },
+    ];
+    for (const over of bad) assert.throws(() => compileSetService({ ...SVC, ...over }), InvalidParameterError, JSON.stringify(over));
+  });
+
+  it('the full ruleset carries services after the networks, and rejects two services on one VIP', () => {
+    const full = compileFull([], [SVC]);
+    assert.ok(full.endsWith(compileSetService(SVC)));
+    assert.throws(() => compileFull([], [SVC, { ...SVC, id: 'f'.repeat(64) }]), InvalidParameterError);
+  });
+});
