@@ -3,6 +3,7 @@
  * state, and per-object runtime facts that are derived (never persisted).
  */
 import { NotFoundError } from '../errors.js';
+import type { ServiceDiscovery } from '../dns/discovery.js';
 import type { AnyNetworkDriver, DriverEndpoint, DriverNetwork, DriverSandbox } from '../drivers/types.js';
 import type { Firewall, FirewallNetwork } from '../firewall/types.js';
 import type { IpamDriver } from '../ipam/types.js';
@@ -23,6 +24,8 @@ export interface ControllerDeps {
   ipam: IpamDriver;
   drivers: Map<string, AnyNetworkDriver>;
   files: SandboxFiles;
+  /** Told about every network, endpoint and sandbox change (the embedded DNS). */
+  discovery: ServiceDiscovery;
   rootDir: string;
   execRoot: string;
   logger: Logger;

@@ -17,6 +17,7 @@ import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
+import { discoveryEndpoint, leaveEmbeddedDns, resolverModeFor } from './sandbox-dns.js';
 import type { EndpointSettingsRequest } from './types.js';
 
 export async function connect(
@@ -58,17 +59,27 @@ export async function connect(
   };
 
   const driverNet = toDriverNetwork(net, rt.options);
+  const existing = ctx.state.endpointsOfSandbox(sb.id);
+  const resolverBefore = resolverModeFor(ctx, sb, existing);
+  const resolverAfter = resolverModeFor(ctx, sb, [...existing, ep]);
   let joined = false;
+  let registered = false;
   try {
     const result = await rt.driver.join(driverNet, toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
     joined = true;
     ep.driverState = result.driverState;
     ep.gatewayIpv4 = result.gatewayIpv4;
     ep.gatewayIpv6 = result.gatewayIpv6;
-    await programRoutes(ctx, sb, [...ctx.state.endpointsOfSandbox(sb.id), ep]);
+    await programRoutes(ctx, sb, [...existing, ep]);
+    ctx.discovery.endpointJoined(discoveryEndpoint(sb, ep));
+    registered = true;
+    // Idempotent when already attached; before the persist, so a namespace we cannot serve fails the connect.
+    if (resolverAfter === 'embedded') await ctx.discovery.attach(sb.id, sb.netnsPath);
     await persistEndpoint(ctx, ep, claims);
   } catch (err) {
     const undo = new TeardownErrors();
+    if (registered) ctx.discovery.endpointLeft(ep.id);
+    if (resolverBefore !== resolverAfter) await undo.attempt('stop embedded DNS', () => ctx.discovery.detach(sb.id));
     if (joined) {
       await undo.attempt('leave', () => rt.driver.leave(driverNet, toDriverEndpoint(ep, epOptions), toDriverSandbox(sb)));
       await undo.attempt('restore routes', () => programRoutes(ctx, sb, ctx.state.endpointsOfSandbox(sb.id)));
@@ -79,6 +90,8 @@ export async function connect(
   }
   ctx.state.putEndpoint(ep);
   await ctx.files.writeHosts(sb, ctx.state.endpointsOfSandbox(sb.id));
+  // A sandbox being created got the right resolv.conf up front.
+  if (resolverBefore !== resolverAfter && !opts.creating) await ctx.files.writeResolvConf(sb, resolverAfter);
   ctx.emit({ type: 'network', action: 'connect', id: net.id, attributes: { container: sb.id, name: net.name, type: net.driver } });
   return ep;
 }
@@ -205,6 +218,7 @@ export async function removeEndpoint(
 ): Promise<void> {
   const rt = runtimeOf(ctx, net);
   const remaining = ctx.state.endpointsOfSandbox(sb.id).filter((e) => e.id !== ep.id);
+  const resolverBefore = resolverModeFor(ctx, sb, [...remaining, ep]);
   try {
     const epOptions = rt.driver.parseEndpointOptions(ep.driverOpts);
     await rt.driver.leave(toDriverNetwork(net, rt.options), toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
@@ -216,8 +230,10 @@ export async function removeEndpoint(
   const claims = claimsOf(net, ep);
   await ctx.repo.deleteEndpoint(ep, claims);
   ctx.state.deleteEndpoint(ep.id);
+  ctx.discovery.endpointLeft(ep.id);
   claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
   await ctx.files.writeHosts(sb, remaining);
+  if (resolverBefore === 'embedded' && resolverModeFor(ctx, sb, remaining) === 'host') await leaveEmbeddedDns(ctx, sb);
   ctx.emit({ type: 'network', action: 'disconnect', id: net.id, attributes: { container: sb.id, name: net.name, type: net.driver } });
 }
 

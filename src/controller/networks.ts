@@ -15,6 +15,7 @@ import type { Pool, PoolRequest } from '../ipam/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import { driverOf, runtimeOf, toDriverNetwork, type Ctx } from './context.js';
 import type { NetworkRecord } from './records.js';
+import { discoveryNetwork } from './sandbox-dns.js';
 import type { CreateNetworkRequest, IpamConfigRequest } from './types.js';
 
 /** Names Docker reserves for its predefined networks. */
@@ -123,6 +124,7 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
     if (undo.list.length > 0) ctx.logger.error('rollback of network create incomplete', { errors: undo.list });
     throw err;
   }
+  ctx.discovery.networkCreated(discoveryNetwork(record));
   ctx.emit({ type: 'network', action: 'create', id: record.id, attributes: { name, type: driverName } });
   return record;
 }
@@ -253,6 +255,7 @@ export async function destroyNetwork(ctx: Ctx, net: NetworkRecord): Promise<void
   await ctx.repo.deleteNetwork(net);
   ctx.state.deleteNetwork(net.id);
   ctx.networks.delete(net.id);
+  ctx.discovery.networkRemoved(net.id);
   ctx.emit({ type: 'network', action: 'destroy', id: net.id, attributes: { name: net.name, type: net.driver } });
 }
 

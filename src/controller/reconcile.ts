@@ -12,6 +12,7 @@ import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx
 import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
+import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
 
 export interface ReconcileReport {
   networks: number;
@@ -36,6 +37,7 @@ export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<Re
     namespacesRemoved: [],
   };
   await loadState(ctx, persisted, report);
+  restoreDiscovery(ctx);
   restoreIpam(ctx);
   await restoreNetworks(ctx);
   for (const sb of [...ctx.state.sandboxes.values()]) await restoreSandbox(ctx, sb, report);
@@ -59,6 +61,15 @@ async function loadState(ctx: Ctx, persisted: PersistedState, report: ReconcileR
       await ctx.repo.deleteEndpoint(ep, net ? claimsOf(net, ep) : []);
       report.staleRecordsRemoved++;
     }
+  }
+}
+
+/** The service discovery starts empty with the daemon: give it the whole persisted picture. */
+function restoreDiscovery(ctx: Ctx): void {
+  for (const net of ctx.state.networks.values()) ctx.discovery.networkCreated(discoveryNetwork(net));
+  for (const sb of ctx.state.sandboxes.values()) {
+    ctx.discovery.sandboxCreated(sb.id, sb.dns);
+    for (const ep of ctx.state.endpointsOfSandbox(sb.id)) ctx.discovery.endpointJoined(discoveryEndpoint(sb, ep));
   }
 }
 
@@ -105,8 +116,20 @@ async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileRepo
   for (const ep of endpoints) {
     if (await rejoinIfBroken(ctx, sb, ep, recreated)) report.endpointsRejoined++;
   }
-  await programRoutes(ctx, sb, ctx.state.endpointsOfSandbox(sb.id), true);
-  await ctx.files.write(sb, ctx.state.endpointsOfSandbox(sb.id));
+  const current = ctx.state.endpointsOfSandbox(sb.id);
+  await programRoutes(ctx, sb, current, true);
+  const resolver = resolverModeFor(ctx, sb, current);
+  if (resolver === 'embedded') await attachDns(ctx, sb);
+  await ctx.files.write(sb, current, resolver);
+}
+
+/** A sandbox whose namespace cannot be served must not stop the daemon: its next connect tries again. */
+async function attachDns(ctx: Ctx, sb: SandboxRecord): Promise<void> {
+  try {
+    await ctx.discovery.attach(sb.id, sb.netnsPath);
+  } catch (err) {
+    ctx.logger.error('embedded DNS could not be attached to the sandbox', { sandbox: sb.name, error: err });
+  }
 }
 
 async function rejoinIfBroken(ctx: Ctx, sb: SandboxRecord, ep: EndpointRecord, recreated: boolean): Promise<boolean> {
@@ -125,6 +148,7 @@ async function rejoinIfBroken(ctx: Ctx, sb: SandboxRecord, ep: EndpointRecord, r
 async function forgetSandbox(ctx: Ctx, sb: SandboxRecord, endpoints: EndpointRecord[]): Promise<void> {
   // Forced: the namespace is gone, so kernel clean-up inside it can only fail; the records go regardless.
   for (const ep of endpoints) await removeEndpoint(ctx, ctx.state.networks.get(ep.networkId)!, sb, ep, true);
+  await ctx.discovery.sandboxRemoved(sb.id);
   await ctx.files.remove(sb.id);
   await ctx.repo.deleteSandbox(sb);
   ctx.state.deleteSandbox(sb.id);

@@ -11,6 +11,7 @@ import { newId, rfc3339Nano } from '../util/ids.js';
 import type { Ctx } from './context.js';
 import { connect, removeEndpoint } from './endpoints.js';
 import type { SandboxRecord } from './records.js';
+import { hasNameResolution } from './sandbox-dns.js';
 import type { CreateSandboxRequest } from './types.js';
 
 // Docker demands two characters or more; the CNM walkthrough names sandboxes a, b and c, so one is enough.
@@ -69,9 +70,12 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
       : err;
   });
   ctx.state.putSandbox(sb);
+  ctx.discovery.sandboxCreated(sb.id, sb.dns);
+  // Written once with the resolver it will use: the connects below attach the embedded server if needed.
+  const resolver = !hostNetwork && nets.some((n) => hasNameResolution(n.net)) ? 'embedded' : 'host';
   try {
     if (!adopted && !hostNetwork) await ctx.kernel.createNetns(sb.netnsPath);
-    await ctx.files.write(sb, []);
+    await ctx.files.write(sb, [], resolver);
     for (const { net, settings } of nets) await connect(ctx, net, sb, settings, { creating: true });
   } catch (err) {
     await destroySandbox(ctx, sb, true).catch((undoErr) =>
@@ -104,6 +108,8 @@ export async function destroySandbox(ctx: Ctx, sb: SandboxRecord, force: boolean
     if (net) await errors.attempt(`disconnect from ${net.name}`, () => removeEndpoint(ctx, net, sb, ep, force));
   }
   if (!force) errors.throwIfAny(`removing sandbox ${sb.name}`);
+  // Before the namespace goes: the server's sockets and namespace handle would keep it alive.
+  await errors.attempt('stop embedded DNS', () => ctx.discovery.sandboxRemoved(sb.id));
   if (!sb.adopted && !sb.hostNetwork) await errors.attempt('delete namespace', () => ctx.kernel.deleteNetns(sb.netnsPath));
   await errors.attempt('remove files', () => ctx.files.remove(sb.id));
   if (!force) errors.throwIfAny(`removing sandbox ${sb.name}`);

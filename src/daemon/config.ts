@@ -1,6 +1,7 @@
 /** `cnm daemon` flags → a typed configuration. */
 import { parseArgs } from 'node:util';
 import { InvalidParameterError } from '../errors.js';
+import { canonicalIp } from '../util/ip.js';
 import type { LogLevel } from '../util/log.js';
 
 export interface DaemonConfig {
@@ -21,6 +22,8 @@ export interface DaemonConfig {
   nft: 'libnftables' | 'cli';
   /** Seconds between checks that cnm's nft tables are still there (0 disables). */
   firewallCheckInterval: number;
+  /** --dns / --dns-search / --dns-option: replace the host resolv.conf's entries for every sandbox. */
+  dns: { servers: string[]; search: string[]; options: string[] };
 }
 
 export const DAEMON_USAGE = `Usage: cnm daemon [OPTIONS]
@@ -40,6 +43,10 @@ Options:
   --kernel netlink|iproute        kernel access: in-process rtnetlink (default) or iproute2 processes
   --nft libnftables|cli           nftables access (default libnftables)
   --firewall-check-interval SEC   re-apply cnm's rules if they vanish (default 5, 0 = off)
+  --dns IP                        upstream DNS server for every sandbox instead of the host's
+                                  resolv.conf ones (repeatable)
+  --dns-search DOMAIN             DNS search domain for every sandbox (repeatable)
+  --dns-option OPTION             resolver option for every sandbox (repeatable)
   --log-level debug|info|warn|error (default info)
 `;
 
@@ -61,6 +68,9 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
         kernel: { type: 'string' },
         nft: { type: 'string' },
         'firewall-check-interval': { type: 'string' },
+        dns: { type: 'string', multiple: true },
+        'dns-search': { type: 'string', multiple: true },
+        'dns-option': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -80,6 +90,10 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
   if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 68 && mtu <= 65535)) throw new InvalidParameterError(`invalid --mtu ${v.mtu}`);
   const interval = Number(v['firewall-check-interval'] ?? 5);
   if (!(interval >= 0)) throw new InvalidParameterError('invalid --firewall-check-interval');
+  const servers = v.dns ?? [];
+  for (const server of servers) {
+    if (canonicalIp(server) === undefined) throw new InvalidParameterError(`invalid --dns ${JSON.stringify(server)}: not an IP address`);
+  }
   return {
     root: v.root ?? '/var/lib/cnm',
     execRoot,
@@ -92,5 +106,6 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
     kernel,
     nft,
     firewallCheckInterval: interval,
+    dns: { servers, search: v['dns-search'] ?? [], options: v['dns-option'] ?? [] },
   };
 }

@@ -10,6 +10,7 @@ import { SandboxFiles } from '../controller/sandbox-files.js';
 import { BridgeDriver } from '../drivers/bridge/driver.js';
 import { HostDriver, NullDriver } from '../drivers/simple.js';
 import type { AnyNetworkDriver } from '../drivers/types.js';
+import { DnsRegistry, EmbeddedDnsDiscovery, EmbeddedDnsServer, parseResolvConf, type ResolverConfig } from '../dns/index.js';
 import { errorMessage } from '../errors.js';
 import { NftFirewall } from '../firewall/nft-firewall.js';
 import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
@@ -21,6 +22,7 @@ import { createLogger } from '../util/log.js';
 import { DAEMON_USAGE, parseDaemonArgs, type DaemonConfig } from './config.js';
 
 export const CNM_VERSION = '0.1.0';
+const HOST_RESOLV_CONF = '/etc/resolv.conf';
 
 export async function runDaemon(argv: string[]): Promise<void> {
   const config = parseDaemonArgs(argv);
@@ -67,6 +69,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     [new BridgeDriver(kernel), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
   );
 
+  const dnsRegistry = new DnsRegistry();
+  dnsRegistry.setHostDns(await hostResolverConfig(config.dns));
+  const dnsServer = new EmbeddedDnsServer(dnsRegistry, logger.child({ component: 'dns' }));
+
   const started = Date.now();
   const { controller, report } = await CnmController.start(
     {
@@ -76,7 +82,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       firewall,
       ipam,
       drivers,
-      files: new SandboxFiles(config.execRoot),
+      files: new SandboxFiles(config.execRoot, HOST_RESOLV_CONF, config.dns),
+      discovery: new EmbeddedDnsDiscovery(dnsRegistry, dnsServer),
       rootDir: config.root,
       execRoot: config.execRoot,
       logger,
@@ -109,6 +116,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       if (watchdog) clearInterval(watchdog);
       await api.close();
       await controller.drain();
+      await dnsServer.close();
       await store.close();
       firewall.close();
       kernel.close();
@@ -128,6 +136,21 @@ async function createKernel(config: DaemonConfig): Promise<KernelOps> {
 async function createNftRunner(config: DaemonConfig): Promise<NftRunner> {
   if (config.nft === 'cli') return new (await import('../firewall/runner-cli.js')).CliNftRunner({});
   return new (await import('../firewall/runner-libnft.js')).LibNftRunner({});
+}
+
+/**
+ * Where the embedded DNS forwards what it does not own: the host's resolv.conf, each kind of entry
+ * replaced by the daemon's --dns* flags. Loopback servers (systemd-resolved's 127.0.0.53) are kept: the
+ * daemon queries these from its own namespace, where they are reachable.
+ */
+async function hostResolverConfig(overrides: ResolverConfig): Promise<ResolverConfig> {
+  const host = parseResolvConf(await readFile(HOST_RESOLV_CONF, 'utf8').catch(() => ''));
+  const pick = (own: string[], fromHost: string[]) => (own.length > 0 ? own : fromHost);
+  return {
+    servers: pick(overrides.servers, host.servers),
+    search: pick(overrides.search, host.search),
+    options: pick(overrides.options, host.options),
+  };
 }
 
 /** One daemon per exec root: refuse to start when the recorded PID is still a live process. */

@@ -12,3 +12,5 @@ export {
   type ResolverConfig,
   type UpstreamServer,
 } from './resolv-conf.js';
+export { EmbeddedDnsDiscovery } from './discovery.js';
+export type { DiscoveryEndpoint, DiscoveryNetwork, NamespaceAttacher, ServiceDiscovery } from './discovery.js';

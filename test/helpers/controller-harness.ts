@@ -1,7 +1,7 @@
 /**
- * A controller wired to fast fakes (recording kernel, in-memory store, recording firewall) with the real
- * IPAM and drivers: for unit tests of the control plane. The same store/kernel can be handed to a second
- * controller to simulate a daemon restart.
+ * A controller wired to fast fakes (recording kernel, in-memory store, recording firewall, DNS discovery
+ * without sockets) with the real IPAM and drivers: for unit tests of the control plane. The same
+ * store/kernel can be handed to a second controller to simulate a daemon restart.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import type { KernelOps } from '../../src/kernel/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
 import { silentLogger } from '../../src/util/log.js';
+import { createTestDiscovery, type TestDiscovery } from './fake-discovery.js';
 import { RecordingFirewall } from './fake-firewall.js';
 
 export interface Harness {
@@ -24,6 +25,8 @@ export interface Harness {
   kernel: FakeKernel;
   store: Store;
   firewall: RecordingFirewall;
+  /** This controller's own (a restart gets a fresh one, as a new daemon process would). */
+  dns: TestDiscovery;
   execRoot: string;
   /** Start a second controller on the same store and kernel, as a daemon restart would. */
   restart(): Promise<Harness>;
@@ -39,6 +42,7 @@ export async function startHarness(
   const execRoot = shared?.execRoot ?? (await mkdtemp(join(tmpdir(), 'cnmt-ctl-')));
   const firewall = shared?.firewall ?? new RecordingFirewall();
   const k = wrapKernel(kernel);
+  const dns = createTestDiscovery();
   const drivers = new Map<string, AnyNetworkDriver>(
     [new BridgeDriver(k), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
   );
@@ -51,6 +55,7 @@ export async function startHarness(
       ipam: new DefaultIpam({ v4Pools: DEFAULT_V4_POOLS, v6Pools: [ulaPoolForHost('0123456789abcdef')] }),
       drivers,
       files: new SandboxFiles(execRoot, join(execRoot, 'host-resolv.conf')),
+      discovery: dns.discovery,
       rootDir: execRoot,
       execRoot,
       logger: silentLogger,
@@ -62,6 +67,7 @@ export async function startHarness(
     kernel,
     store,
     firewall,
+    dns,
     execRoot,
     restart: () => startHarness({ kernel, store, execRoot, firewall }, wrapKernel),
     cleanup: async () => {

@@ -1,0 +1,51 @@
+/**
+ * How a sandbox resolves names, derived from its endpoints (never stored): through the embedded DNS at
+ * 127.0.0.11 while it is on at least one user-defined network, with the host-derived resolv.conf
+ * otherwise (only the default bridge, host or none), as in Docker. The controller tells the service
+ * discovery what changed; data only flows that way.
+ */
+import type { DiscoveryEndpoint, DiscoveryNetwork } from '../dns/discovery.js';
+import type { Ctx } from './context.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
+import type { ResolverMode } from './sandbox-files.js';
+
+/** Docker: the predefined networks (default bridge, host, none) have no embedded name resolution. */
+export function hasNameResolution(net: NetworkRecord): boolean {
+  return !net.predefined && !net.configOnly;
+}
+
+export function discoveryNetwork(net: NetworkRecord): DiscoveryNetwork {
+  return { id: net.id, name: net.name, internal: net.internal, userDefined: hasNameResolution(net) };
+}
+
+export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord): DiscoveryEndpoint {
+  return {
+    id: ep.id,
+    networkId: ep.networkId,
+    sandboxId: sb.id,
+    sandboxName: sb.name,
+    hostname: sb.hostname,
+    shortId: sb.id.slice(0, 12),
+    aliases: ep.aliases,
+    ...(ep.ipv4Address ? { ipv4: ep.ipv4Address } : {}),
+    ...(ep.ipv6Address ? { ipv6: ep.ipv6Address } : {}),
+  };
+}
+
+export function resolverModeFor(ctx: Ctx, sb: SandboxRecord, endpoints: readonly EndpointRecord[]): ResolverMode {
+  if (sb.hostNetwork) return 'host';
+  const resolvable = endpoints.some((ep) => {
+    const net = ctx.state.networks.get(ep.networkId);
+    return net !== undefined && hasNameResolution(net);
+  });
+  return resolvable ? 'embedded' : 'host';
+}
+
+/**
+ * The sandbox left its last user-defined network: stop the embedded server in its namespace and give it
+ * the host-derived resolv.conf again (the same file a sandbox only on the default bridge gets).
+ */
+export async function leaveEmbeddedDns(ctx: Ctx, sb: SandboxRecord): Promise<void> {
+  await ctx.discovery.detach(sb.id);
+  await ctx.files.writeResolvConf(sb, 'host');
+}
