@@ -36,6 +36,8 @@ export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<Re
     linksRemoved: [],
     namespacesRemoved: [],
   };
+  // Links a previous run retired but had not destroyed yet (killed meanwhile) go first.
+  await ctx.kernel.settle();
   await loadState(ctx, persisted, report);
   restoreDiscovery(ctx);
   restoreIpam(ctx);

@@ -119,6 +119,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await dnsServer.close();
       await store.close();
       firewall.close();
+      // Let background link deletions finish so a clean stop leaves no tombstone behind.
+      await kernel.settle().catch(() => undefined);
       kernel.close();
       await rm(pidFile, { force: true });
     },

@@ -302,6 +302,10 @@ export class FakeKernel implements KernelOps {
     return value;
   }
 
+  async settle(): Promise<void> {
+    // Deletions are immediate here: nothing is ever pending.
+  }
+
   close(): void {
     this.record('close');
   }

@@ -8,8 +8,9 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { KernelError } from '../errors.js';
 import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from './netns-file.js';
-import type {
-  AddressInfo, KernelOps, LinkChange, LinkInfo, LinkSpec, NetnsRef, RouteInfo, RouteSpec,
+import {
+  TOMBSTONE_PREFIX,
+  type AddressInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NetnsRef, type RouteInfo, type RouteSpec,
 } from './types.js';
 
 export interface IprouteKernelOptions {
@@ -192,6 +193,13 @@ export class IprouteKernel implements KernelOps {
 
   async sysctlGet(ns: NetnsRef, key: string): Promise<string> {
     return (await this.exec(ns, ['sysctl', '-n', key], `sysctl ${key}`)).replace(/\n$/, '');
+  }
+
+  async settle(): Promise<void> {
+    // iproute2 deletes synchronously; only tombstones of an earlier netlink run can be left.
+    for (const link of await this.linkList(null)) {
+      if (link.name.startsWith(TOMBSTONE_PREFIX)) await this.linkDel(null, link.name);
+    }
   }
 
   close(): void {

@@ -11,6 +11,12 @@
  * - Failures throw KernelError with the errno name (EEXIST, ENOENT, EINVAL, ...) when known.
  */
 
+/**
+ * Prefix of links on their way out: a deleted veth pair is taken down and renamed at once (so both names
+ * are free) and destroyed in the background. Never listed; settle() removes any left by a crash.
+ */
+export const TOMBSTONE_PREFIX = 'cnmz';
+
 /** null = the daemon's own namespace; otherwise a path to a namespace file. */
 export type NetnsRef = string | null;
 
@@ -132,7 +138,10 @@ export interface KernelOps {
 
   linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void>;
   linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void>;
-  /** Idempotent. Deleting one end of a veth pair deletes both. */
+  /**
+   * Idempotent. Deleting one end of a veth pair deletes both. When it resolves, neither name exists any
+   * more; the kernel may still be destroying the pair in the background (see TOMBSTONE_PREFIX).
+   */
   linkDel(ns: NetnsRef, name: string): Promise<void>;
   linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined>;
   linkList(ns: NetnsRef): Promise<LinkInfo[]>;
@@ -150,6 +159,9 @@ export interface KernelOps {
   /** key as sysctl(8) names it: "net.ipv4.ip_forward", "net.ipv6.conf.eth0.disable_ipv6". */
   sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void>;
   sysctlGet(ns: NetnsRef, key: string): Promise<string>;
+
+  /** Wait for background deletions and remove tombstones left in the host namespace by an earlier run. */
+  settle(): Promise<void>;
 
   /** Release cached sockets / handles. The object is unusable afterwards. */
   close(): void;

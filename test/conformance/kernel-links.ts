@@ -185,6 +185,26 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         assert.equal(await k.linkGet(null, 'cnmv2'), undefined);
       }));
 
+    it('a deleted veth pair frees both names at once, passes nothing, and is gone after settle()', (t) =>
+      withSandbox(async (fx, k, sb) => {
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb, up: true } });
+        await k.addrAdd(sb, 'cnmeth0', '10.98.0.2/24');
+        await k.linkDel(null, 'cnmv0');
+        // Same names again straight away (a disconnect followed by a connect to the same sandbox).
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb, up: true } });
+        assert.deepEqual(names(await k.linkList(sb)).sort(), ['cnmeth0', 'lo']);
+        assert.deepEqual(names(await k.linkList(null)).filter((n) => n !== 'lo').sort(), ['cnmbr0', 'cnmv0']);
+        await k.linkDel(null, 'cnmv0');
+        await k.settle();
+        if (!fx.real) return t.diagnostic('fake kernel: nothing pending to observe');
+        // Nothing of either pair is left in the kernel, tombstones included (ip sees them; linkList hides them).
+        const { execFileSync } = await import('node:child_process');
+        const raw = (path: string) => execFileSync('nsenter', [`--net=${path}`, 'ip', '-o', 'link'], { encoding: 'utf8' });
+        assert.doesNotMatch(raw(sb), /cnm/);
+        assert.deepEqual(raw(fx.hostNetnsPath!).match(/cnm\w+/g)?.sort(), ['cnmbr0']);
+      }));
+
     it('deleting a lower device deletes the macvlans and vxlans on it', () =>
       withSandbox(async (_fx, k, sb) => {
         await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });

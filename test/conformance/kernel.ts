@@ -40,6 +40,7 @@ export async function realKernelFixture(makeKernel: (hostNetns: string) => Kerne
   return {
     kernel,
     real: true,
+    hostNetnsPath: netnsPath(hostName),
     newNetnsPath() {
       const path = join(dir, `cnmt-sb${handedOut.length}`);
       handedOut.push(path);

@@ -8,12 +8,15 @@
  * because a cached socket would keep a deleted sandbox's namespace alive. Namespaces are created by
  * unshare() + bind mount, and /proc/sys is read and written from inside the target the same way.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KernelError } from '../../errors.js';
 import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from '../netns-file.js';
-import type {
-  AddressInfo, KernelOps, LinkChange, LinkInfo, LinkSpec, NetnsRef, RouteInfo, RouteSpec,
+import {
+  TOMBSTONE_PREFIX,
+  type AddressInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NetnsRef, type RouteInfo,
+  type RouteSpec,
 } from '../types.js';
 import {
   IFLA, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM, stringAttr, u32Attr,
@@ -33,6 +36,15 @@ export class NetlinkKernel implements KernelOps {
   private readonly thread: ThreadNamespace;
   private readonly hostNetns: string | undefined;
   private hostSocket: RtnlSocket | undefined;
+  /** Socket of the background reaper (host namespace), used only from the libuv pool. */
+  private reaperSocket: RtnlSocket | undefined;
+  /** Background deletions run one after another: each waits in the kernel, none holds the event loop. */
+  private reaping: Promise<void> = Promise.resolve();
+  /**
+   * Where the other end of each veth this object created lives (key: namespace + name), so a deletion can
+   * retire both ends. Lost on restart: such pairs are then simply deleted synchronously.
+   */
+  private readonly vethPeers = new Map<string, { ns: NetnsRef; name: string }>();
   private closed = false;
 
   constructor(options: NetlinkKernelOptions = {}) {
@@ -95,6 +107,11 @@ export class NetlinkKernel implements KernelOps {
     } finally {
       fds.forEach(closeQuietly);
     }
+    if (spec.kind === 'veth') {
+      const peerNs = spec.peer.netns === undefined ? ns : spec.peer.netns;
+      this.vethPeers.set(this.endKey(ns, spec.name), { ns: peerNs, name: spec.peer.name });
+      this.vethPeers.set(this.endKey(peerNs, spec.peer.name), { ns, name: spec.name });
+    }
     // Second steps, undone with the link if they fail: a veth peer cannot be IFF_UP while its other end is
     // still being registered (ENOTCONN), and a link made in another namespace is enslaved / raised there.
     let second: (() => Promise<void>) | undefined;
@@ -116,6 +133,7 @@ export class NetlinkKernel implements KernelOps {
 
   async linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void> {
     const what = `linkSet ${name}`;
+    if (change.name !== undefined || change.netns !== undefined) this.forgetPeer(ns, name);
     let current = name;
     let where = ns;
     if (change.netns !== undefined) {
@@ -160,8 +178,13 @@ export class NetlinkKernel implements KernelOps {
   async linkDel(ns: NetnsRef, name: string): Promise<void> {
     const what = `linkDel ${name}`;
     this.withSocket(ns, what, (s) => {
-      const index = this.findIndex(s, name, what);
-      if (index === undefined) return;
+      const link = this.getLink(s, name, what);
+      if (!link) return;
+      const index = link.index;
+      // Destroying a veth pair waits ~20 ms in the kernel for RCU grace periods, without holding the
+      // rtnl lock: retire both ends now (down, renamed) and let the reaper wait in the background.
+      if (ns === null && link.kind === 'veth' && this.retire(s, link, what)) return;
+      this.forgetPeer(ns, name);
       try {
         s.request(RTM.DELLINK, 0, [linkHeader(index, undefined)], what);
       } catch (err) {
@@ -184,7 +207,7 @@ export class NetlinkKernel implements KernelOps {
     return this.withSocket(ns, 'linkList', (s) => {
       const raws = this.dumpLinks(s, 'linkList');
       const names = new Map(raws.map((l) => [l.index, l.name]));
-      return raws.map((raw) => withMasterName(raw, (index) => names.get(index)));
+      return raws.filter((raw) => !raw.name.startsWith(TOMBSTONE_PREFIX)).map((raw) => withMasterName(raw, (index) => names.get(index)));
     });
   }
 
@@ -265,11 +288,84 @@ export class NetlinkKernel implements KernelOps {
     return this.inNamespace(ns, `sysctl ${key}`, () => readFileSync(sysctlPath(key), 'utf8').replace(/\n$/, ''));
   }
 
+  async settle(): Promise<void> {
+    await this.reaping;
+    // Tombstones of a run that ended before its reaper finished: remove them now, synchronously.
+    this.withSocket(null, 'settle', (s) => {
+      for (const link of this.dumpLinks(s, 'settle')) {
+        if (!link.name.startsWith(TOMBSTONE_PREFIX)) continue;
+        try {
+          s.request(RTM.DELLINK, 0, [linkHeader(link.index, undefined)], `settle: delete ${link.name}`);
+        } catch (err) {
+          if (!(err instanceof KernelError && err.errno === 'ENODEV')) throw err;
+        }
+      }
+    });
+  }
+
+  /** Pending background deletions are abandoned (their tombstones go at the next settle()). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.hostSocket?.close();
+    this.reaperSocket?.close();
     this.thread.close();
+  }
+
+  /**
+   * Take a veth pair out of service at once — both ends down and renamed to tombstones, so their names
+   * are free and nothing passes — and queue its destruction. False when the pair cannot be retired (its
+   * other end unknown or not what we recorded): the caller then deletes synchronously.
+   */
+  private retire(s: RtnlSocket, link: RawLink, what: string): boolean {
+    const peer = this.vethPeers.get(this.endKey(null, link.name));
+    if (!peer || peer.ns === null) return false;
+    try {
+      const retiredPeer = this.withSocket(peer.ns, what, (ps) => {
+        const other = this.getLink(ps, peer.name, what);
+        // Only the end that points back at this very link (a name can have been reused since).
+        if (!other || other.kind !== 'veth' || other.peerIndex !== link.index) return false;
+        this.downAndRename(ps, other.index, what);
+        return true;
+      });
+      if (!retiredPeer) return false;
+      this.reap(this.downAndRename(s, link.index, what));
+      this.forgetPeer(null, link.name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A running link cannot be renamed (EBUSY): down first, then a tombstone name. Returns that name. */
+  private downAndRename(s: RtnlSocket, index: number, what: string): string {
+    const tombstone = tombstoneName();
+    s.request(RTM.NEWLINK, 0, [linkHeader(index, false)], what);
+    s.request(RTM.NEWLINK, 0, [linkHeader(index, undefined), stringAttr(IFLA.IFNAME, tombstone)], what);
+    return tombstone;
+  }
+
+  private endKey(ns: NetnsRef, name: string): string {
+    return `${ns === null ? '' : resolve(ns)}\0${name}`;
+  }
+
+  private forgetPeer(ns: NetnsRef, name: string): void {
+    const key = this.endKey(ns, name);
+    const peer = this.vethPeers.get(key);
+    this.vethPeers.delete(key);
+    if (peer) this.vethPeers.delete(this.endKey(peer.ns, peer.name));
+  }
+
+  private reap(tombstone: string): void {
+    const what = `reap ${tombstone}`;
+    this.reaping = this.reaping.then(async () => {
+      if (this.closed) return;
+      this.reaperSocket ??= this.openSocket(null, what);
+      // By name, not index: a tombstone name can only ever mean this link.
+      await this.reaperSocket
+        .requestAsync(RTM.DELLINK, 0, [linkHeader(0, undefined), stringAttr(IFLA.IFNAME, tombstone)], what)
+        .catch(() => undefined); // gone already (its namespace went), or left for the next settle()
+    });
   }
 
   private checkOpen(what: string): void {
@@ -349,6 +445,11 @@ export class NetlinkKernel implements KernelOps {
     if (index === undefined) throw new KernelError(`${what}: ${name}: No such device`, 'ENODEV');
     return index;
   }
+}
+
+/** cnmz + 11 random hex digits: 15 characters, the longest name the kernel takes. */
+function tombstoneName(): string {
+  return `${TOMBSTONE_PREFIX}${randomBytes(6).toString('hex').slice(0, 11)}`;
 }
 
 /** "net.ipv4.ip_forward" → /proc/sys/net/ipv4/ip_forward. */

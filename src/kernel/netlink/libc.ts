@@ -24,15 +24,31 @@ export interface Libc {
   unshare(flags: number): number;
   mount(source: string, target: string, fstype: string | null, flags: number, data: null): number;
   umount2(target: string, flags: number): number;
+  /** send/recv on a libuv pool thread: for calls that may block (a link deletion waits for the kernel). */
+  sendAsync(fd: number, buffer: Buffer, length: number, flags: number): Promise<number>;
+  recvAsync(fd: number, buffer: Buffer, length: number, flags: number): Promise<number>;
+}
+
+type AsyncCapable = ((...args: unknown[]) => unknown) & {
+  async: (...args: unknown[]) => void;
+};
+
+function promisifyAsync(fn: AsyncCapable): (...args: unknown[]) => Promise<number> {
+  return (...args) =>
+    new Promise((resolve, reject) => fn.async(...args, (err: unknown, result: number) => (err ? reject(err) : resolve(result))));
 }
 
 export function loadLibc(): Libc {
   const lib = koffi.load('libc.so.6');
+  const send = lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)') as AsyncCapable;
+  const recv = lib.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)') as AsyncCapable;
   return {
+    sendAsync: promisifyAsync(send),
+    recvAsync: promisifyAsync(recv),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)'),
-    send: lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
-    recv: lib.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+    send: send as Libc['send'],
+    recv: recv as Libc['recv'],
     close: lib.func('int close(int fd)'),
     setns: lib.func('int setns(int fd, int nstype)'),
     unshare: lib.func('int unshare(int flags)'),

@@ -99,6 +99,9 @@ function vxlanData(spec: VxlanSpec, ctx: LinkCreateContext, what: string): Buffe
 /** A link as the kernel reported it, before master indexes are turned into names. */
 export interface RawLink extends Omit<LinkInfo, 'master'> {
   masterIndex?: number;
+  /** The other end of a veth (IFLA_LINK), in the namespace `peerNetnsid` names when that is set. */
+  peerIndex?: number;
+  peerNetnsid?: number;
 }
 
 export function decodeLink(msg: NetlinkMessage): RawLink {
@@ -116,11 +119,16 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
   };
   const master = readU32(attrs.get(IFLA.MASTER));
   if (master !== undefined && master !== 0) link.masterIndex = master;
+  const peer = readU32(attrs.get(IFLA.LINK));
+  const nsid = attrs.get(IFLA.LINK_NETNSID);
+  if (nsid !== undefined && nsid.length >= 4) link.peerNetnsid = nsid.readInt32LE(0);
+  // A peer in another namespace may well have our own index number there.
+  if (peer !== undefined && peer !== 0 && (peer !== index || link.peerNetnsid !== undefined)) link.peerIndex = peer;
   return link;
 }
 
 export function withMasterName(raw: RawLink, nameOf: (index: number) => string | undefined): LinkInfo {
-  const { masterIndex, ...info } = raw;
+  const { masterIndex, peerIndex: _peer, peerNetnsid: _nsid, ...info } = raw;
   const link: LinkInfo = info;
   if (masterIndex !== undefined) {
     const master = nameOf(masterIndex);

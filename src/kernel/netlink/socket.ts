@@ -91,6 +91,29 @@ export class RtnlSocket {
     }
   }
 
+  /**
+   * A request whose handling may block (link deletion waits for RCU grace periods inside send()), run on a
+   * libuv pool thread so the event loop goes on. Only for a socket that sees no synchronous traffic.
+   */
+  async requestAsync(type: number, flags: number, body: Buffer[], what: string): Promise<void> {
+    if (this.closed) throw new KernelError(`${what}: netlink socket closed`, 'EBADF');
+    this.seq = (this.seq + 1) >>> 0;
+    const seq = this.seq;
+    const payload = Buffer.concat(body);
+    const message = Buffer.concat([header(type, NLM_F_REQUEST | NLM_F_ACK | flags, seq, payload.length), payload]);
+    if ((await this.libc.sendAsync(this.fd, message, message.length, 0)) !== message.length) {
+      throw new KernelError(`${what}: netlink send failed`);
+    }
+    const buffer = Buffer.alloc(RECEIVE_BUFFER);
+    for (;;) {
+      const n = await this.libc.recvAsync(this.fd, buffer, buffer.length, 0);
+      if (n < 0) throw new KernelError(`${what}: netlink receive failed`);
+      for (const msg of splitMessages(buffer.subarray(0, n))) {
+        if (msg.seq === seq && msg.type === NLMSG_ERROR) return throwIfError(msg, what);
+      }
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
