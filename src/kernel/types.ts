@@ -103,6 +103,10 @@ export interface LinkChange {
   netns?: NetnsRef;
 }
 
+export interface LinkDeleteOptions {
+  background?: boolean;
+}
+
 export interface AddressInfo {
   ifname: string;
   /** "10.0.0.1/24" or "fd00::1/64". */
@@ -139,10 +143,13 @@ export interface KernelOps {
   linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void>;
   linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void>;
   /**
-   * Idempotent. Deleting one end of a veth pair deletes both. When it resolves, neither name exists any
-   * more; the kernel may still be destroying the pair in the background (see TOMBSTONE_PREFIX).
+   * Idempotent. Deleting one end of a veth pair deletes both; deleting a lower device deletes the
+   * macvlans / vxlans on it. With `background`, an implementation may instead take the link out of
+   * service at once and destroy it later (see TOMBSTONE_PREFIX): when the promise resolves its name (and
+   * a veth peer's) is free and nothing passes, but devices stacked on it would outlive it for a moment,
+   * so only callers that know nothing is stacked on the link ask for it.
    */
-  linkDel(ns: NetnsRef, name: string): Promise<void>;
+  linkDel(ns: NetnsRef, name: string, options?: LinkDeleteOptions): Promise<void>;
   linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined>;
   linkList(ns: NetnsRef): Promise<LinkInfo[]>;
 

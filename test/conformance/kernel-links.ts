@@ -190,12 +190,12 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
         await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb, up: true } });
         await k.addrAdd(sb, 'cnmeth0', '10.98.0.2/24');
-        await k.linkDel(null, 'cnmv0');
+        await k.linkDel(null, 'cnmv0', { background: true });
         // Same names again straight away (a disconnect followed by a connect to the same sandbox).
         await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb, up: true } });
         assert.deepEqual(names(await k.linkList(sb)).sort(), ['cnmeth0', 'lo']);
         assert.deepEqual(names(await k.linkList(null)).filter((n) => n !== 'lo').sort(), ['cnmbr0', 'cnmv0']);
-        await k.linkDel(null, 'cnmv0');
+        await k.linkDel(null, 'cnmv0', { background: true });
         await k.settle();
         if (!fx.real) return t.diagnostic('fake kernel: nothing pending to observe');
         // Nothing of either pair is left in the kernel, tombstones included (ip sees them; linkList hides them).
@@ -203,6 +203,25 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         const raw = (path: string) => execFileSync('nsenter', [`--net=${path}`, 'ip', '-o', 'link'], { encoding: 'utf8' });
         assert.doesNotMatch(raw(sb), /cnm/);
         assert.deepEqual(raw(fx.hostNetnsPath!).match(/cnm\w+/g)?.sort(), ['cnmbr0']);
+      }));
+
+    it('a deleted bridge frees its name and gateway at once; the new one keeps its route after settle()', (t) =>
+      withFixture(async (fx, k) => {
+        const route = async () => (await k.routeList(null, 4)).find((r) => r.dst === '10.97.0.0/24');
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        await k.addrAdd(null, 'cnmbr0', '10.97.0.1/24');
+        await k.linkDel(null, 'cnmbr0', { background: true });
+        assert.equal(await route(), undefined, 'no route of the deleted bridge');
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        await k.addrAdd(null, 'cnmbr0', '10.97.0.1/24');
+        await k.settle();
+        assert.equal((await route())?.dev, 'cnmbr0');
+        assert.deepEqual((await k.addrList(null, 'cnmbr0')).filter((a) => a.family === 4).map((a) => a.cidr), ['10.97.0.1/24']);
+        await k.linkDel(null, 'cnmbr0', { background: true });
+        await k.settle();
+        if (!fx.real) return t.diagnostic('fake kernel: nothing pending to observe');
+        const { execFileSync } = await import('node:child_process');
+        assert.doesNotMatch(execFileSync('nsenter', [`--net=${fx.hostNetnsPath!}`, 'ip', '-o', 'link'], { encoding: 'utf8' }), /cnm/);
       }));
 
     it('deleting a lower device deletes the macvlans and vxlans on it', () =>

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { eventually } from '../conformance/kernel-support.js';
 
 interface KernelView {
   links: string[];
@@ -49,8 +50,14 @@ async function expectedView(d: TestDaemon): Promise<{ bridges: string[]; veths: 
   return { bridges: bridges.sort(), veths, pins, gateways: gateways.sort() };
 }
 
+/** Deleted veths and bridges are retired at once (renamed cnmz…) and destroyed in the background: they must go. */
+async function settledKernelView(d: TestDaemon): Promise<KernelView> {
+  await eventually(async () => !(await kernelView(d)).links.some((l) => l.startsWith('cnmz')), 'retired links destroyed');
+  return kernelView(d);
+}
+
 async function assertConsistent(d: TestDaemon): Promise<void> {
-  const k = await kernelView(d);
+  const k = await settledKernelView(d);
   const e = await expectedView(d);
   const bridgesInKernel = k.links.filter((l) => !l.startsWith('cnmv') && !l.startsWith('cnmt'));
   assert.deepEqual(bridgesInKernel, e.bridges, 'bridges match networks');
@@ -109,7 +116,7 @@ describe('crash recovery (real kernel)', () => {
     for (const s of sandboxes) assert.equal((await d.api('DELETE', `/cnm/v1/sandboxes/${s.Id}?force=1`)).status, 204);
     const pruned = await d.api('POST', '/networks/prune');
     assert.equal(pruned.status, 200, pruned.body);
-    const k = await kernelView(d);
+    const k = await settledKernelView(d);
     assert.deepEqual(k.links.filter((l) => !l.startsWith('cnmt')), ['cnm0']);
     assert.deepEqual(k.pins, []);
     await assertConsistent(d);

@@ -124,7 +124,8 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   }
 
   async deleteNetwork(net: BridgeNet): Promise<void> {
-    await this.kernel.linkDel(null, bridgeNameOf(net));
+    // Nothing is ever stacked on a cnm bridge but its ports, which are gone by now: may finish in the background.
+    await this.kernel.linkDel(null, bridgeNameOf(net), { background: true });
   }
 
   async join(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<JoinResult> {
@@ -173,7 +174,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
 
   async leave(_net: BridgeNet, ep: BridgeEp, _sandbox: DriverSandbox): Promise<void> {
     // Deleting the host end removes the sandbox end with it.
-    await this.kernel.linkDel(null, hostVethOf(ep));
+    await this.kernel.linkDel(null, hostVethOf(ep), { background: true });
   }
 
   async endpointIntact(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<boolean> {
