@@ -50,9 +50,14 @@ export class EventBroker {
   }
 }
 
+/** Sandboxes are Docker's containers; networks and services keep their own type. */
+function dockerEventType(event: ControllerEvent): string {
+  return event.type === 'sandbox' ? 'container' : event.type;
+}
+
 /** Docker's events.Message; sandbox events appear as container events, with the legacy fields API < 1.52 has. */
 export function renderEvent(event: ControllerEvent): string {
-  const type = event.type === 'sandbox' ? 'container' : 'network';
+  const type = dockerEventType(event);
   const legacy = type === 'container' ? { status: event.action, id: event.id, from: '' } : {};
   const body = JSON.stringify({
     ...legacy,
@@ -80,7 +85,7 @@ const FUZZY_NAME_KEYS: Record<string, string> = {
 /** moby daemon/events/filter.go's Include, for the event types cnm emits. */
 export function eventFilter(args: FilterArgs): (event: ControllerEvent) => boolean {
   return (event) => {
-    const type = event.type === 'sandbox' ? 'container' : 'network';
+    const type = dockerEventType(event);
     if (!args.exactMatch('event', event.action)) return false;
     if (!args.exactMatch('type', type)) return false;
     if (args.contains('scope') && !args.exactMatch('scope', 'local')) return false;

@@ -17,6 +17,7 @@ import { gatherHostFacts } from './render-system.js';
 import { API_VERSION, Router, splitVersion } from './router.js';
 import { networkRoutes } from './routes-network.js';
 import { sandboxRoutes } from './routes-sandbox.js';
+import { serviceRoutes } from './routes-service.js';
 import { systemRoutes } from './routes-system.js';
 
 export interface ApiServerOptions {
@@ -42,7 +43,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     host: gatherHostFacts(),
     events,
   };
-  const router = new Router([...systemRoutes(deps), ...networkRoutes(deps), ...sandboxRoutes(deps)]);
+  const router = new Router([...systemRoutes(deps), ...networkRoutes(deps), ...sandboxRoutes(deps), ...serviceRoutes(deps)]);
   const logger = opts.logger.child({ component: 'api' });
   const server = http.createServer((req, res) => {
     void handleRequest(req, res, router, logger, opts.version);

@@ -10,6 +10,7 @@ import type {
   ConnectRequest,
   CreateNetworkRequest,
   CreateSandboxRequest,
+  CreateServiceRequest,
   EndpointSettingsRequest,
   IpamConfigRequest,
 } from '../controller/types.js';
@@ -70,6 +71,8 @@ const endpointConfigSchema = goStruct({
   MacAddress: str,
   DriverOpts: strMap,
   GwPriority: int,
+  /** cnm extension: services on this network the endpoint becomes a backend of. */
+  CnmServices: strList,
 });
 
 const connectSchema = goStruct({ Container: str, EndpointConfig: endpointConfigSchema.nullish() });
@@ -83,6 +86,7 @@ const sandboxNetworkSchema = goStruct({
   MacAddress: str,
   DriverOpts: strMap,
   GwPriority: int,
+  Services: strList,
 });
 
 const sandboxCreateSchema = goStruct({
@@ -173,6 +177,7 @@ export function toConnectRequest(networkRef: string, body: unknown): ConnectRequ
       mac: ep?.MacAddress,
       driverOpts: ep?.DriverOpts,
       gwPriority: ep?.GwPriority,
+      services: ep?.CnmServices,
     }),
   };
 }
@@ -181,6 +186,30 @@ export function toDisconnectRequest(body: unknown): { sandbox: string; force: bo
   const b = parseBody(disconnectSchema, body);
   if (!b.Container) throw new InvalidParameterError('invalid JSON: field Container: a container name or ID is required');
   return { sandbox: b.Container, force: b.Force ?? false };
+}
+
+const serviceCreateSchema = goStruct({
+  Name: str,
+  Network: str,
+  Mode: str,
+  Ports: strList,
+  VipSubnet: str,
+  Labels: strMap,
+});
+
+export function toCreateServiceRequest(body: unknown): CreateServiceRequest {
+  const b = parseBody(serviceCreateSchema, body);
+  if (!b.Name) throw new InvalidParameterError('invalid JSON: field Name: a service name is required');
+  if (!b.Network) throw new InvalidParameterError('invalid JSON: field Network: a network name or ID is required');
+  if (b.Mode && b.Mode !== 'vip' && b.Mode !== 'dnsrr') throw new InvalidParameterError(`invalid JSON: field Mode: vip or dnsrr, not ${JSON.stringify(b.Mode)}`);
+  return defined({
+    name: b.Name,
+    network: b.Network,
+    mode: (b.Mode || undefined) as CreateServiceRequest['mode'],
+    ports: b.Ports ?? undefined,
+    vipSubnet: b.VipSubnet || undefined,
+    labels: b.Labels ?? undefined,
+  });
 }
 
 export function toCreateSandboxRequest(body: unknown): CreateSandboxRequest {
@@ -197,6 +226,7 @@ export function toCreateSandboxRequest(body: unknown): CreateSandboxRequest {
         mac: n.MacAddress,
         driverOpts: n.DriverOpts,
         gwPriority: n.GwPriority,
+        services: n.Services,
       }),
     })),
     netnsPath: b.NetnsPath || undefined,
@@ -214,6 +244,7 @@ function endpointSettings(raw: {
   mac: string | null | undefined;
   driverOpts: Record<string, string> | null | undefined;
   gwPriority: number | null | undefined;
+  services: string[] | null | undefined;
 }): EndpointSettingsRequest {
   return defined({
     ipv4Address: raw.ipv4 || undefined,
@@ -222,5 +253,6 @@ function endpointSettings(raw: {
     macAddress: raw.mac || undefined,
     driverOpts: raw.driverOpts && Object.keys(raw.driverOpts).length > 0 ? raw.driverOpts : undefined,
     gwPriority: raw.gwPriority ?? undefined,
+    services: raw.services && raw.services.length > 0 ? raw.services : undefined,
   });
 }

@@ -15,6 +15,7 @@ import { formatInspect, FormatError } from './format.js';
 import { CliError } from './ipam-flags.js';
 import { networkCommand } from './network.js';
 import { sandboxCommand } from './sandbox.js';
+import { serviceCommand } from './service.js';
 
 const USAGE = `Usage:  cnm [OPTIONS] COMMAND
 
@@ -24,6 +25,7 @@ Commands:
   daemon      Run the cnm daemon
   network     Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
   sandbox     Manage sandboxes (create, ls, inspect, rm)
+  service     Manage services: a name balanced over sandboxes (create, ls, inspect, rm)
   exec        Run a command in a sandbox: cnm exec SANDBOX -- CMD [ARG...]
   version     Show the cnm version information
 
@@ -75,6 +77,8 @@ export async function main(argv: string[], io: Io = processIo(), env: NodeJS.Pro
         return await networkCommand(api, args, io);
       case 'sandbox':
         return await sandboxCommand(api, args, io);
+      case 'service':
+        return await serviceCommand(api, args, io);
       case 'exec':
         return await runSubcommand('cnm exec', execSubcommand(api), args, io);
       case 'version':

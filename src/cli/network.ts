@@ -144,6 +144,7 @@ export function connectBody(a: ParsedArgs): Record<string, unknown> {
       MacAddress: a.string('mac-address'),
       DriverOpts: driverOpts(a.list('driver-opt')),
       GwPriority: gw === undefined ? 0 : Number(gw),
+      CnmServices: a.list('service').length > 0 ? a.list('service') : undefined,
     },
   };
 }
@@ -169,6 +170,7 @@ function commands(api: ApiClient): Subcommand[] {
         { long: 'mac-address', kind: 'string', description: 'MAC address for the endpoint (cnm extension)' },
         { long: 'link', kind: 'list', description: 'Add link to another container (accepted for compatibility)' },
         { long: 'link-local-ip', kind: 'csv', valueName: 'ipSlice', description: 'Add a link-local address for the sandbox' },
+        { long: 'service', kind: 'list', description: 'Join a service on this network as a backend (repeatable; cnm extension)' },
       ],
       run: async (a) => {
         await api.post(`/networks/${ref(a.positionals[0]!)}/connect`, connectBody(a));

@@ -30,6 +30,7 @@ const CREATE_FLAGS: FlagSpec[] = [
   { long: 'ip6', kind: 'string', description: 'IPv6 address on the first network' },
   { long: 'alias', kind: 'list', description: 'Network-scoped alias on the first network' },
   { long: 'mac-address', kind: 'string', description: 'MAC address on the first network' },
+  { long: 'service', kind: 'list', description: 'Join a service on the first network as a backend (repeatable)' },
   { long: 'hostname', kind: 'string', description: 'Sandbox host name' },
   { long: 'netns', kind: 'string', description: 'Adopt an existing network namespace (a bind-mounted file or /proc/PID/ns/net)' },
   { long: 'dns', kind: 'list', description: 'Set custom DNS servers' },
@@ -45,6 +46,7 @@ export function parseNetworkFlag(value: string): NetworkEntry {
   if (!value.startsWith('name=')) return { Network: value };
   const entry: NetworkEntry = { Network: '' };
   const aliases: string[] = [];
+  const services: string[] = [];
   const opts: Record<string, string> = {};
   for (const part of value.split(',')) {
     const eq = part.indexOf('=');
@@ -64,6 +66,9 @@ export function parseNetworkFlag(value: string): NetworkEntry {
       case 'alias':
         aliases.push(v);
         break;
+      case 'service':
+        services.push(v);
+        break;
       case 'mac-address':
         entry.MacAddress = v;
         break;
@@ -79,6 +84,7 @@ export function parseNetworkFlag(value: string): NetworkEntry {
     }
   }
   if (aliases.length > 0) entry.Aliases = aliases;
+  if (services.length > 0) entry.Services = services;
   if (Object.keys(opts).length > 0) entry.DriverOpts = opts;
   return entry;
 }
@@ -91,6 +97,7 @@ export function createSandboxBody(a: ParsedArgs): Record<string, unknown> {
     IPv6Address: a.string('ip6'),
     Aliases: a.list('alias').length > 0 ? a.list('alias') : undefined,
     MacAddress: a.string('mac-address'),
+    Services: a.list('service').length > 0 ? a.list('service') : undefined,
   };
   const hasFirstFlags = Object.values(firstFlags).some((v) => v !== undefined);
   // Without --network the daemon picks the default bridge; endpoint flags then need it spelt out.

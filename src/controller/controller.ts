@@ -11,6 +11,7 @@ import { reconcile, type ReconcileReport } from './reconcile.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 import { Repository } from './repository.js';
 import { createSandbox, removeSandbox } from './sandboxes.js';
+import { createService, firewallServices, removeService } from './services.js';
 import { CnmState } from './state.js';
 import type {
   ConnectRequest,
@@ -18,6 +19,8 @@ import type {
   ControllerEvent,
   CreateNetworkRequest,
   CreateSandboxRequest,
+  CreateServiceRequest,
+  ServiceDetail,
   NetworkDetail,
   SandboxDetail,
 } from './types.js';
@@ -196,10 +199,35 @@ export class CnmController implements Controller {
     return this.mutex.run(async () => {
       if (await this.ctx.firewall.isIntact()) return false;
       const programs = [...this.ctx.networks.values()].flatMap((rt) => (rt.firewall ? [rt.firewall] : []));
-      await this.ctx.firewall.reconcile(programs);
+      await this.ctx.firewall.reconcile(programs, firewallServices(this.ctx));
       this.ctx.logger.warn('cnm firewall rules were missing and have been restored', { networks: programs.length });
       return true;
     });
+  }
+
+  listServices(): ServiceDetail[] {
+    return [...this.ctx.state.services.values()].map((s) => this.serviceDetail(s.id));
+  }
+
+  getService(ref: string): ServiceDetail {
+    return this.serviceDetail(this.ctx.state.service(ref).id);
+  }
+
+  createService(req: CreateServiceRequest): Promise<ServiceDetail> {
+    return this.mutex.run(async () => this.serviceDetail((await createService(this.ctx, req)).id));
+  }
+
+  removeService(ref: string): Promise<void> {
+    return this.mutex.run(() => removeService(this.ctx, ref));
+  }
+
+  private serviceDetail(id: string): ServiceDetail {
+    const service = this.ctx.state.services.get(id)!;
+    return {
+      service,
+      network: this.ctx.state.networks.get(service.networkId)!,
+      backends: this.ctx.state.backendsOf(service).map((endpoint) => ({ endpoint, sandbox: this.ctx.state.sandboxes.get(endpoint.sandboxId)! })),
+    };
   }
 
   /** Wait for in-flight mutations to finish (clean shutdown). */

@@ -17,7 +17,8 @@ import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
-import { discoveryEndpoint, leaveEmbeddedDns, resolverModeFor } from './sandbox-dns.js';
+import { leaveEmbeddedDns, resolverModeFor } from './sandbox-dns.js';
+import { discoveryEndpointOf, resolveMembership, syncBackends } from './services.js';
 import type { EndpointSettingsRequest } from './types.js';
 
 export async function connect(
@@ -37,6 +38,7 @@ export async function connect(
     throw new ForbiddenError(`interface name ${ifName} is already used in sandbox ${sb.name}`);
   }
   const aliases = (req.aliases ?? []).filter((a, i, all) => a.length > 0 && all.indexOf(a) === i);
+  const services = resolveMembership(ctx, net, req.services);
 
   const claims = rt.driver.needsIpam ? allocateAddresses(ctx, net, req) : [];
   const release = () => claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
@@ -55,6 +57,7 @@ export async function connect(
     driverOpts: req.driverOpts ?? {},
     ifName,
     driverState: {},
+    ...(services.length > 0 ? { services } : {}),
     created: rfc3339Nano(),
   };
 
@@ -64,6 +67,7 @@ export async function connect(
   const resolverAfter = resolverModeFor(ctx, sb, [...existing, ep]);
   let joined = false;
   let registered = false;
+  let balanced = false;
   try {
     const result = await rt.driver.join(driverNet, toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
     joined = true;
@@ -71,13 +75,16 @@ export async function connect(
     ep.gatewayIpv4 = result.gatewayIpv4;
     ep.gatewayIpv6 = result.gatewayIpv6;
     await programRoutes(ctx, sb, [...existing, ep]);
-    ctx.discovery.endpointJoined(discoveryEndpoint(sb, ep));
+    ctx.discovery.endpointJoined(discoveryEndpointOf(ctx, sb, ep));
     registered = true;
+    balanced = services.length > 0;
+    await syncBackends(ctx, services, { joining: ep });
     // Idempotent when already attached; before the persist, so a namespace we cannot serve fails the connect.
     if (resolverAfter === 'embedded') await ctx.discovery.attach(sb.id, sb.netnsPath);
     await persistEndpoint(ctx, ep, claims);
   } catch (err) {
     const undo = new TeardownErrors();
+    if (balanced) await undo.attempt('restore service backends', () => syncBackends(ctx, services));
     if (registered) ctx.discovery.endpointLeft(ep.id);
     if (resolverBefore !== resolverAfter) await undo.attempt('stop embedded DNS', () => ctx.discovery.detach(sb.id));
     if (joined) {
@@ -231,6 +238,10 @@ export async function removeEndpoint(
   await ctx.repo.deleteEndpoint(ep, claims);
   ctx.state.deleteEndpoint(ep.id);
   ctx.discovery.endpointLeft(ep.id);
+  // The endpoint is gone from the state, so its services now balance over the others only.
+  await syncBackends(ctx, ep.services ?? []).catch((err: unknown) =>
+    ctx.logger.error('service backends not updated after disconnect', { endpoint: ep.id, error: err }),
+  );
   claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
   await ctx.files.writeHosts(sb, remaining);
   if (resolverBefore === 'embedded' && resolverModeFor(ctx, sb, remaining) === 'host') await leaveEmbeddedDns(ctx, sb);

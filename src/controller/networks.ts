@@ -237,6 +237,11 @@ export async function removeNetwork(ctx: Ctx, ref: string): Promise<void> {
     const names = eps.map((e) => e.name).join(', ');
     throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${names})`);
   }
+  const services = ctx.state.servicesOfNetwork(net.id);
+  if (services.length > 0) {
+    const names = services.map((s) => s.name).join(', ');
+    throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active services (${names})`);
+  }
   const users = [...ctx.state.networks.values()].filter((n) => n.configFrom === net.name || n.configFrom === net.id);
   if (users.length > 0) {
     throw new ForbiddenError(`configuration network ${net.name} is in use by ${users.map((u) => u.name).join(', ')}`);
@@ -263,7 +268,7 @@ export async function pruneNetworks(ctx: Ctx, select: (n: NetworkRecord) => bool
   const removed: string[] = [];
   const inUseAsConfig = new Set([...ctx.state.networks.values()].map((n) => n.configFrom).filter(Boolean));
   for (const net of [...ctx.state.networks.values()]) {
-    if (net.predefined || ctx.state.endpointsOfNetwork(net.id).length > 0) continue;
+    if (net.predefined || ctx.state.endpointsOfNetwork(net.id).length > 0 || ctx.state.servicesOfNetwork(net.id).length > 0) continue;
     if (inUseAsConfig.has(net.name) || inUseAsConfig.has(net.id) || !select(net)) continue;
     await destroyNetwork(ctx, net);
     removed.push(net.name);

@@ -12,7 +12,8 @@ import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx
 import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
-import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
+import { discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
+import { discoveryEndpointOf, firewallServices, restoreServices, vipClaims } from './services.js';
 
 export interface ReconcileReport {
   networks: number;
@@ -54,6 +55,13 @@ export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<Re
 async function loadState(ctx: Ctx, persisted: PersistedState, report: ReconcileReport): Promise<void> {
   persisted.networks.forEach((n) => ctx.state.putNetwork(n));
   persisted.sandboxes.forEach((s) => ctx.state.putSandbox(s));
+  for (const svc of persisted.services) {
+    if (ctx.state.networks.has(svc.networkId)) ctx.state.putService(svc);
+    else {
+      await ctx.repo.deleteService(svc, vipClaims(svc));
+      report.staleRecordsRemoved++;
+    }
+  }
   for (const ep of persisted.endpoints) {
     const net = ctx.state.networks.get(ep.networkId);
     if (net && ctx.state.sandboxes.has(ep.sandboxId)) {
@@ -71,7 +79,7 @@ function restoreDiscovery(ctx: Ctx): void {
   for (const net of ctx.state.networks.values()) ctx.discovery.networkCreated(discoveryNetwork(net));
   for (const sb of ctx.state.sandboxes.values()) {
     ctx.discovery.sandboxCreated(sb.id, sb.dns);
-    for (const ep of ctx.state.endpointsOfSandbox(sb.id)) ctx.discovery.endpointJoined(discoveryEndpoint(sb, ep));
+    for (const ep of ctx.state.endpointsOfSandbox(sb.id)) ctx.discovery.endpointJoined(discoveryEndpointOf(ctx, sb, ep));
   }
 }
 
@@ -80,7 +88,9 @@ function restoreIpam(ctx: Ctx): void {
     if (net.configOnly) continue;
     const eps = ctx.state.endpointsOfNetwork(net.id);
     for (const pool of net.ipam.pools) {
-      const addresses = eps.flatMap((ep) => claimsOf(net, ep)).filter((c) => c.poolId === pool.id).map((c) => c.address);
+      const addresses = [...eps.flatMap((ep) => claimsOf(net, ep)), ...ctx.state.servicesOfNetwork(net.id).flatMap(vipClaims)]
+        .filter((c) => c.poolId === pool.id)
+        .map((c) => c.address);
       ctx.ipam.restorePool(pool, addresses);
     }
   }
@@ -97,7 +107,8 @@ async function restoreNetworks(ctx: Ctx): Promise<void> {
       programs.push(program.firewall);
     }
   }
-  await ctx.firewall.reconcile(programs);
+  await restoreServices(ctx);
+  await ctx.firewall.reconcile(programs, firewallServices(ctx));
 }
 
 async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {

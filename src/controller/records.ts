@@ -59,9 +59,37 @@ export interface EndpointRecord {
   ifName: string;
   /** What the driver chose (host-side veth name, ...). */
   driverState: Record<string, string>;
+  /** IDs of the services this endpoint is a backend of (absent in records written before services). */
+  services?: string[];
   /** Gateways this endpoint offers the sandbox's default route (from the driver's join). */
   gatewayIpv4?: string;
   gatewayIpv6?: string;
+  created: string;
+}
+
+export type ServiceMode = 'vip' | 'dnsrr';
+
+export interface ServicePort {
+  protocol: 'tcp' | 'udp';
+  port: number;
+}
+
+/**
+ * A named service on one network: its backends are the endpoints that joined it. `vip` mode: the name
+ * resolves to a virtual IPv4 address that nftables balances over the backends; `dnsrr`: the name
+ * resolves to the backends' addresses, rotated. `tasks.<name>` always lists the backends.
+ */
+export interface ServiceRecord {
+  id: string;
+  name: string;
+  networkId: string;
+  mode: ServiceMode;
+  /** Balanced ports; empty = every port. */
+  ports: ServicePort[];
+  /** The VIP as "10.0.0.5/24" (vip mode) and the IPAM pool it came from. */
+  vip?: string;
+  vipPoolId?: string;
+  labels: Record<string, string>;
   created: string;
 }
 

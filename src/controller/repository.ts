@@ -5,7 +5,7 @@
  * subnet or address.
  */
 import type { Store, TxnOp } from '../store/types.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
 
 const ROOT = 'cnm/v1/';
 
@@ -15,6 +15,8 @@ export const keys = {
   sandbox: (id: string) => `${ROOT}sandboxes/${id}`,
   sandboxName: (name: string) => `${ROOT}names/sandboxes/${name}`,
   endpoint: (id: string) => `${ROOT}endpoints/${id}`,
+  service: (id: string) => `${ROOT}services/${id}`,
+  serviceName: (name: string) => `${ROOT}names/services/${name}`,
   pool: (poolId: string) => `${ROOT}ipam/pools/${poolId.replaceAll('/', '_')}`,
   address: (poolId: string, ip: string) => `${ROOT}ipam/addresses/${poolId.replaceAll('/', '_')}/${ip}`,
 };
@@ -28,18 +30,21 @@ export interface PersistedState {
   networks: NetworkRecord[];
   endpoints: EndpointRecord[];
   sandboxes: SandboxRecord[];
+  services: ServiceRecord[];
 }
 
 export class Repository {
   constructor(private readonly store: Store) {}
 
   async load(): Promise<PersistedState> {
-    const [networks, endpoints, sandboxes] = await Promise.all([
+    const [networks, endpoints, sandboxes, services] = await Promise.all([
       this.store.list(`${ROOT}networks/`),
       this.store.list(`${ROOT}endpoints/`),
       this.store.list(`${ROOT}sandboxes/`),
+      this.store.list(`${ROOT}services/`),
     ]);
     return {
+      services: services.map((e) => JSON.parse(e.value) as ServiceRecord),
       networks: networks.map((e) => JSON.parse(e.value) as NetworkRecord),
       endpoints: endpoints.map((e) => JSON.parse(e.value) as EndpointRecord),
       sandboxes: sandboxes.map((e) => JSON.parse(e.value) as SandboxRecord),
@@ -90,6 +95,25 @@ export class Repository {
   async deleteEndpoint(ep: EndpointRecord, claims: AddressClaim[]): Promise<void> {
     await this.store.txn([
       { op: 'delete', key: keys.endpoint(ep.id) },
+      ...claims.map((c): TxnOp => ({ op: 'delete', key: keys.address(c.poolId, c.address) })),
+    ]);
+  }
+
+  /** A service with its name claim and its VIP's address claim, all or nothing. */
+  async createService(svc: ServiceRecord, claims: AddressClaim[]): Promise<void> {
+    await this.store.txn([
+      { op: 'put', key: keys.service(svc.id), value: JSON.stringify(svc), expectedRevision: 0 },
+      { op: 'put', key: keys.serviceName(svc.name), value: svc.id, expectedRevision: 0 },
+      ...claims.map(
+        (c): TxnOp => ({ op: 'put', key: keys.address(c.poolId, c.address), value: svc.id, expectedRevision: 0 }),
+      ),
+    ]);
+  }
+
+  async deleteService(svc: ServiceRecord, claims: AddressClaim[]): Promise<void> {
+    await this.store.txn([
+      { op: 'delete', key: keys.service(svc.id) },
+      { op: 'delete', key: keys.serviceName(svc.name) },
       ...claims.map((c): TxnOp => ({ op: 'delete', key: keys.address(c.poolId, c.address) })),
     ]);
   }

@@ -3,7 +3,7 @@
  * after the store has accepted a change, so it never runs ahead of what is persisted.
  */
 import { InvalidParameterError, NotFoundError } from '../errors.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
 
 interface Named {
   id: string;
@@ -29,6 +29,8 @@ export class CnmState {
   readonly networks = new Map<string, NetworkRecord>();
   readonly sandboxes = new Map<string, SandboxRecord>();
   readonly endpoints = new Map<string, EndpointRecord>();
+  readonly services = new Map<string, ServiceRecord>();
+  private readonly servicesByName = new Map<string, ServiceRecord>();
   private readonly networksByName = new Map<string, NetworkRecord>();
   private readonly sandboxesByName = new Map<string, SandboxRecord>();
   private readonly endpointsByNetwork = new Map<string, Set<string>>();
@@ -40,6 +42,35 @@ export class CnmState {
 
   sandbox(ref: string): SandboxRecord {
     return lookup(this.sandboxes, this.sandboxesByName, ref, 'sandbox');
+  }
+
+  service(ref: string): ServiceRecord {
+    return lookup(this.services, this.servicesByName, ref, 'service');
+  }
+
+  serviceByName(name: string): ServiceRecord | undefined {
+    return this.servicesByName.get(name);
+  }
+
+  servicesOfNetwork(networkId: string): ServiceRecord[] {
+    return [...this.services.values()].filter((s) => s.networkId === networkId);
+  }
+
+  /** The endpoints that joined a service (on its network), in creation order. */
+  backendsOf(svc: ServiceRecord): EndpointRecord[] {
+    return this.endpointsOfNetwork(svc.networkId).filter((ep) => ep.services?.includes(svc.id));
+  }
+
+  putService(svc: ServiceRecord): void {
+    this.services.set(svc.id, svc);
+    this.servicesByName.set(svc.name, svc);
+  }
+
+  deleteService(id: string): void {
+    const svc = this.services.get(id);
+    if (!svc) return;
+    this.services.delete(id);
+    this.servicesByName.delete(svc.name);
   }
 
   networkByName(name: string): NetworkRecord | undefined {

@@ -3,7 +3,7 @@
  * renders the records back in Docker's shapes; all validation of meaning happens in the controller
  * (the API only checks shapes).
  */
-import type { EndpointRecord, NetworkRecord, NetworkScope, SandboxRecord } from './records.js';
+import type { EndpointRecord, NetworkRecord, NetworkScope, SandboxRecord, ServiceMode, ServiceRecord } from './records.js';
 
 export interface IpamConfigRequest {
   subnet?: string;
@@ -39,6 +39,8 @@ export interface EndpointSettingsRequest {
   macAddress?: string;
   driverOpts?: Record<string, string>;
   gwPriority?: number;
+  /** Services (name, ID or ID prefix) on the same network this endpoint becomes a backend of. */
+  services?: string[];
 }
 
 export interface ConnectRequest extends EndpointSettingsRequest {
@@ -62,6 +64,26 @@ export interface CreateSandboxRequest {
   dnsOptions?: string[];
 }
 
+export interface CreateServiceRequest {
+  name: string;
+  /** Network name, ID or ID prefix. */
+  network: string;
+  /** Default vip. */
+  mode?: ServiceMode;
+  /** "80", "80/tcp", "53/udp"; none = every port (vip mode). */
+  ports?: string[];
+  /** Pick the VIP from this IPv4 subnet of the network (default: its first). */
+  vipSubnet?: string;
+  labels?: Record<string, string>;
+}
+
+/** A service with its current backends. */
+export interface ServiceDetail {
+  service: ServiceRecord;
+  network: NetworkRecord;
+  backends: Array<{ endpoint: EndpointRecord; sandbox: SandboxRecord }>;
+}
+
 /** A network with the endpoints currently on it, each with the name of its sandbox. */
 export interface NetworkDetail {
   network: NetworkRecord;
@@ -74,7 +96,7 @@ export interface SandboxDetail {
 }
 
 export type ControllerEvent = {
-  type: 'network' | 'sandbox';
+  type: 'network' | 'sandbox' | 'service';
   action: 'create' | 'destroy' | 'connect' | 'disconnect' | 'prune';
   /** ID of the network (or sandbox). */
   id: string;
@@ -101,6 +123,12 @@ export interface Controller {
   removeSandbox(ref: string, force: boolean): Promise<void>;
   /** Files bound into the sandbox for `cnm exec`. */
   sandboxFiles(ref: string): { netnsPath: string; resolvConf: string; hosts: string; hostname: string };
+
+  listServices(): ServiceDetail[];
+  getService(ref: string): ServiceDetail;
+  createService(req: CreateServiceRequest): Promise<ServiceDetail>;
+  /** The backends stay connected to the network; they only leave the service. */
+  removeService(ref: string): Promise<void>;
 
   subscribe(listener: (event: ControllerEvent) => void): () => void;
   /** Daemon facts for /info and /version. */

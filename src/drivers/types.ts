@@ -80,6 +80,11 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
    * Returns the firewall program as createNetwork would.
    */
   restoreNetwork(net: DriverNetwork<NetOptions>): Promise<NetworkProgram>;
+  /**
+   * Drivers that can carry a service VIP (traffic to it must reach the host, where nftables balances it)
+   * add or remove the address; idempotent both ways. Absent: the driver offers no VIP mode.
+   */
+  setServiceAddress?(net: DriverNetwork<NetOptions>, address: string, present: boolean): Promise<void>;
   /** Start-up: true when the endpoint's kernel objects are all present and correct. */
   endpointIntact(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<boolean>;
   /**

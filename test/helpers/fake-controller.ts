@@ -9,14 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApiServer } from '../../src/api/server.js';
 import { silentLogger } from '../../src/util/log.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/controller/records.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from '../../src/controller/records.js';
 import type {
   ConnectRequest,
   Controller,
   ControllerEvent,
   CreateNetworkRequest,
   CreateSandboxRequest,
+  CreateServiceRequest,
   NetworkDetail,
+  ServiceDetail,
   SandboxDetail,
 } from '../../src/controller/types.js';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError } from '../../src/errors.js';
@@ -35,6 +37,7 @@ export class FakeController implements Controller {
   readonly networks = new Map<string, NetworkRecord>();
   readonly sandboxes = new Map<string, SandboxRecord>();
   readonly endpoints = new Map<string, EndpointRecord>();
+  readonly services = new Map<string, ServiceRecord>();
   /** Every mutating call with its arguments, so tests can check what the API asked for. */
   readonly calls: FakeCall[] = [];
   private readonly listeners = new Set<(e: ControllerEvent) => void>();
@@ -192,6 +195,43 @@ export class FakeController implements Controller {
     const sb = this.findSandbox(ref);
     const dir = `/run/cnm/sandboxes/${sb.id}`;
     return { netnsPath: sb.netnsPath, resolvConf: `${dir}/resolv.conf`, hosts: `${dir}/hosts`, hostname: `${dir}/hostname` };
+  }
+
+  // ---- services: a plain record store (the real rules live in the controller's own tests) -------
+
+  listServices(): ServiceDetail[] {
+    return [...this.services.values()].map((s) => this.serviceDetail(s));
+  }
+
+  getService(ref: string): ServiceDetail {
+    const svc = [...this.services.values()].find((s) => s.id === ref || s.name === ref || s.id.startsWith(ref));
+    if (!svc) throw new NotFoundError(`No such service: ${ref}`);
+    return this.serviceDetail(svc);
+  }
+
+  async createService(req: CreateServiceRequest): Promise<ServiceDetail> {
+    this.calls.push({ method: 'createService', args: [req] });
+    if ([...this.services.values()].some((s) => s.name === req.name)) throw new ConflictError(`service with name ${req.name} already exists`);
+    const net = this.findNetwork(req.network);
+    const svc: ServiceRecord = {
+      id: newId(), name: req.name, networkId: net.id, mode: req.mode ?? 'vip',
+      ports: (req.ports ?? []).map((p) => ({ port: Number(p.split('/')[0]), protocol: p.endsWith('/udp') ? 'udp' : 'tcp' })),
+      labels: req.labels ?? {}, created: rfc3339Nano(), ...(req.mode === 'dnsrr' ? {} : { vip: '10.99.0.100/24' }),
+    };
+    this.services.set(svc.id, svc);
+    return this.serviceDetail(svc);
+  }
+
+  async removeService(ref: string): Promise<void> {
+    this.calls.push({ method: 'removeService', args: [ref] });
+    this.services.delete(this.getService(ref).service.id);
+  }
+
+  private serviceDetail(service: ServiceRecord): ServiceDetail {
+    const backends = [...this.endpoints.values()]
+      .filter((e) => e.services?.includes(service.id))
+      .map((endpoint) => ({ endpoint, sandbox: this.sandboxes.get(endpoint.sandboxId)! }));
+    return { service, network: this.networks.get(service.networkId)!, backends };
   }
 
   subscribe(listener: (event: ControllerEvent) => void): () => void {

@@ -125,8 +125,11 @@ describe('network connect and sandbox create flags → request bodies', () => {
         MacAddress: undefined,
         DriverOpts: { k: 'v' },
         GwPriority: -2,
+        CnmServices: undefined,
       },
     });
+    const joining = parseArgs(['--service', 'web', '--service', 'api', 'net', 'sb'], [{ long: 'service', kind: 'list', description: '' }]);
+    assert.deepEqual((connectBody(joining).EndpointConfig as { CnmServices: string[] }).CnmServices, ['web', 'api']);
     const badIp = parseArgs(['--ip', 'x', 'n', 's'], [{ long: 'ip', kind: 'string', description: '' }]);
     assert.throws(() => connectBody(badIp), UsageError);
   });

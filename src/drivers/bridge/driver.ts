@@ -78,6 +78,13 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     return this.ensureBridge(net);
   }
 
+  /** The VIP as a /32 on the bridge: sandboxes' ARP for it is answered, so their packets reach nftables. */
+  async setServiceAddress(net: BridgeNet, address: string, present: boolean): Promise<void> {
+    const cidr = `${address}/32`;
+    if (present) await this.kernel.addrAdd(null, bridgeNameOf(net), cidr);
+    else await this.kernel.addrDel(null, bridgeNameOf(net), cidr);
+  }
+
   /** Create the bridge or bring an existing one to the desired state; never disturbs attached ports. */
   private async ensureBridge(net: BridgeNet): Promise<NetworkProgram> {
     const name = bridgeNameOf(net);
