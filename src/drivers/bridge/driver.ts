@@ -144,10 +144,14 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       name: hostIf,
       mtu,
       master: bridgeNameOf(net),
-      up: true,
       peer: { name: ep.ifName, netns: sandbox.netnsPath, mtu, mac: ep.macAddress, up: false },
     });
     try {
+      // The host end is only a bridge port: without IPv6 it gets no link-local address and no fe80::/64
+      // route, which otherwise pile up one per endpoint in the daemon's table and make every IPv6
+      // packet the bridge receives (MLD, neighbour solicitations of each new sandbox) walk all of them.
+      await this.kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
+      await this.kernel.linkSet(null, hostIf, { up: true });
       for (const s of ep.options.sysctls) {
         await this.kernel.sysctlSet(sandbox.netnsPath, s.key.replace('IFNAME', ep.ifName), s.value);
       }
