@@ -155,7 +155,11 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       for (const s of ep.options.sysctls) {
         await this.kernel.sysctlSet(sandbox.netnsPath, s.key.replace('IFNAME', ep.ifName), s.value);
       }
-      if (ep.ipv6Address) {
+      if (!ep.ipv6Address) {
+        // As Docker does on an IPv4-only network: no link-local address, so no MLD reports and neighbour
+        // solicitations flooded to every port of the bridge each time a sandbox joins (O(endpoints)).
+        await this.kernel.sysctlSet(sandbox.netnsPath, `net.ipv6.conf.${ep.ifName}.disable_ipv6`, '1');
+      } else {
         // Duplicate address detection would hold the address "tentative" for a second or more; IPAM
         // already guarantees uniqueness on the network, as Docker assumes too.
         await this.kernel.sysctlSet(sandbox.netnsPath, `net.ipv6.conf.${ep.ifName}.accept_dad`, '0');
