@@ -1,5 +1,5 @@
 /** `cnm service ...`: named services on a network, balanced over the sandboxes that join them. */
-import { keyValueMap, type FlagSpec } from './args.js';
+import { keyValueMap, UsageError, type FlagSpec } from './args.js';
 import type { ApiClient } from './client.js';
 import { dispatch, type Io, type Subcommand } from './command.js';
 import { forEachRef, formatInspect, formatList, naturalCompare, shortId, type ListFormat } from './format.js';
@@ -53,9 +53,11 @@ function commands(api: ApiClient): Subcommand[] {
       maxArgs: 1,
       flags: CREATE_FLAGS,
       run: async (a, io) => {
+        const network = a.string('network');
+        if (!network) throw new UsageError('required flag "--network" not set');
         const res = await api.post<{ Id: string }>('/cnm/v1/services', {
           Name: a.positionals[0],
-          Network: a.string('network'),
+          Network: network,
           Mode: a.string('mode'),
           Ports: a.list('port'),
           Labels: keyValueMap(a.list('label')),

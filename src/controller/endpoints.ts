@@ -17,8 +17,8 @@ import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
-import { leaveEmbeddedDns, resolverModeFor } from './sandbox-dns.js';
-import { discoveryEndpointOf, resolveMembership, syncBackends } from './services.js';
+import { discoveryEndpoint, leaveEmbeddedDns, resolverModeFor } from './sandbox-dns.js';
+import { resolveMembership, syncBackends } from './services.js';
 import type { EndpointSettingsRequest } from './types.js';
 
 export async function connect(
@@ -75,7 +75,7 @@ export async function connect(
     ep.gatewayIpv4 = result.gatewayIpv4;
     ep.gatewayIpv6 = result.gatewayIpv6;
     await programRoutes(ctx, sb, [...existing, ep]);
-    ctx.discovery.endpointJoined(discoveryEndpointOf(ctx, sb, ep));
+    ctx.discovery.endpointJoined(discoveryEndpoint(sb, ep));
     registered = true;
     balanced = services.length > 0;
     await syncBackends(ctx, services, { joining: ep });

@@ -12,8 +12,8 @@ import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx
 import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
-import { discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
-import { discoveryEndpointOf, firewallServices, restoreServices, vipClaims } from './services.js';
+import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
+import { firewallServices, restoreServices, vipClaims } from './services.js';
 
 export interface ReconcileReport {
   networks: number;
@@ -79,7 +79,7 @@ function restoreDiscovery(ctx: Ctx): void {
   for (const net of ctx.state.networks.values()) ctx.discovery.networkCreated(discoveryNetwork(net));
   for (const sb of ctx.state.sandboxes.values()) {
     ctx.discovery.sandboxCreated(sb.id, sb.dns);
-    for (const ep of ctx.state.endpointsOfSandbox(sb.id)) ctx.discovery.endpointJoined(discoveryEndpointOf(ctx, sb, ep));
+    for (const ep of ctx.state.endpointsOfSandbox(sb.id)) ctx.discovery.endpointJoined(discoveryEndpoint(sb, ep));
   }
 }
 

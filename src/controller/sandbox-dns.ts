@@ -18,7 +18,7 @@ export function discoveryNetwork(net: NetworkRecord): DiscoveryNetwork {
   return { id: net.id, name: net.name, internal: net.internal, userDefined: hasNameResolution(net) };
 }
 
-export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord, serviceAliases: readonly string[] = []): DiscoveryEndpoint {
+export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord): DiscoveryEndpoint {
   return {
     id: ep.id,
     networkId: ep.networkId,
@@ -26,7 +26,7 @@ export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord, service
     sandboxName: sb.name,
     hostname: sb.hostname,
     shortId: sb.id.slice(0, 12),
-    aliases: serviceAliases.length > 0 ? [...ep.aliases, ...serviceAliases] : ep.aliases,
+    aliases: ep.aliases,
     ...(ep.ipv4Address ? { ipv4: ep.ipv4Address } : {}),
     ...(ep.ipv6Address ? { ipv6: ep.ipv6Address } : {}),
   };

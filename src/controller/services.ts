@@ -3,16 +3,17 @@
  * allocates the VIP (vip mode) from the network's IPv4 pool and persists record, name claim and address
  * claim in one transaction, then programs the kernel (VIP on the bridge), nftables (the service's slot
  * map) and the embedded DNS — undoing all of it if a step fails. Membership lives on the endpoints
- * (EndpointRecord.services), so a backend leaves its services in the same operation that removes it.
+ * (EndpointRecord.services), so a backend leaves its services in the same operation that removes it:
+ * every connect, disconnect, sandbox removal and reconcile ends in syncBackends, which tells the
+ * firewall (vip mode) and the DNS the service's backends as they now are.
  */
 import { ConflictError, ForbiddenError, InvalidParameterError, StoreConflictError, TeardownErrors } from '../errors.js';
 import type { FirewallService } from '../firewall/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import { runtimeOf, toDriverNetwork, type Ctx } from './context.js';
-import type { DiscoveryEndpoint } from '../dns/discovery.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord, ServicePort, ServiceRecord } from './records.js';
+import type { DiscoveryService } from '../dns/discovery.js';
+import type { EndpointRecord, NetworkRecord, ServicePort, ServiceRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
-import { discoveryEndpoint } from './sandbox-dns.js';
 import type { CreateServiceRequest } from './types.js';
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -26,7 +27,10 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
   const net = ctx.state.network(req.network);
   const mode = req.mode ?? 'vip';
   if (mode !== 'vip' && mode !== 'dnsrr') throw new InvalidParameterError(`invalid service mode ${JSON.stringify(mode)}: vip or dnsrr`);
-  const ports = (req.ports ?? []).map(parsePort);
+  const ports = parsePorts(req.ports ?? []);
+  if (mode === 'dnsrr' && ports.length > 0) {
+    throw new InvalidParameterError('ports apply to vip mode only: a dnsrr service has no address to balance');
+  }
   if (net.predefined || net.configOnly) throw new ForbiddenError(`services need a user-defined network, not ${net.name}`);
   const rt = runtimeOf(ctx, net);
   const driverNet = toDriverNetwork(net, rt.options);
@@ -34,12 +38,11 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
   if (mode === 'vip' && (!rt.driver.setServiceAddress || !net.enableIPv4 || pools.length === 0)) {
     throw new InvalidParameterError(`vip mode needs a bridge network with IPv4; use --mode dnsrr on ${net.name}`);
   }
+  const pool = req.vipSubnet === undefined ? pools[0] : pools.find((p) => p.subnet === req.vipSubnet);
+  if (mode === 'vip' && !pool) throw new InvalidParameterError(`network ${net.name} has no IPv4 subnet ${req.vipSubnet}`);
 
   const claims: AddressClaim[] = [];
-  if (mode === 'vip') {
-    const pool = pools.find((p) => p.subnet === req.vipSubnet) ?? pools[0]!;
-    claims.push({ poolId: pool.id, address: ctx.ipam.requestAddress(pool.id) });
-  }
+  if (mode === 'vip') claims.push({ poolId: pool!.id, address: ctx.ipam.requestAddress(pool!.id) });
   const claim = claims[0];
   const prefix = claim && net.ipam.pools.find((p) => p.id === claim.poolId)!.subnet.split('/')[1];
   const svc: ServiceRecord = {
@@ -70,27 +73,39 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
     throw err;
   }
   ctx.state.putService(svc);
-  registerVip(ctx, svc);
+  ctx.discovery.serviceChanged(discoveryService(svc, []));
   ctx.emit({ type: 'service', action: 'create', id: svc.id, attributes: { name, network: net.name, mode } });
   return svc;
 }
 
+/** Kernel and firewall first, record last; a failure puts back what was already undone. */
 export async function removeService(ctx: Ctx, ref: string): Promise<void> {
   const svc = ctx.state.service(ref);
   const net = ctx.state.networks.get(svc.networkId)!;
   const rt = runtimeOf(ctx, net);
-  const backends = ctx.state.backendsOf(svc);
-  if (svc.vip) {
-    await ctx.firewall.removeService(firewallService(svc, []));
-    await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vipAddress(svc)!, false);
-  }
+  const driverNet = toDriverNetwork(net, rt.options);
   const claims = vipClaims(svc);
-  await ctx.repo.deleteService(svc, claims);
+  let unbalanced = false;
+  let unaddressed = false;
+  try {
+    if (svc.vip) {
+      unbalanced = true;
+      await ctx.firewall.removeService(firewallService(svc, []));
+      unaddressed = true;
+      await rt.driver.setServiceAddress?.(driverNet, vipAddress(svc)!, false);
+    }
+    await ctx.repo.deleteService(svc, claims);
+  } catch (err) {
+    const undo = new TeardownErrors();
+    if (unaddressed) await undo.attempt('restore VIP', async () => rt.driver.setServiceAddress?.(driverNet, vipAddress(svc)!, true));
+    if (unbalanced) await undo.attempt('restore firewall service', () => ctx.firewall.setService(firewallService(svc, ctx.state.backendsOf(svc))));
+    if (undo.list.length > 0) ctx.logger.error('rollback of service rm incomplete', { errors: undo.list });
+    throw err;
+  }
   ctx.state.deleteService(svc.id);
   claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
-  ctx.discovery.endpointLeft(svc.id);
-  // The backends stay connected; only their tasks.<name> / <name> records go.
-  for (const ep of backends) refreshBackendNames(ctx, ep);
+  // The backends stay connected (their endpoints keep the stale ID, which nothing resolves any more).
+  ctx.discovery.serviceRemoved(svc.id);
   ctx.emit({ type: 'service', action: 'destroy', id: svc.id, attributes: { name: svc.name } });
 }
 
@@ -108,33 +123,26 @@ export function resolveMembership(ctx: Ctx, net: NetworkRecord, refs: readonly s
 }
 
 /**
- * Point each service's balancing at its current backends (plus `joining`, minus `leaving`, for changes
- * not yet in the state). dnsrr services have nothing in nftables.
+ * Point each service's DNS names and (vip mode) its balancing at its current backends, plus `joining`
+ * (an endpoint being connected, not yet in the state). The DNS first: it cannot fail, so a firewall
+ * failure leaves both to the caller's rollback, which calls this again without the change.
  */
 export async function syncBackends(
   ctx: Ctx,
   serviceIds: readonly string[],
-  change: { joining?: EndpointRecord; leaving?: EndpointRecord } = {},
+  change: { joining?: EndpointRecord } = {},
 ): Promise<void> {
+  // One service's firewall failure must not keep the others (or their DNS) on stale backends.
+  const errors = new TeardownErrors();
   for (const id of serviceIds) {
     const svc = ctx.state.services.get(id);
-    if (!svc?.vip) continue;
-    const backends = ctx.state.backendsOf(svc).filter((ep) => ep.id !== change.leaving?.id);
-    if (change.joining) backends.push(change.joining);
-    await ctx.firewall.setService(firewallService(svc, backends));
-  }
-}
-
-/** DNS names an endpoint carries for its services: tasks.<name> always, <name> itself in dnsrr mode. */
-export function serviceAliasesOf(ctx: Ctx, ep: EndpointRecord): string[] {
-  const aliases: string[] = [];
-  for (const id of ep.services ?? []) {
-    const svc = ctx.state.services.get(id);
     if (!svc) continue;
-    aliases.push(`tasks.${svc.name}`);
-    if (svc.mode === 'dnsrr') aliases.push(svc.name);
+    const backends = ctx.state.backendsOf(svc);
+    if (change.joining) backends.push(change.joining);
+    ctx.discovery.serviceChanged(discoveryService(svc, backends));
+    if (svc.vip) await errors.attempt(`balance service ${svc.name}`, () => ctx.firewall.setService(firewallService(svc, backends)));
   }
-  return aliases;
+  errors.throwIfAny('service backends not updated');
 }
 
 /** Everything the firewall should hold for the services, at start-up or after a lost ruleset. */
@@ -142,7 +150,7 @@ export function firewallServices(ctx: Ctx): FirewallService[] {
   return [...ctx.state.services.values()].filter((s) => s.vip).map((s) => firewallService(s, ctx.state.backendsOf(s)));
 }
 
-/** Start-up: VIP addresses back on their bridges and every service's name in the DNS. */
+/** Start-up: VIP addresses back on their bridges and every service's names in the DNS. */
 export async function restoreServices(ctx: Ctx): Promise<void> {
   for (const svc of ctx.state.services.values()) {
     const net = ctx.state.networks.get(svc.networkId);
@@ -151,7 +159,7 @@ export async function restoreServices(ctx: Ctx): Promise<void> {
       const rt = runtimeOf(ctx, net);
       await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vipAddress(svc)!, true);
     }
-    registerVip(ctx, svc);
+    ctx.discovery.serviceChanged(discoveryService(svc, ctx.state.backendsOf(svc)));
   }
 }
 
@@ -172,28 +180,29 @@ function firewallService(svc: ServiceRecord, backends: readonly EndpointRecord[]
   };
 }
 
-/** The VIP answers to the service's name like an endpoint would (A and PTR). */
-function registerVip(ctx: Ctx, svc: ServiceRecord): void {
-  if (!svc.vip) return;
-  ctx.discovery.endpointJoined({
-    id: svc.id, networkId: svc.networkId, sandboxId: `service:${svc.id}`, sandboxName: svc.name, hostname: svc.name,
-    shortId: svc.id.slice(0, 12), aliases: [], ipv4: svc.vip,
-  });
+/** The service as the DNS sees it: NAME → the VIP (vip) or the backends (dnsrr); tasks.NAME → the backends. */
+function discoveryService(svc: ServiceRecord, backends: readonly EndpointRecord[]): DiscoveryService {
+  return {
+    id: svc.id,
+    networkId: svc.networkId,
+    name: svc.name,
+    ...(svc.vip ? { vip: svc.vip } : {}),
+    backends: backends.map((ep) => ({
+      ...(ep.ipv4Address ? { ipv4: ep.ipv4Address } : {}),
+      ...(ep.ipv6Address ? { ipv6: ep.ipv6Address } : {}),
+    })),
+  };
 }
 
-/** An endpoint as the DNS sees it: its own names plus those of the services it serves. */
-export function discoveryEndpointOf(ctx: Ctx, sb: SandboxRecord, ep: EndpointRecord): DiscoveryEndpoint {
-  return discoveryEndpoint(sb, ep, serviceAliasesOf(ctx, ep));
-}
-
-function refreshBackendNames(ctx: Ctx, ep: EndpointRecord): void {
-  const sb = ctx.state.sandboxes.get(ep.sandboxId);
-  if (sb) ctx.discovery.endpointJoined(discoveryEndpointOf(ctx, sb, ep));
-}
-
-function parsePort(text: string): ServicePort {
-  const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(text);
-  const port = m ? Number(m[1]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new InvalidParameterError(`invalid port ${JSON.stringify(text)}: PORT[/tcp|/udp]`);
-  return { port, protocol: (m[2] as 'tcp' | 'udp' | undefined) ?? 'tcp' };
+/** "80", "80/tcp", "53/udp"; the same port twice counts once (nft refuses a duplicate map key). */
+function parsePorts(texts: readonly string[]): ServicePort[] {
+  const ports: ServicePort[] = [];
+  for (const text of texts) {
+    const m = /^(\d{1,5})(?:\/(tcp|udp))?$/i.exec(text.trim());
+    const port = m ? Number(m[1]) : NaN;
+    if (!m || port < 1 || port > 65535) throw new InvalidParameterError(`invalid port ${JSON.stringify(text)}: PORT[/tcp|/udp], PORT 1-65535`);
+    const protocol = (m[2]?.toLowerCase() as 'tcp' | 'udp' | undefined) ?? 'tcp';
+    if (!ports.some((p) => p.port === port && p.protocol === protocol)) ports.push({ port, protocol });
+  }
+  return ports;
 }

@@ -7,7 +7,7 @@
  * Docker semantics kept here: only user-defined networks have embedded name resolution. Endpoints on the
  * predefined "bridge" (and on host / none) are not names anyone can resolve.
  */
-import type { DnsEndpointSpec, DnsNetworkSpec, DnsRegistry } from './registry.js';
+import type { DnsEndpointSpec, DnsNetworkSpec, DnsRegistry, DnsServiceSpec } from './registry.js';
 import type { ResolverConfig } from './resolv-conf.js';
 import type { EmbeddedDnsServer } from './server.js';
 
@@ -17,6 +17,7 @@ export interface DiscoveryNetwork extends DnsNetworkSpec {
 }
 
 export type DiscoveryEndpoint = DnsEndpointSpec;
+export type DiscoveryService = DnsServiceSpec;
 
 export interface ServiceDiscovery {
   networkCreated(network: DiscoveryNetwork): void;
@@ -25,6 +26,13 @@ export interface ServiceDiscovery {
   endpointJoined(endpoint: DiscoveryEndpoint): void;
   /** The endpoint's names are gone from the next query on; unknown endpoints are a no-op. */
   endpointLeft(endpointId: string): void;
+  /**
+   * A service's names (NAME, tasks.NAME) answer with these addresses from the next query on: called on
+   * create and on every change of its backends; ignored on networks without name resolution.
+   */
+  serviceChanged(service: DiscoveryService): void;
+  /** The service's names are gone from the next query on; unknown services are a no-op. */
+  serviceRemoved(serviceId: string): void;
   /** The sandbox's own --dns / --dns-search / --dns-option. */
   sandboxCreated(sandboxId: string, dns: ResolverConfig): void;
   /** Forget the sandbox and stop answering in its namespace (before the namespace is deleted). */
@@ -64,6 +72,14 @@ export class EmbeddedDnsDiscovery implements ServiceDiscovery {
 
   endpointLeft(endpointId: string): void {
     this.registry.removeEndpoint(endpointId);
+  }
+
+  serviceChanged(service: DiscoveryService): void {
+    if (this.resolvable.has(service.networkId)) this.registry.setService(service);
+  }
+
+  serviceRemoved(serviceId: string): void {
+    this.registry.removeService(serviceId);
   }
 
   sandboxCreated(sandboxId: string, dns: ResolverConfig): void {

@@ -13,7 +13,10 @@
  *   forwarded (Docker: "exists in the docker domain");
  * - several endpoints under one name (a shared alias) answer with all their addresses; we rotate the
  *   order by one per query (round robin) where Docker shuffles;
- * - PTR answers "<sandbox name>.<network name>".
+ * - PTR answers "<sandbox name>.<network name>";
+ * - a service (cnm's, scoped to its network like an alias) adds two names: NAME answers with its VIP
+ *   (vip mode; the VIP's PTR is "<service name>.<network name>") or with every backend address, rotated
+ *   (dnsrr), and tasks.NAME always answers with every backend address, rotated.
  *
  * Every lookup is a hash-map hit per network the asking sandbox is on; nothing scans all endpoints.
  */
@@ -51,6 +54,17 @@ export interface DnsEndpointSpec {
   ipv6?: string;
 }
 
+/** A service's names on its network; replaced as a whole whenever its backends change. */
+export interface DnsServiceSpec {
+  id: string;
+  networkId: string;
+  name: string;
+  /** vip mode: NAME answers with this IPv4 address alone ("10.0.0.5/24" or bare). Absent (dnsrr): with the backends. */
+  vip?: string;
+  /** Every backend's addresses, as in DnsEndpointSpec; tasks.NAME answers with all of them. */
+  backends: ReadonlyArray<{ ipv4?: string; ipv6?: string }>;
+}
+
 export interface SandboxDnsConfig extends ResolverConfig {
   /** Explicit ndots; when absent, taken from `options` ("ndots:N"). */
   ndots?: number;
@@ -76,21 +90,35 @@ export interface RecordLookup {
 
 export type AddressFamilyQuery = 'A' | 'AAAA';
 
-interface EndpointEntry {
-  readonly spec: DnsEndpointSpec;
-  readonly names: readonly string[];
+/** What a name answers with: an endpoint, a service's VIP, or one backend of a service. */
+interface AddressHolder {
   readonly ipv4: AddressRecord | undefined;
   readonly ipv6: AddressRecord | undefined;
+  /** First part of the PTR answer for these addresses: the sandbox's (or the VIP's service's) name. */
+  readonly ptrLabel: string;
 }
 
-/** All endpoints known under one name on one network. */
+interface EndpointEntry extends AddressHolder {
+  readonly spec: DnsEndpointSpec;
+  readonly names: readonly string[];
+}
+
+interface ServiceEntry {
+  readonly spec: DnsServiceSpec;
+  /** Every (name, holder) pair this service put into its network's names. */
+  readonly links: ReadonlyArray<readonly [string, AddressHolder]>;
+  /** In the network's byAddress (PTR); backends are not: their PTR is their endpoint's. */
+  readonly vip: AddressHolder | undefined;
+}
+
+/** All endpoints (and service records) known under one name on one network. */
 class NameEntry {
-  readonly endpoints: EndpointEntry[] = [];
+  readonly endpoints: AddressHolder[] = [];
   private cursor = 0;
 
   /** Addresses of one family, deduplicated, rotated by one per call when there are several. */
   addresses(family: AddressFamilyQuery): readonly AddressRecord[] {
-    const pick = family === 'A' ? (e: EndpointEntry) => e.ipv4 : (e: EndpointEntry) => e.ipv6;
+    const pick = family === 'A' ? (e: AddressHolder) => e.ipv4 : (e: AddressHolder) => e.ipv6;
     if (this.endpoints.length === 1) {
       const record = pick(this.endpoints[0]!);
       return record ? [record] : [];
@@ -115,8 +143,8 @@ interface NetworkEntry {
   spec: DnsNetworkSpec;
   nameLower: string;
   readonly names: Map<string, NameEntry>;
-  /** Canonical address text → endpoints holding it (normally one). */
-  readonly byAddress: Map<string, EndpointEntry[]>;
+  /** Canonical address text → endpoints (or service VIPs) holding it (normally one). */
+  readonly byAddress: Map<string, AddressHolder[]>;
 }
 
 interface SandboxEntry {
@@ -132,6 +160,7 @@ const NOT_FOUND: RecordLookup = { authoritative: false, records: [] };
 export class DnsRegistry {
   private readonly networks = new Map<string, NetworkEntry>();
   private readonly endpoints = new Map<string, EndpointEntry>();
+  private readonly services = new Map<string, ServiceEntry>();
   private readonly sandboxes = new Map<string, SandboxEntry>();
   private hostDns: ResolverConfig = { servers: [], search: [], options: [] };
   private hostUpstreams: UpstreamServer[] = [];
@@ -151,10 +180,13 @@ export class DnsRegistry {
     this.networks.set(spec.id, { spec: { ...spec }, nameLower: spec.name.toLowerCase(), names: new Map(), byAddress: new Map() });
   }
 
-  /** Forget a network and every endpoint still on it. */
+  /** Forget a network and every endpoint and service still on it. */
   removeNetwork(id: string): void {
     for (const endpoint of [...this.endpoints.values()]) {
       if (endpoint.spec.networkId === id) this.removeEndpoint(endpoint.spec.id);
+    }
+    for (const service of [...this.services.values()]) {
+      if (service.spec.networkId === id) this.removeService(service.spec.id);
     }
     this.networks.delete(id);
   }
@@ -169,18 +201,10 @@ export class DnsRegistry {
       names: namesOf(spec),
       ipv4: addressRecord(spec.ipv4, 4, 'ipv4'),
       ipv6: addressRecord(spec.ipv6, 6, 'ipv6'),
+      ptrLabel: spec.sandboxName,
     };
-    for (const name of entry.names) {
-      let nameEntry = network.names.get(name);
-      if (!nameEntry) network.names.set(name, (nameEntry = new NameEntry()));
-      nameEntry.endpoints.push(entry);
-    }
-    for (const record of [entry.ipv4, entry.ipv6]) {
-      if (!record) continue;
-      const holders = network.byAddress.get(record.text);
-      if (holders) holders.push(entry);
-      else network.byAddress.set(record.text, [entry]);
-    }
+    for (const name of entry.names) linkName(network, name, entry);
+    linkAddresses(network, entry);
     this.endpoints.set(spec.id, entry);
     this.sandboxEntry(spec.sandboxId).endpoints.push(entry);
   }
@@ -192,24 +216,50 @@ export class DnsRegistry {
     this.endpoints.delete(id);
     const network = this.networks.get(entry.spec.networkId);
     if (network) {
-      for (const name of entry.names) {
-        const nameEntry = network.names.get(name);
-        if (!nameEntry) continue;
-        removeFrom(nameEntry.endpoints, entry);
-        if (nameEntry.endpoints.length === 0) network.names.delete(name);
-      }
-      for (const record of [entry.ipv4, entry.ipv6]) {
-        const holders = record && network.byAddress.get(record.text);
-        if (!holders) continue;
-        removeFrom(holders, entry);
-        if (holders.length === 0) network.byAddress.delete(record!.text);
-      }
+      for (const name of entry.names) unlinkName(network, name, entry);
+      unlinkAddresses(network, entry);
     }
     const sandbox = this.sandboxes.get(entry.spec.sandboxId);
     if (sandbox) {
       removeFrom(sandbox.endpoints, entry);
       if (sandbox.endpoints.length === 0 && sandbox.dns === undefined) this.sandboxes.delete(entry.spec.sandboxId);
     }
+  }
+
+  /**
+   * Register a service's names on its network, or replace them (its backends changed): every address is
+   * checked before anything changes. Only sandboxes on that network see them, as with aliases.
+   */
+  setService(spec: DnsServiceSpec): void {
+    const network = this.networks.get(spec.networkId);
+    if (!network) throw new NotFoundError(`DNS: network ${spec.networkId} is not registered`);
+    const name = normalise(spec.name);
+    if (name === '') throw new InvalidParameterError('DNS: a service needs a name');
+    const backends: AddressHolder[] = spec.backends.map((b) => ({
+      ipv4: addressRecord(b.ipv4, 4, 'ipv4'),
+      ipv6: addressRecord(b.ipv6, 6, 'ipv6'),
+      ptrLabel: spec.name,
+    }));
+    const vip: AddressHolder | undefined =
+      spec.vip === undefined ? undefined : { ipv4: addressRecord(spec.vip, 4, 'ipv4'), ipv6: undefined, ptrLabel: spec.name };
+    const links: Array<readonly [string, AddressHolder]> = backends.map((b) => [`tasks.${name}`, b] as const);
+    if (vip) links.push([name, vip]);
+    else links.push(...backends.map((b) => [name, b] as const));
+    this.removeService(spec.id);
+    for (const [linked, holder] of links) linkName(network, linked, holder);
+    if (vip) linkAddresses(network, vip);
+    this.services.set(spec.id, { spec: { ...spec, backends: spec.backends.map((b) => ({ ...b })) }, links, vip });
+  }
+
+  /** The service's names vanish at once; removing an unknown service is a no-op. */
+  removeService(id: string): void {
+    const entry = this.services.get(id);
+    if (!entry) return;
+    this.services.delete(id);
+    const network = this.networks.get(entry.spec.networkId);
+    if (!network) return;
+    for (const [name, holder] of entry.links) unlinkName(network, name, holder);
+    if (entry.vip) unlinkAddresses(network, entry.vip);
   }
 
   /** The sandbox's own --dns / --dns-search / --dns-option (empty lists fall back to the host's). */
@@ -276,7 +326,7 @@ export class DnsRegistry {
       const network = this.networks.get(own.spec.networkId);
       const holder = network?.byAddress.get(key)?.[0];
       if (!network || !holder) continue;
-      const target = `${holder.spec.sandboxName}.${network.spec.name}`;
+      const target = `${holder.ptrLabel}.${network.spec.name}`;
       if (!names.includes(target)) names.push(target);
     }
     return names;
@@ -354,6 +404,37 @@ export class DnsRegistry {
       if (out.length === MAX_UPSTREAMS) break;
     }
     return out;
+  }
+}
+
+function linkName(network: NetworkEntry, name: string, holder: AddressHolder): void {
+  let nameEntry = network.names.get(name);
+  if (!nameEntry) network.names.set(name, (nameEntry = new NameEntry()));
+  nameEntry.endpoints.push(holder);
+}
+
+function unlinkName(network: NetworkEntry, name: string, holder: AddressHolder): void {
+  const nameEntry = network.names.get(name);
+  if (!nameEntry) return;
+  removeFrom(nameEntry.endpoints, holder);
+  if (nameEntry.endpoints.length === 0) network.names.delete(name);
+}
+
+function linkAddresses(network: NetworkEntry, holder: AddressHolder): void {
+  for (const record of [holder.ipv4, holder.ipv6]) {
+    if (!record) continue;
+    const holders = network.byAddress.get(record.text);
+    if (holders) holders.push(holder);
+    else network.byAddress.set(record.text, [holder]);
+  }
+}
+
+function unlinkAddresses(network: NetworkEntry, holder: AddressHolder): void {
+  for (const record of [holder.ipv4, holder.ipv6]) {
+    const holders = record && network.byAddress.get(record.text);
+    if (!holders) continue;
+    removeFrom(holders, holder);
+    if (holders.length === 0) network.byAddress.delete(record!.text);
   }
 }
 

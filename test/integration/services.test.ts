@@ -1,8 +1,8 @@
 /**
  * Services through a real daemon: a VIP service with three backend sandboxes, each running busybox
  * httpd that answers its own name, and a client sandbox that reaches the service by name (embedded DNS →
- * VIP → nftables). Then a backend leaves, the daemon is killed and restarted, and a dnsrr service
- * resolves to its backends.
+ * VIP → nftables). Then a backend leaves by disconnect and joins again by connect, the daemon is killed
+ * and restarted, a backend's sandbox is removed, and a dnsrr service resolves to its backends.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,16 +83,20 @@ describe('services: VIP load balancing and DNS round robin (real kernel)', { ski
     assert.match(ls, /web\s+vip\s+svcnet\s+10\.61\.0\.\d+\s+all\s+3/);
   });
 
-  it('a disconnected backend leaves the service at once', async () => {
+  it('a disconnected backend leaves the service at once and joins again by connect', async () => {
     await ok(d, ['network', 'disconnect', 'svcnet', 'b2']);
     assert.deepEqual(await ahosts('tasks.web'), [ip.b1!, ip.b3!].sort());
     const counts = await requests(100);
     assert.equal(counts.get('b2'), undefined, JSON.stringify([...counts]));
     assert.equal(counts.get('FAIL'), undefined, JSON.stringify([...counts]));
     assert.ok((counts.get('b1') ?? 0) > 10 && (counts.get('b3') ?? 0) > 10, JSON.stringify([...counts]));
-    // And joins again by connect.
-    await ok(d, ['network', 'connect', '--service', 'web', '--ip', ip.b2!, 'svcnet', 'b2']);
+    // A new address: the host's neighbour entry for the old one would still hold the old interface's
+    // MAC for up to a minute (cnm sends no gratuitous ARP yet).
+    await ok(d, ['network', 'connect', '--service', 'web', 'svcnet', 'b2']);
+    ip.b2 = (await d.api('GET', '/cnm/v1/sandboxes/b2')).json().Networks.svcnet.IPAddress;
+    assert.deepEqual(await ahosts('tasks.web'), Object.values(ip).sort());
     const again = await requests(60);
+    assert.equal(again.get('FAIL'), undefined, JSON.stringify([...again]));
     assert.ok((again.get('b2') ?? 0) > 0, JSON.stringify([...again]));
   });
 
@@ -115,6 +119,17 @@ describe('services: VIP load balancing and DNS round robin (real kernel)', { ski
     const counts = await requests(60);
     assert.equal(counts.get('FAIL'), undefined, JSON.stringify([...counts]));
     assert.equal(new Set([...counts.keys()]).size, 3, JSON.stringify([...counts]));
+  });
+
+  it('a backend whose sandbox is removed leaves at once: the next 100 requests never reach it', async () => {
+    await ok(d, ['sandbox', 'rm', '-f', 'b2']);
+    const svc = (await d.api('GET', '/cnm/v1/services/web')).json();
+    assert.deepEqual(svc.Backends.map((b: { SandboxName: string }) => b.SandboxName).sort(), ['b1', 'b3']);
+    assert.deepEqual(await ahosts('tasks.web'), [ip.b1!, ip.b3!].sort());
+    const counts = await requests(100);
+    assert.equal(counts.get('b2'), undefined, JSON.stringify([...counts]));
+    assert.equal(counts.get('FAIL'), undefined, JSON.stringify([...counts]));
+    assert.ok((counts.get('b1') ?? 0) > 10 && (counts.get('b3') ?? 0) > 10, JSON.stringify([...counts]));
   });
 
   it('dnsrr: the name resolves to the backends; removing the service keeps them connected', async () => {

@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError } from '../../src/errors.js';
+import { keys } from '../../src/controller/repository.js';
 import { startHarness, type Harness } from '../helpers/controller-harness.js';
 
 describe('controller services', () => {
@@ -98,5 +99,157 @@ describe('controller services', () => {
     await h2.controller.removeSandbox('b3', true);
     await h2.controller.removeSandbox('c', true);
     await h2.controller.removeNetwork('app');
+  });
+});
+
+describe('controller services: dnsrr, validation, recovery', () => {
+  let h: Harness;
+  const sbId = (name: string) => h.controller.getSandbox(name).sandbox.id;
+  const ipOf = (name: string, net = 'rr') =>
+    h.controller.getSandbox(name).endpoints.find((e) => e.network.name === net)!.endpoint.ipv4Address!.split('/')[0]!;
+  const bridgeOf = (net: string) => h.firewall.networks.get(h.controller.getNetwork(net).network.id)!.bridge;
+  const fwBackends = (svc: string) => [...(h.firewall.services.get(h.controller.getService(svc).service.id)?.backends ?? [])].sort();
+
+  before(async () => {
+    h = await startHarness();
+    await h.controller.createNetwork({ name: 'rr', ipam: { configs: [{ subnet: '10.72.0.0/24' }, { subnet: '10.73.0.0/24' }] } });
+    await h.controller.createNetwork({ name: 'far', ipam: { configs: [{ subnet: '10.74.0.0/24' }] } });
+    await h.controller.createSandbox({ name: 'client', networks: [{ network: 'rr' }] });
+    await h.controller.createSandbox({ name: 'outsider', networks: [{ network: 'far' }] });
+  });
+  after(async () => h.cleanup());
+
+  it('dnsrr: NAME and tasks.NAME are the backends, nothing in nftables, only on the service network', async () => {
+    const { service } = await h.controller.createService({ name: 'db', network: 'rr', mode: 'dnsrr' });
+    assert.equal(service.vip, undefined);
+    await h.controller.createSandbox({ name: 'd1', networks: [{ network: 'rr', services: ['db'] }] });
+    await h.controller.createSandbox({ name: 'd2', networks: [{ network: 'far' }] });
+    await h.controller.connect({ network: 'rr', sandbox: 'd2', services: [service.id.slice(0, 10)] });
+    assert.equal(h.firewall.services.size, 0);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'db').sort(), [ipOf('d1'), ipOf('d2')].sort());
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'tasks.db').sort(), [ipOf('d1'), ipOf('d2')].sort());
+    assert.deepEqual(h.dns.resolve(sbId('outsider'), 'db'), []);
+    // d2 is also on "far", but its membership is on "rr": its "far" address is no backend.
+    assert.ok(!h.dns.resolve(sbId('client'), 'db').includes(ipOf('d2', 'far')));
+    await h.controller.removeSandbox('d2', true);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'db'), [ipOf('d1')]);
+  });
+
+  it('validates mode, ports, subnet, network and name before allocating anything', async () => {
+    await h.controller.createNetwork({ name: 'v6only', enableIPv4: false, enableIPv6: true });
+    const bad: Array<[Parameters<typeof h.controller.createService>[0], new (...a: never[]) => Error]> = [
+      [{ name: 'p', network: 'rr', mode: 'dnsrr', ports: ['80'] }, InvalidParameterError],
+      [{ name: 'p', network: 'rr', mode: 'rr' as never }, InvalidParameterError],
+      [{ name: 'p', network: 'rr', ports: ['0'] }, InvalidParameterError],
+      [{ name: 'p', network: 'rr', ports: ['80/sctp'] }, InvalidParameterError],
+      [{ name: 'p', network: 'rr', vipSubnet: '10.99.0.0/24' }, InvalidParameterError],
+      [{ name: 'p', network: 'v6only' }, InvalidParameterError],
+      [{ name: 'p', network: 'host' }, ForbiddenError],
+      [{ name: 'bad name', network: 'rr' }, InvalidParameterError],
+      [{ name: 'x'.repeat(64), network: 'rr' }, InvalidParameterError],
+      [{ name: 'db', network: 'far' }, ConflictError],
+    ];
+    for (const [req, type] of bad) await assert.rejects(h.controller.createService(req), type, JSON.stringify(req));
+    assert.deepEqual(h.controller.listServices().map((s) => s.service.name), ['db']);
+    const rr = await h.controller.createService({ name: 'rr6', network: 'v6only', mode: 'dnsrr' });
+    await h.controller.removeService(rr.service.id);
+    await h.controller.removeNetwork('v6only');
+  });
+
+  it('vip: the chosen subnet, duplicate ports once, the VIP claimed in the store and released on rm', async () => {
+    const { service } = await h.controller.createService({ name: 'api', network: 'rr', vipSubnet: '10.73.0.0/24', ports: ['8080', '8080/TCP', '53/udp'] });
+    assert.match(service.vip!, /^10\.73\.0\.\d+\/24$/);
+    assert.deepEqual(service.ports, [{ port: 8080, protocol: 'tcp' }, { port: 53, protocol: 'udp' }]);
+    const vip = service.vip!.split('/')[0]!;
+    const claim = keys.address(service.vipPoolId!, vip);
+    assert.equal((await h.store.get(claim))?.value, service.id);
+    assert.equal((await h.store.get(keys.serviceName('api')))?.value, service.id);
+    await assert.rejects(h.controller.createSandbox({ name: 'probe', networks: [{ network: 'rr', ipv4Address: vip }] }), /in use/i);
+    await h.controller.removeService('api');
+    assert.equal(await h.store.get(claim), undefined);
+    assert.ok(!(await h.kernel.addrList(null, bridgeOf('rr'))).some((a) => a.cidr === `${vip}/32`), 'VIP off the bridge');
+    // The address is free again: a sandbox can take it.
+    await h.controller.createSandbox({ name: 'taker', networks: [{ network: 'rr', ipv4Address: vip }] });
+    await h.controller.removeSandbox('taker', true);
+  });
+
+  it('a firewall failure on connect leaves neither the balancing nor the DNS changed', async () => {
+    await h.controller.createService({ name: 'web', network: 'rr', ports: ['80'] });
+    await h.controller.createSandbox({ name: 'w1', networks: [{ network: 'rr', services: ['web'] }] });
+    const original = h.firewall.setService.bind(h.firewall);
+    h.firewall.setService = async () => {
+      throw new Error('nft refused');
+    };
+    try {
+      await assert.rejects(h.controller.createSandbox({ name: 'w2', networks: [{ network: 'rr', services: ['web', 'db'] }] }), /nft refused/);
+    } finally {
+      h.firewall.setService = original;
+    }
+    assert.throws(() => h.controller.getSandbox('w2'), NotFoundError);
+    assert.deepEqual(fwBackends('web'), [ipOf('w1')]);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'tasks.web'), [ipOf('w1')]);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'db'), [ipOf('d1')]);
+  });
+
+  it('a failed rm puts the VIP and the balancing back', async () => {
+    const svc = h.controller.getService('web').service;
+    const vip = svc.vip!.split('/')[0]!;
+    const original = h.kernel.addrDel.bind(h.kernel);
+    h.kernel.addrDel = async () => {
+      throw new Error('EPERM');
+    };
+    try {
+      await assert.rejects(h.controller.removeService('web'), /EPERM/);
+    } finally {
+      h.kernel.addrDel = original;
+    }
+    assert.equal(h.controller.getService('web').service.id, svc.id);
+    assert.deepEqual(fwBackends('web'), [ipOf('w1')]);
+    assert.ok((await h.kernel.addrList(null, bridgeOf('rr'))).some((a) => a.cidr === `${vip}/32`));
+  });
+
+  it('lost rules come back with every service and its backends', async () => {
+    h.firewall.services.clear();
+    h.firewall.intact = false;
+    assert.equal(await h.controller.restoreFirewallIfLost(), true);
+    assert.deepEqual(fwBackends('web'), [ipOf('w1')]);
+    assert.equal(h.firewall.services.size, 1, 'dnsrr services have nothing in nftables');
+  });
+
+  it('restart: a missing VIP goes back on the bridge; a vanished adopted backend leaves its services', async () => {
+    await h.kernel.createNetns('/adopted/svc1');
+    await h.controller.createSandbox({ name: 'adoptee', netnsPath: '/adopted/svc1', networks: [{ network: 'rr', services: ['web', 'db'] }] });
+    assert.deepEqual(fwBackends('web'), [ipOf('w1'), ipOf('adoptee')].sort());
+    const vip = h.controller.getService('web').service.vip!.split('/')[0]!;
+    await h.kernel.addrDel(null, bridgeOf('rr'), `${vip}/32`);
+    await h.kernel.deleteNetns('/adopted/svc1');
+    const w1 = ipOf('w1');
+    const d1 = ipOf('d1');
+    h = await h.restart();
+    assert.ok((await h.kernel.addrList(null, bridgeOf('rr'))).some((a) => a.cidr === `${vip}/32`), 'VIP restored');
+    assert.deepEqual(fwBackends('web'), [w1]);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'tasks.web'), [w1]);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'web'), [vip]);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'db'), [d1]);
+    assert.deepEqual(h.controller.getService('db').backends.map((b) => b.sandbox.name), ['d1']);
+  });
+
+  it('emits service events; rm keeps the backends connected and lets the network go', async () => {
+    const events: string[] = [];
+    const stop = h.controller.subscribe((e) => events.push(`${e.type} ${e.action} ${e.attributes.name}`));
+    await h.controller.createService({ name: 'tmp', network: 'rr', mode: 'dnsrr' });
+    await h.controller.removeService('tmp');
+    stop();
+    assert.deepEqual(events, ['service create tmp', 'service destroy tmp']);
+    await h.controller.removeService('web');
+    assert.equal(h.controller.getSandbox('w1').endpoints.length, 1);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'tasks.web'), []);
+    assert.deepEqual(h.dns.resolve(sbId('client'), 'w1'), [ipOf('w1')]);
+    for (const sb of ['w1', 'd1', 'client']) await h.controller.removeSandbox(sb, true);
+    await assert.rejects(h.controller.removeNetwork('rr'), (err: Error) => err instanceof ForbiddenError && /has active services \(db\)/.test(err.message));
+    assert.equal((await h.controller.pruneNetworks(() => true)).includes('rr'), false);
+    await h.controller.removeService('db');
+    await h.controller.removeNetwork('rr');
+    assert.throws(() => h.controller.getService('web'), NotFoundError);
   });
 });

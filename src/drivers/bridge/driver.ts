@@ -7,6 +7,7 @@ import { ForbiddenError, KernelError } from '../../errors.js';
 import type { FirewallNetwork } from '../../firewall/types.js';
 import type { Pool } from '../../ipam/types.js';
 import type { KernelOps } from '../../kernel/types.js';
+import { randomMac } from '../../util/ids.js';
 import { subnetContainsIp } from '../../util/ip.js';
 import type {
   DriverEndpoint,
@@ -93,7 +94,9 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       throw new ForbiddenError(`interface ${name} exists and is not a bridge`);
     }
     if (!existing) {
-      await this.kernel.linkAdd(null, { kind: 'bridge', name, mtu: net.options.mtu });
+      // A MAC of its own, as Docker gives it: otherwise the bridge takes its lowest port's, changing as
+      // ports come and go, and sandboxes' cached MAC for the gateway or a service VIP stops reaching the host.
+      await this.kernel.linkAdd(null, { kind: 'bridge', name, mtu: net.options.mtu, mac: randomMac() });
     } else if (net.options.mtu !== undefined && existing.mtu !== net.options.mtu) {
       await this.kernel.linkSet(null, name, { mtu: net.options.mtu });
     }
