@@ -295,6 +295,11 @@ export class FakeKernel implements KernelOps {
     if (link && normalized !== '0') for (const a of ns.addrs.filter((x) => x.link === link && x.ip.family === 6)) this.removeAddr(ns, a);
   }
 
+  async neighDel(nsRef: NetnsRef, ifname: string, ip: string): Promise<void> {
+    // The fake keeps no neighbour table: nothing is ever cached, so there is nothing to forget.
+    this.record('neighDel', nsRef, ifname, ip);
+  }
+
   async sysctlGet(nsRef: NetnsRef, key: string): Promise<string> {
     this.record('sysctlGet', nsRef, key);
     const value = this.ns(nsRef).sysctls.get(sysctlAlias(key));

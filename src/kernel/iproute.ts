@@ -187,6 +187,10 @@ export class IprouteKernel implements KernelOps {
     return (JSON.parse(out || '[]') as IpRouteJson[]).map((r) => parseRoute(r, family));
   }
 
+  async neighDel(ns: NetnsRef, ifname: string, ip: string): Promise<void> {
+    await this.ip(ns, ['neigh', 'del', ip, 'dev', ifname], `neighDel ${ifname} ${ip}`).catch(ignore('ENOENT', 'ENODEV', 'ESRCH'));
+  }
+
   async sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void> {
     await this.exec(ns, ['sysctl', '-q', '-w', `${key}=${value}`], `sysctl ${key}=${value}`);
   }

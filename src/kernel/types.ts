@@ -163,6 +163,12 @@ export interface KernelOps {
   /** Routes of the main table. */
   routeList(ns: NetnsRef, family: 4 | 6): Promise<RouteInfo[]>;
 
+  /**
+   * Forget what the neighbour table (ARP / NDP) of `ns` holds for `ip` on `ifname`, so the next packet
+   * asks again instead of going to a MAC that has left. Idempotent (missing entry or link: nothing to do).
+   */
+  neighDel(ns: NetnsRef, ifname: string, ip: string): Promise<void>;
+
   /** key as sysctl(8) names it: "net.ipv4.ip_forward", "net.ipv6.conf.eth0.disable_ipv6". */
   sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void>;
   sysctlGet(ns: NetnsRef, key: string): Promise<string>;

@@ -44,6 +44,29 @@ export function addressingCases({ withFixture, withSandbox }: CaseRunner): void 
       }));
   });
 
+  describe('neighbours', () => {
+    it('neighDel forgets a cached MAC; idempotent, also for a missing link', () =>
+      withFixture(async (fx, k) => {
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        await k.addrAdd(null, 'cnmbr0', '10.96.0.1/24');
+        const { execFileSync } = await import('node:child_process');
+        const neigh = (ip: string) =>
+          fx.real ? execFileSync('nsenter', [`--net=${fx.hostNetnsPath!}`, 'ip', 'neigh', 'show', ip, 'dev', 'cnmbr0'], { encoding: 'utf8' }) : '';
+        if (fx.real) {
+          for (const [ip, mac] of [['10.96.0.5', '02:00:00:00:00:05'], ['fd00:96::5', '02:00:00:00:00:06']]) {
+            execFileSync('nsenter', [`--net=${fx.hostNetnsPath!}`, 'ip', 'neigh', 'replace', ip!, 'lladdr', mac!, 'dev', 'cnmbr0', 'nud', 'reachable']);
+          }
+          assert.match(neigh('10.96.0.5'), /02:00:00:00:00:05/);
+        }
+        await k.neighDel(null, 'cnmbr0', '10.96.0.5');
+        await k.neighDel(null, 'cnmbr0', 'fd00:96::5');
+        assert.equal(neigh('10.96.0.5').trim(), '');
+        assert.equal(neigh('fd00:96::5').trim(), '');
+        await k.neighDel(null, 'cnmbr0', '10.96.0.5');
+        await k.neighDel(null, 'cnmnothere', '10.96.0.5');
+      }));
+  });
+
   describe('routes', () => {
     it('a connected route follows an address on an up link', () =>
       withFixture(async (_fx, k) => {

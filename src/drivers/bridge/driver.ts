@@ -190,9 +190,15 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     };
   }
 
-  async leave(_net: BridgeNet, ep: BridgeEp, _sandbox: DriverSandbox): Promise<void> {
+  async leave(net: BridgeNet, ep: BridgeEp, _sandbox: DriverSandbox): Promise<void> {
     // Deleting the host end removes the sandbox end with it.
     await this.kernel.linkDel(null, hostVethOf(ep), { background: true });
+    // The host's ARP / NDP cache still maps the address to the departed MAC: a sandbox joining later with
+    // the same address (a static --ip, a reconnect) would be unreachable from the host (and through
+    // service VIPs) until that entry went stale.
+    for (const cidr of [ep.ipv4Address, ep.ipv6Address]) {
+      if (cidr) await this.kernel.neighDel(null, bridgeNameOf(net), cidr.slice(0, cidr.indexOf('/')));
+    }
   }
 
   async endpointIntact(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<boolean> {

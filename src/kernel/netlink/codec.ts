@@ -27,7 +27,18 @@ export const RTM = {
   NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19,
   NEWADDR: 20, DELADDR: 21, GETADDR: 22,
   NEWROUTE: 24, DELROUTE: 25, GETROUTE: 26,
+  DELNEIGH: 29,
 } as const;
+
+export const NDA_DST = 1;
+
+/** struct ndmsg: family, padding, ifindex, state, flags, type. */
+export function ndmsg(family: number, index: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt8(family, 0);
+  b.writeInt32LE(index, 4);
+  return b;
+}
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;

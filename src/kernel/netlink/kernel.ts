@@ -20,11 +20,12 @@ import {
   type RouteSpec,
 } from '../types.js';
 import {
-  IFLA, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM, stringAttr, u32Attr,
+  attr, IFLA, NDA_DST, ndmsg, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM, stringAttr, u32Attr,
 } from './codec.js';
+import { ipToBytes, parseIp } from '../../util/ip.js';
 import { closeQuietly, type Libc, loadLibc, openNamespaceFile, ThreadNamespace } from './libc.js';
 import { type LinkCreateContext, commonAttrs, createLinkBody, decodeLink, linkHeader, macAttr, type RawLink, withMasterName, checkLinkName } from './links.js';
-import { addressBody, addressDumpBody, decodeAddress, decodeRoute, routeBody, routeDumpBody } from './routes.js';
+import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
 import { RtnlSocket } from './socket.js';
 
 export interface NetlinkKernelOptions {
@@ -281,6 +282,21 @@ export class NetlinkKernel implements KernelOps {
         .dump(RTM.GETROUTE, routeDumpBody(family), 'routeList')
         .map((m) => decodeRoute(m, family, (index) => names.get(index)))
         .filter((r) => r !== undefined);
+    });
+  }
+
+  async neighDel(ns: NetnsRef, ifname: string, ip: string): Promise<void> {
+    const what = `neighDel ${ifname} ${ip}`;
+    const address = parseIp(ip);
+    if (!address) throw new KernelError(`${what}: invalid address`, 'EINVAL');
+    this.withSocket(ns, what, (s) => {
+      const index = this.findIndex(s, ifname, what);
+      if (index === undefined) return;
+      try {
+        s.request(RTM.DELNEIGH, 0, [ndmsg(familyCode(address.family), index), attr(NDA_DST, ipToBytes(address))], what);
+      } catch (err) {
+        if (!(err instanceof KernelError && ['ENOENT', 'ENODEV', 'ESRCH'].includes(err.errno ?? ''))) throw err;
+      }
     });
   }
 
