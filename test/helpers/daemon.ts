@@ -78,7 +78,9 @@ export async function startTestDaemon(extraArgs: string[] = []): Promise<TestDae
     new Promise<ApiResponse>((resolveApi, reject) => {
       const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
       const req = request(
-        { socketPath: socket, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} },
+        // agent: false — a fresh connection per request: a pooled keep-alive socket can be closed by the
+        // server's idle timeout just as a slow test reuses it (EPIPE / ECONNRESET on a loaded machine).
+        { socketPath: socket, method, path, agent: false, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} },
         (res) => {
           let text = '';
           res.setEncoding('utf8');

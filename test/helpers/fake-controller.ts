@@ -440,6 +440,7 @@ export function httpRequest(
         socketPath,
         method,
         path,
+        agent: false, // no pooled keep-alive socket for the server's idle timeout to close under us
         headers: {
           ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }),
           ...headers,
