@@ -1,117 +1,149 @@
 /**
- * `npm run bench`: cnm side by side with a real dockerd on this machine, each driven through its own
- * API, the systems alternating so machine drift hits both. Prints a table and writes
- * bench/results/<date>.json.
+ * `npm run bench`: cnm side by side with a real dockerd on this machine (and, for connect/disconnect,
+ * the kernel floor: the same kernel work done by `ip -batch` + `nft -f`), each driven through its own
+ * API, the subjects alternating so machine drift hits all alike. Prints one table and the issue's
+ * targets, writes bench/results/<date>.json and <date>.svg. Every namespace and process it starts is
+ * removed at the end, on errors and on Ctrl-C. See bench/README.md for what each row measures.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { dockerAvailable } from './lib/dockerd.js';
-import { summarize, timeMs, type Summary } from './lib/stats.js';
+import { parseDaemonArgs } from '../src/daemon/config.js';
+import { renderChart } from './lib/chart.js';
+import { Cleanup } from './lib/cleanup.js';
+import { KernelFloor } from './lib/floor.js';
+import { ensureBenchPackages } from './lib/install.js';
+import { BENCH_USAGE, parseBenchArgs, type BenchOptions } from './lib/options.js';
+import { checkerName } from './lib/reach.js';
 import { startCnm, startDocker, type System } from './lib/systems.js';
+import { evaluateTargets, renderTable, renderTargets, type Row } from './lib/table.js';
+import { connectRows } from './scenarios/connect.js';
+import type { BenchContext } from './scenarios/context.js';
+import { memoryRows } from './scenarios/memory.js';
+import { networkRows } from './scenarios/networks.js';
+import { restartRows } from './scenarios/restart.js';
+import { throughputRows } from './scenarios/throughput.js';
 
-interface Row {
-  operation: string;
-  size: string;
-  cnm?: Summary;
-  docker?: Summary;
+const benchStart = performance.now();
+const log = (line: string) => console.log(`[${((performance.now() - benchStart) / 1000).toFixed(0).padStart(4)} s] ${line}`);
+
+function cnmKernelLabel(options: BenchOptions): string {
+  if (options.cnmKernel) return options.cnmKernel;
+  const defaults = parseDaemonArgs([]);
+  return defaults === 'help' ? 'daemon default' : `${defaults.kernel} (daemon default)`;
 }
 
-const REPS = Number(process.env.CNM_BENCH_REPS ?? 30);
-
-async function alternate(systems: System[], reps: number, step: (s: System, i: number) => Promise<number>): Promise<Map<string, number[]>> {
-  const samples = new Map<string, number[]>(systems.map((s) => [s.name, []]));
-  for (let i = 0; i < reps; i++) {
-    const order = i % 2 === 0 ? systems : [...systems].reverse();
-    for (const s of order) samples.get(s.name)!.push(await step(s, i));
+async function startSystems(options: BenchOptions, cleanup: Cleanup, skipped: string[]): Promise<System[]> {
+  const systems: System[] = [];
+  const problems = await ensureBenchPackages(log, options.docker);
+  for (const why of problems.values()) log(why);
+  log(`starting cnm (kernel: ${cnmKernelLabel(options)})`);
+  const cnm = await startCnm(options.cnmKernel);
+  cleanup.add('cnm daemon', () => cnm.stop());
+  systems.push(cnm);
+  const dockerProblem = !options.docker ? '--no-docker given' : (problems.get('docker.io') ?? problems.get('busybox-static'));
+  if (dockerProblem) {
+    skipped.push(`all Docker rows: ${dockerProblem}`);
+    return systems;
   }
-  return samples;
-}
-
-function rowOf(operation: string, size: string, samples: Map<string, number[]>): Row {
-  const cnm = samples.get('cnm');
-  const docker = samples.get('docker');
-  return { operation, size, cnm: cnm && summarize(cnm), docker: docker && summarize(docker) };
-}
-
-async function networkCreateRemove(systems: System[]): Promise<Row[]> {
-  const ids = new Map<string, string[]>(systems.map((s) => [s.name, []]));
-  const created = await alternate(systems, REPS, (s, i) =>
-    timeMs(async () => ids.get(s.name)!.push((await s.client.ok('POST', '/networks/create', { Name: `bench-n${i}` })).json().Id)),
-  );
-  const removed = await alternate(systems, REPS, (s, i) => timeMs(() => s.client.ok('DELETE', `/networks/${ids.get(s.name)![i]}`)));
-  return [rowOf('network create', '-', created), rowOf('network rm', '-', removed)];
-}
-
-async function connectDisconnect(systems: System[]): Promise<Row[]> {
-  const workloads = new Map<string, string>();
-  const nets = new Map<string, string>();
-  for (const s of systems) {
-    nets.set(s.name, (await s.client.ok('POST', '/networks/create', { Name: 'bench-conn' })).json().Id);
-    workloads.set(s.name, await s.createWorkload('bench-w0', 'bridge'));
+  log('starting dockerd in its own namespace and importing the busybox image');
+  try {
+    const docker = await startDocker();
+    cleanup.add('dockerd', () => docker.stop());
+    systems.push(docker);
+  } catch (err) {
+    const why = `Docker could not start: ${(err as Error).message.split('\n')[0]!.slice(0, 300)}`;
+    log(why);
+    skipped.push(`all Docker rows: ${why}`);
   }
-  const connects: Map<string, number[]> = new Map(systems.map((s) => [s.name, []]));
-  const disconnects: Map<string, number[]> = new Map(systems.map((s) => [s.name, []]));
-  for (let i = 0; i < REPS; i++) {
-    const order = i % 2 === 0 ? systems : [...systems].reverse();
-    for (const s of order) {
-      const body = { Container: workloads.get(s.name) };
-      connects.get(s.name)!.push(await timeMs(() => s.client.ok('POST', `/networks/${nets.get(s.name)}/connect`, body)));
-      disconnects.get(s.name)!.push(await timeMs(() => s.client.ok('POST', `/networks/${nets.get(s.name)}/disconnect`, body)));
-    }
-  }
-  for (const s of systems) {
-    await s.removeWorkload(workloads.get(s.name)!);
-    await s.client.ok('DELETE', `/networks/${nets.get(s.name)}`);
-  }
-  return [rowOf('connect (running)', '1', connects), rowOf('disconnect (running)', '1', disconnects)];
+  return systems;
 }
 
-function fmt(n: number | undefined): string {
-  return n === undefined || Number.isNaN(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1);
-}
-
-function printTable(rows: Row[]): string {
-  const header = ['operation', 'size', 'cnm p50', 'cnm p99', 'docker p50', 'docker p99', 'docker/cnm (p50)'];
-  const lines = rows.map((r) => [
-    r.operation,
-    r.size,
-    fmt(r.cnm?.p50),
-    fmt(r.cnm?.p99),
-    fmt(r.docker?.p50),
-    fmt(r.docker?.p99),
-    r.cnm && r.docker ? `${(r.docker.p50 / r.cnm.p50).toFixed(1)}×` : '-',
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const render = (cols: string[]) => '| ' + cols.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
-  return [render(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(render)].join('\n');
+async function machineDescription(systems: System[]): Promise<Record<string, unknown>> {
+  const docker = systems.find((s) => s.name === 'docker');
+  let dockerVersion: string | undefined;
+  try {
+    dockerVersion = docker ? (await docker.client.ok('GET', '/version')).json().Version : undefined;
+  } catch {
+    dockerVersion = undefined;
+  }
+  return {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    docker: dockerVersion,
+    // Other work on the machine skews every row; the 1-minute load average at the end says how much.
+    loadAverage1m: Number(loadavg()[0]!.toFixed(2)),
+  };
 }
 
 async function main(): Promise<void> {
-  const systems: System[] = [];
-  const why = await dockerAvailable();
+  const parsed = parseBenchArgs(process.argv.slice(2), process.env);
+  if (parsed === 'help') {
+    process.stdout.write(BENCH_USAGE);
+    return;
+  }
+  const options = parsed;
+  if (process.getuid?.() !== 0) throw new Error('the bench needs root: it creates network namespaces and runs daemons');
+  const cleanup = new Cleanup(log);
+  cleanup.exitOnSignals();
+  const skipped: string[] = [];
+  const rows: Row[] = [];
   try {
-    systems.push(await startCnm());
-    if (why) console.log(`Docker rows skipped: ${why}`);
-    else {
-      try {
-        systems.push(await startDocker());
-      } catch (err) {
-        console.log(`Docker rows skipped: dockerd could not start: ${(err as Error).message.slice(0, 300)}`);
-      }
-    }
-    const rows = [...(await networkCreateRemove(systems)), ...(await connectDisconnect(systems))];
-    const table = printTable(rows);
-    console.log(`\ncnm vs Docker, latency in ms over the API (${REPS} reps each, alternating)\n`);
-    console.log(table);
-    const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, kernel: release(), node: process.version };
-    await mkdir(join('bench', 'results'), { recursive: true });
-    const file = join('bench', 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writeFile(file, JSON.stringify({ machine, reps: REPS, rows }, null, 2));
-    console.log(`\nrows written to ${file}`);
+    const systems = await startSystems(options, cleanup, skipped);
+    const floor = await KernelFloor.create();
+    cleanup.add('kernel floor namespaces', () => floor.destroy());
+    const ctx: BenchContext = { systems, options, floor, log, skipped };
+    const largest = options.sizes[options.sizes.length - 1] ?? 1;
+
+    log('memory, idle');
+    const idleMemory = await memoryRows(ctx, 'idle');
+    log(`network create / rm (${options.reps} reps)`);
+    rows.push(...(await networkRows(ctx)));
+    log(`sandbox create+rm throughput (${options.throughputOps} ops × ${options.throughputRounds} rounds per client count)`);
+    rows.push(...(await throughputRows(ctx)));
+    log(`connect / disconnect at ${options.sizes.join(', ')} endpoints (${options.reps} reps)`);
+    const { rows: connect, population } = await connectRows(ctx);
+    rows.push(...connect);
+    log(`memory at ${largest} endpoints`);
+    const fullMemory = await memoryRows(
+      ctx,
+      String(largest),
+      systems.filter((s) => population.fillers.get(s.name)?.length === largest).map((s) => s.name),
+    );
+    rows.push(idleMemory[0]!, fullMemory[0]!, idleMemory[1]!, fullMemory[1]!);
+    log(`daemon restart with ${largest} endpoints (${options.restartReps} per system; reachability by ${checkerName()})`);
+    if (options.restartReps > 0) rows.push(...(await restartRows(ctx, population, largest)));
+
+    const machine = await machineDescription(systems);
+    const subtitle =
+      `${machine.cpus} × ${machine.cpu}, kernel ${machine.kernel}, node ${machine.node}, Docker ${machine.docker ?? 'not run'}, ` +
+      `cnm kernel ${cnmKernelLabel(options)}, ${options.reps} reps${options.quick ? ' (--quick)' : ''}`;
+    const targets = evaluateTargets(rows);
+    console.log(`\ncnm vs Docker — ${subtitle}\n`);
+    console.log(renderTable(rows));
+    console.log('\nTargets (reported, not asserted):');
+    console.log(renderTargets(targets));
+    if (skipped.length > 0) console.log(`\nSkipped:\n${skipped.map((s) => `  - ${s}`).join('\n')}`);
+
+    await mkdir(options.outDir, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const json = join(options.outDir, `${stamp}.json`);
+    const svg = join(options.outDir, `${stamp}.svg`);
+    const report = { machine, cnmKernel: cnmKernelLabel(options), reachability: checkerName(), options, rows, targets, skipped };
+    await writeFile(json, JSON.stringify(report, null, 2));
+    await writeFile(svg, renderChart(rows, subtitle));
+    console.log(`\nrows written to ${json}\nchart written to ${svg}`);
   } finally {
-    for (const s of systems.reverse()) await s.stop().catch((err) => console.error(`stopping ${s.name}: ${err}`));
+    log('cleaning up');
+    await cleanup.run();
+    log('done');
   }
 }
 
-await main();
+main().catch((err) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exitCode = 1;
+});

@@ -15,16 +15,24 @@ export class SocketClient {
 
   constructor(readonly socketPath: string) {}
 
-  call(method: string, path: string, body?: unknown): Promise<JsonResponse> {
+  call(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<JsonResponse> {
+    return this.send(method, path, body === undefined ? undefined : Buffer.from(JSON.stringify(body)), 'application/json', timeoutMs);
+  }
+
+  /**
+   * A request with a raw body (e.g. a tar stream for image import). It fails after `timeoutMs` without
+   * a response, so a daemon that hangs (dockerd busy restoring containers) cannot hang the bench.
+   */
+  send(method: string, path: string, data: Buffer | undefined, contentType: string, timeoutMs = 600_000): Promise<JsonResponse> {
     return new Promise((resolve, reject) => {
-      const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
         {
           socketPath: this.socketPath,
           agent: this.agent,
+          timeout: timeoutMs,
           method,
           path,
-          headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : { 'content-length': 0 },
+          headers: data ? { 'content-type': contentType, 'content-length': data.length } : { 'content-length': 0 },
         },
         (res) => {
           let text = '';
@@ -33,6 +41,7 @@ export class SocketClient {
           res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, json: () => JSON.parse(text) }));
         },
       );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no response in ${timeoutMs} ms`)));
       req.on('error', reject);
       if (data) req.write(data);
       req.end();
@@ -40,8 +49,8 @@ export class SocketClient {
   }
 
   /** Like call, but throws unless the status is 2xx. */
-  async ok(method: string, path: string, body?: unknown): Promise<JsonResponse> {
-    const r = await this.call(method, path, body);
+  async ok(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<JsonResponse> {
+    const r = await this.call(method, path, body, timeoutMs);
     if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path} → ${r.status}: ${r.body}`);
     return r;
   }
