@@ -5,7 +5,7 @@
  * else, and never loops on hostile compression pointers.
  */
 import { InvalidParameterError } from '../errors.js';
-import { formatIp, parseIp } from '../util/ip.js';
+import { formatIp, ipToBytes, parseIp } from '../util/ip.js';
 import { CLASS_IN, HEADER_SIZE, RecordType } from './codec.js';
 
 export interface DnsQuestion {
@@ -264,6 +264,5 @@ class MessageWriter {
 export function addressBytes(text: string): Buffer {
   const ip = parseIp(text);
   if (!ip) throw new InvalidParameterError(`invalid IP address ${text}`);
-  const hex = ip.value.toString(16).padStart(ip.family === 4 ? 8 : 32, '0');
-  return Buffer.from(hex, 'hex');
+  return ipToBytes(ip);
 }

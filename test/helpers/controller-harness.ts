@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { CnmController } from '../../src/controller/controller.js';
 import { SandboxFiles } from '../../src/controller/sandbox-files.js';
 import { BridgeDriver } from '../../src/drivers/bridge/driver.js';
@@ -75,4 +76,17 @@ export async function startHarness(
     },
   };
   return self;
+}
+
+/** The real API server in front of a harness's controller, on a socket in its exec root. */
+export async function serveApi(h: Harness): Promise<{ socketPath: string; server: ApiServer }> {
+  const socketPath = join(h.execRoot, 'api.sock');
+  const server = await startApiServer({
+    controller: h.controller,
+    socketPath,
+    logger: silentLogger,
+    version: '0.1.0',
+    daemon: { pid: process.pid, rootDir: h.execRoot, execRoot: h.execRoot },
+  });
+  return { socketPath, server };
 }

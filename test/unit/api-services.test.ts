@@ -5,10 +5,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { startApiServer, type ApiServer } from '../../src/api/server.js';
-import { silentLogger } from '../../src/util/log.js';
-import { startHarness, type Harness } from '../helpers/controller-harness.js';
+import type { ApiServer } from '../../src/api/server.js';
+import { serveApi, startHarness, type Harness } from '../helpers/controller-harness.js';
 import { httpRequest } from '../helpers/fake-controller.js';
 
 describe('API: /cnm/v1/services', () => {
@@ -20,14 +18,7 @@ describe('API: /cnm/v1/services', () => {
 
   before(async () => {
     h = await startHarness();
-    sock = join(h.execRoot, 'api.sock');
-    server = await startApiServer({
-      controller: h.controller,
-      socketPath: sock,
-      logger: silentLogger,
-      version: '0.1.0',
-      daemon: { pid: process.pid, rootDir: h.execRoot, execRoot: h.execRoot },
-    });
+    ({ socketPath: sock, server } = await serveApi(h));
     assert.equal((await api('POST', '/networks/create', { Name: 'app', IPAM: { Config: [{ Subnet: '10.80.0.0/24' }] } })).status, 201);
   });
   after(async () => {

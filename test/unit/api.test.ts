@@ -5,10 +5,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { join } from 'node:path';
-import { startApiServer, type ApiServer } from '../../src/api/server.js';
-import { silentLogger } from '../../src/util/log.js';
-import { startHarness, type Harness } from '../helpers/controller-harness.js';
+import type { ApiServer } from '../../src/api/server.js';
+import { serveApi, startHarness, type Harness } from '../helpers/controller-harness.js';
 
 interface Res {
   status: number;
@@ -42,14 +40,7 @@ describe('Docker Engine API', () => {
 
   before(async () => {
     h = await startHarness();
-    sock = join(h.execRoot, 'api.sock');
-    server = await startApiServer({
-      controller: h.controller,
-      socketPath: sock,
-      logger: silentLogger,
-      version: '0.1.0',
-      daemon: { pid: process.pid, rootDir: h.execRoot, execRoot: h.execRoot },
-    });
+    ({ socketPath: sock, server } = await serveApi(h));
   });
   after(async () => {
     await server?.close();

@@ -6,11 +6,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import type { ApiServer } from '../../src/api/server.js';
 import { main } from '../../src/cli/cli.js';
 import type { Io } from '../../src/cli/command.js';
-import { silentLogger } from '../../src/util/log.js';
-import { startHarness, type Harness } from '../helpers/controller-harness.js';
+import { serveApi, startHarness, type Harness } from '../helpers/controller-harness.js';
 
 interface Result {
   code: number;
@@ -38,14 +37,7 @@ describe('cnm service', () => {
 
   before(async () => {
     h = await startHarness();
-    sock = join(h.execRoot, 'api.sock');
-    server = await startApiServer({
-      controller: h.controller,
-      socketPath: sock,
-      logger: silentLogger,
-      version: '0.1.0',
-      daemon: { pid: process.pid, rootDir: h.execRoot, execRoot: h.execRoot },
-    });
+    ({ socketPath: sock, server } = await serveApi(h));
     await ok(['network', 'create', '--subnet', '10.90.0.0/24', 'app']);
   });
   after(async () => {

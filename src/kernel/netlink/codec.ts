@@ -47,7 +47,6 @@ export const IFF_UP = 0x1;
 
 export const IFLA = {
   ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28, EXT_MASK: 29, LINK_NETNSID: 37,
-  TARGET_NETNSID: 46,
 } as const;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
@@ -93,12 +92,6 @@ export function nested(type: number, parts: Buffer[]): Buffer {
 export function u32Attr(type: number, value: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(value >>> 0, 0);
-  return attr(type, b);
-}
-
-export function s32Attr(type: number, value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(value, 0);
   return attr(type, b);
 }
 

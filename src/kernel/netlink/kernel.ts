@@ -26,6 +26,7 @@ import { ipToBytes, parseIp } from '../../util/ip.js';
 import { closeQuietly, type Libc, loadLibc, openNamespaceFile, ThreadNamespace } from './libc.js';
 import { type LinkCreateContext, commonAttrs, createLinkBody, decodeLink, linkHeader, macAttr, type RawLink, withMasterName, checkLinkName } from './links.js';
 import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
+import { dumpLinks, findIndex, getLink, getLinkByIndex, indexOf } from './lookup.js';
 import { RtnlSocket } from './socket.js';
 
 export interface NetlinkKernelOptions {
@@ -99,9 +100,9 @@ export class NetlinkKernel implements KernelOps {
       this.withSocket(ns, what, (s) => {
         const ctx: LinkCreateContext = {};
         const intoOtherNs = spec.kind === 'macvlan' && spec.netns !== undefined;
-        if (spec.master !== undefined && !intoOtherNs) ctx.masterIndex = this.indexOf(s, spec.master, what);
-        if (spec.kind === 'macvlan') ctx.lowerIndex = this.indexOf(s, spec.parent, what);
-        if (spec.kind === 'vxlan' && spec.dev !== undefined) ctx.lowerIndex = this.indexOf(s, spec.dev, what);
+        if (spec.master !== undefined && !intoOtherNs) ctx.masterIndex = indexOf(s, spec.master, what);
+        if (spec.kind === 'macvlan') ctx.lowerIndex = indexOf(s, spec.parent, what);
+        if (spec.kind === 'vxlan' && spec.dev !== undefined) ctx.lowerIndex = indexOf(s, spec.dev, what);
         if (spec.kind === 'veth' && spec.peer.netns !== undefined) ctx.peerNetnsFd = openFd(spec.peer.netns);
         if (spec.kind === 'macvlan' && spec.netns !== undefined) ctx.netnsFd = openFd(spec.netns);
         s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, createLinkBody(spec, ctx, what), what);
@@ -143,12 +144,12 @@ export class NetlinkKernel implements KernelOps {
       // Check the master first so a refused change does not leave the link moved.
       if (typeof change.master === 'string') {
         const master = change.master;
-        this.withSocket(target, what, (s) => this.indexOf(s, master, what));
+        this.withSocket(target, what, (s) => indexOf(s, master, what));
       }
       const { fd, owned } = this.namespaceFd(target);
       try {
         this.withSocket(ns, what, (s) => {
-          const body = [linkHeader(this.indexOf(s, name, what), undefined), u32Attr(IFLA.NET_NS_FD, fd)];
+          const body = [linkHeader(indexOf(s, name, what), undefined), u32Attr(IFLA.NET_NS_FD, fd)];
           if (change.name !== undefined) body.push(...commonAttrs({ name: change.name }, what));
           s.request(RTM.NEWLINK, 0, body, what);
         });
@@ -163,7 +164,7 @@ export class NetlinkKernel implements KernelOps {
     if (!anything) return;
     this.withSocket(where, what, (s) => {
       // One message: the kernel applies address, mtu, name, master, then flags (so rename-then-up works).
-      const body = [linkHeader(this.indexOf(s, current, what), change.up)];
+      const body = [linkHeader(indexOf(s, current, what), change.up)];
       if (change.mac !== undefined) body.push(macAttr(change.mac, what));
       if (change.mtu !== undefined) body.push(u32Attr(IFLA.MTU, change.mtu));
       if (renaming) {
@@ -171,7 +172,7 @@ export class NetlinkKernel implements KernelOps {
         body.push(stringAttr(IFLA.IFNAME, change.name!));
       }
       if (change.master !== undefined) {
-        body.push(u32Attr(IFLA.MASTER, change.master === null ? 0 : this.indexOf(s, change.master, what)));
+        body.push(u32Attr(IFLA.MASTER, change.master === null ? 0 : indexOf(s, change.master, what)));
       }
       s.request(RTM.NEWLINK, 0, body, what);
     });
@@ -180,7 +181,7 @@ export class NetlinkKernel implements KernelOps {
   async linkDel(ns: NetnsRef, name: string, options: LinkDeleteOptions = {}): Promise<void> {
     const what = `linkDel ${name}`;
     this.withSocket(ns, what, (s) => {
-      const link = this.getLink(s, name, what);
+      const link = getLink(s, name, what);
       if (!link) return;
       const index = link.index;
       // Destroying a veth pair waits ~20 ms in the kernel for RCU grace periods, without holding the
@@ -202,15 +203,15 @@ export class NetlinkKernel implements KernelOps {
   async linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined> {
     const what = `linkGet ${name}`;
     return this.withSocket(ns, what, (s) => {
-      const raw = this.getLink(s, name, what);
+      const raw = getLink(s, name, what);
       if (!raw) return undefined;
-      return withMasterName(raw, (index) => this.getLinkByIndex(s, index, what)?.name);
+      return withMasterName(raw, (index) => getLinkByIndex(s, index, what)?.name);
     });
   }
 
   async linkList(ns: NetnsRef): Promise<LinkInfo[]> {
     return this.withSocket(ns, 'linkList', (s) => {
-      const raws = this.dumpLinks(s, 'linkList');
+      const raws = dumpLinks(s, 'linkList');
       const names = new Map(raws.map((l) => [l.index, l.name]));
       return raws.filter((raw) => !raw.name.startsWith(TOMBSTONE_PREFIX)).map((raw) => withMasterName(raw, (index) => names.get(index)));
     });
@@ -220,14 +221,14 @@ export class NetlinkKernel implements KernelOps {
     const what = `addrAdd ${ifname} ${cidr}`;
     this.withSocket(ns, what, (s) => {
       // Replace, not add: re-adding an existing address must succeed.
-      s.request(RTM.NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, addressBody(this.indexOf(s, ifname, what), cidr, what), what);
+      s.request(RTM.NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, addressBody(indexOf(s, ifname, what), cidr, what), what);
     });
   }
 
   async addrDel(ns: NetnsRef, ifname: string, cidr: string): Promise<void> {
     const what = `addrDel ${ifname} ${cidr}`;
     this.withSocket(ns, what, (s) => {
-      const index = this.findIndex(s, ifname, what);
+      const index = findIndex(s, ifname, what);
       if (index === undefined) return;
       try {
         s.request(RTM.DELADDR, 0, addressBody(index, cidr, what), what);
@@ -241,8 +242,8 @@ export class NetlinkKernel implements KernelOps {
     const what = `addrList ${ifname ?? ''}`;
     return this.withSocket(ns, what, (s) => {
       const names = new Map<number, string>();
-      if (ifname === undefined) for (const l of this.dumpLinks(s, what)) names.set(l.index, l.name);
-      else names.set(this.indexOf(s, ifname, what), ifname);
+      if (ifname === undefined) for (const l of dumpLinks(s, what)) names.set(l.index, l.name);
+      else names.set(indexOf(s, ifname, what), ifname);
       const found = s
         .dump(RTM.GETADDR, addressDumpBody(), what)
         .map((m) => decodeAddress(m, (index) => names.get(index)))
@@ -257,7 +258,7 @@ export class NetlinkKernel implements KernelOps {
   async routeReplace(ns: NetnsRef, route: RouteSpec): Promise<void> {
     const what = `routeReplace ${route.dst}`;
     this.withSocket(ns, what, (s) => {
-      const oif = route.dev === undefined ? undefined : this.indexOf(s, route.dev, what);
+      const oif = route.dev === undefined ? undefined : indexOf(s, route.dev, what);
       s.request(RTM.NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, routeBody(route, oif, false, what), what);
     });
   }
@@ -265,7 +266,7 @@ export class NetlinkKernel implements KernelOps {
   async routeDel(ns: NetnsRef, route: RouteSpec): Promise<void> {
     const what = `routeDel ${route.dst}`;
     this.withSocket(ns, what, (s) => {
-      const oif = route.dev === undefined ? undefined : this.findIndex(s, route.dev, what);
+      const oif = route.dev === undefined ? undefined : findIndex(s, route.dev, what);
       if (route.dev !== undefined && oif === undefined) return;
       try {
         s.request(RTM.DELROUTE, 0, routeBody(route, oif, true, what), what);
@@ -277,7 +278,7 @@ export class NetlinkKernel implements KernelOps {
 
   async routeList(ns: NetnsRef, family: 4 | 6): Promise<RouteInfo[]> {
     return this.withSocket(ns, 'routeList', (s) => {
-      const names = new Map(this.dumpLinks(s, 'routeList').map((l) => [l.index, l.name]));
+      const names = new Map(dumpLinks(s, 'routeList').map((l) => [l.index, l.name]));
       return s
         .dump(RTM.GETROUTE, routeDumpBody(family), 'routeList')
         .map((m) => decodeRoute(m, family, (index) => names.get(index)))
@@ -290,7 +291,7 @@ export class NetlinkKernel implements KernelOps {
     const address = parseIp(ip);
     if (!address) throw new KernelError(`${what}: invalid address`, 'EINVAL');
     this.withSocket(ns, what, (s) => {
-      const index = this.findIndex(s, ifname, what);
+      const index = findIndex(s, ifname, what);
       if (index === undefined) return;
       try {
         s.request(RTM.DELNEIGH, 0, [ndmsg(familyCode(address.family), index), attr(NDA_DST, ipToBytes(address))], what);
@@ -312,7 +313,7 @@ export class NetlinkKernel implements KernelOps {
     await this.reaping;
     // Tombstones of a run that ended before its reaper finished: remove them now, synchronously.
     this.withSocket(null, 'settle', (s) => {
-      for (const link of this.dumpLinks(s, 'settle')) {
+      for (const link of dumpLinks(s, 'settle')) {
         if (!link.name.startsWith(TOMBSTONE_PREFIX)) continue;
         try {
           s.request(RTM.DELLINK, 0, [linkHeader(link.index, undefined)], `settle: delete ${link.name}`);
@@ -342,7 +343,7 @@ export class NetlinkKernel implements KernelOps {
     if (!peer || peer.ns === null) return false;
     try {
       const retiredPeer = this.withSocket(peer.ns, what, (ps) => {
-        const other = this.getLink(ps, peer.name, what);
+        const other = getLink(ps, peer.name, what);
         // Only the end that points back at this very link (a name can have been reused since).
         if (!other || other.kind !== 'veth' || other.peerIndex !== link.index) return false;
         this.downAndRename(ps, other.index, what);
@@ -450,41 +451,6 @@ export class NetlinkKernel implements KernelOps {
     const path = ns ?? this.hostNetns;
     if (path === undefined) return { fd: this.thread.homeFd, owned: false };
     return { fd: openNamespaceFile(resolve(path)), owned: true };
-  }
-
-  private getLink(s: RtnlSocket, name: string, what: string): RawLink | undefined {
-    checkLinkName(name, what);
-    try {
-      const [reply] = s.request(RTM.GETLINK, 0, [linkHeader(0, undefined), stringAttr(IFLA.IFNAME, name)], what);
-      return reply && decodeLink(reply);
-    } catch (err) {
-      if (err instanceof KernelError && err.errno === 'ENODEV') return undefined;
-      throw err;
-    }
-  }
-
-  private getLinkByIndex(s: RtnlSocket, index: number, what: string): RawLink | undefined {
-    try {
-      const [reply] = s.request(RTM.GETLINK, 0, [linkHeader(index, undefined)], what);
-      return reply && decodeLink(reply);
-    } catch (err) {
-      if (err instanceof KernelError && err.errno === 'ENODEV') return undefined;
-      throw err;
-    }
-  }
-
-  private dumpLinks(s: RtnlSocket, what: string): RawLink[] {
-    return s.dump(RTM.GETLINK, [linkHeader(0, undefined)], what).filter((m) => m.type === RTM.NEWLINK).map(decodeLink);
-  }
-
-  private findIndex(s: RtnlSocket, name: string, what: string): number | undefined {
-    return this.getLink(s, name, what)?.index;
-  }
-
-  private indexOf(s: RtnlSocket, name: string, what: string): number {
-    const index = this.findIndex(s, name, what);
-    if (index === undefined) throw new KernelError(`${what}: ${name}: No such device`, 'ENODEV');
-    return index;
   }
 }
 
