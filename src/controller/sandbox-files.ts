@@ -2,9 +2,14 @@
  * The files a sandbox's processes see as /etc/resolv.conf, /etc/hosts and /etc/hostname (bound over
  * them by `cnm exec`). Written in place, never replaced by rename: a bind mount pins the inode, so a
  * rename would leave running processes with a stale copy.
+ *
+ * Reads and writes are synchronous on purpose: the files are a few hundred bytes under the exec root
+ * (tmpfs /run by default), where a write costs microseconds, while each asynchronous step (mkdir, open,
+ * write, close) is a round trip through the libuv pool — together about a millisecond on every connect.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { renderEmbeddedResolvConf, type ResolverConfig } from '../dns/resolv-conf.js';
 import type { EndpointRecord, SandboxRecord } from './records.js';
 
@@ -38,34 +43,28 @@ export class SandboxFiles {
 
   async write(sb: SandboxRecord, endpoints: EndpointRecord[], resolver: ResolverMode): Promise<void> {
     const p = this.paths(sb.id);
-    await mkdir(p.dir, { recursive: true });
-    await Promise.all([
-      writeFile(p.hostname, `${sb.hostname}\n`),
-      writeFile(p.hosts, renderHosts(sb, endpoints)),
-      writeFile(p.resolvConf, await this.renderResolvConf(sb, resolver)),
-    ]);
+    mkdirSync(p.dir, { recursive: true });
+    writeInPlace(p.hostname, `${sb.hostname}\n`);
+    writeInPlace(p.hosts, renderHosts(sb, endpoints));
+    writeInPlace(p.resolvConf, this.renderResolvConf(sb, resolver));
   }
 
   /** Rewrite only resolv.conf (the sandbox joined its first, or left its last, user-defined network). */
   async writeResolvConf(sb: SandboxRecord, resolver: ResolverMode): Promise<void> {
-    const p = this.paths(sb.id);
-    await mkdir(p.dir, { recursive: true });
-    await writeFile(p.resolvConf, await this.renderResolvConf(sb, resolver));
+    writeInDir(this.paths(sb.id).resolvConf, this.renderResolvConf(sb, resolver));
   }
 
   /** Rewrite only /etc/hosts (addresses changed on connect / disconnect). */
   async writeHosts(sb: SandboxRecord, endpoints: EndpointRecord[]): Promise<void> {
-    const p = this.paths(sb.id);
-    await mkdir(p.dir, { recursive: true });
-    await writeFile(p.hosts, renderHosts(sb, endpoints));
+    writeInDir(this.paths(sb.id).hosts, renderHosts(sb, endpoints));
   }
 
   async remove(sandboxId: string): Promise<void> {
     await rm(this.paths(sandboxId).dir, { recursive: true, force: true });
   }
 
-  private async renderResolvConf(sb: SandboxRecord, resolver: ResolverMode): Promise<string> {
-    const hostConf = await this.readHostResolvConf();
+  private renderResolvConf(sb: SandboxRecord, resolver: ResolverMode): string {
+    const hostConf = this.readHostResolvConf();
     if (resolver === 'host') return renderResolvConf(sb, hostConf, this.daemonDns);
     const host = parseResolvConf(hostConf);
     return renderEmbeddedResolvConf({
@@ -74,12 +73,38 @@ export class SandboxFiles {
     });
   }
 
-  private async readHostResolvConf(): Promise<string> {
+  private readHostResolvConf(): string {
     try {
-      return await readFile(this.hostResolvConf, 'utf8');
+      return readFileSync(this.hostResolvConf, 'utf8');
     } catch {
       return '';
     }
+  }
+}
+
+/** The sandbox's directory normally exists (made with the sandbox); recreated if someone removed it. */
+function writeInDir(file: string, text: string): void {
+  try {
+    writeInPlace(file, text);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dirname(file), { recursive: true });
+    writeInPlace(file, text);
+  }
+}
+
+/**
+ * Overwrite from offset 0, then cut to length. Not O_TRUNC: on ext4 a file truncated to zero and
+ * rewritten is flushed to disk when closed (auto_da_alloc), 0.13 ms instead of 0.01 ms per write.
+ */
+function writeInPlace(file: string, text: string): void {
+  const data = Buffer.from(text);
+  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
+  try {
+    writeSync(fd, data, 0, data.length, 0);
+    ftruncateSync(fd, data.length);
+  } finally {
+    closeSync(fd);
   }
 }
 

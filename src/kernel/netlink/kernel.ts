@@ -23,10 +23,11 @@ import {
   attr, IFLA, NDA_DST, ndmsg, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM, stringAttr, u32Attr,
 } from './codec.js';
 import { ipToBytes, parseIp } from '../../util/ip.js';
-import { closeQuietly, type Libc, loadLibc, openNamespaceFile, ThreadNamespace } from './libc.js';
+import { type Libc, loadLibc, ThreadNamespace } from './libc.js';
 import { type LinkCreateContext, commonAttrs, createLinkBody, decodeLink, linkHeader, macAttr, type RawLink, withMasterName, checkLinkName } from './links.js';
 import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
 import { dumpLinks, findIndex, getLink, getLinkByIndex, indexOf } from './lookup.js';
+import { BurstNamespaceHandles } from './ns-handles.js';
 import { RtnlSocket } from './socket.js';
 
 export interface NetlinkKernelOptions {
@@ -37,6 +38,8 @@ export interface NetlinkKernelOptions {
 export class NetlinkKernel implements KernelOps {
   private readonly libc: Libc;
   private readonly thread: ThreadNamespace;
+  /** Sandbox namespaces' fds and sockets, shared by the steps of one operation. */
+  private readonly handles: BurstNamespaceHandles;
   private readonly hostNetns: string | undefined;
   private hostSocket: RtnlSocket | undefined;
   /** Socket of the background reaper (host namespace), used only from the libuv pool. */
@@ -53,6 +56,7 @@ export class NetlinkKernel implements KernelOps {
   constructor(options: NetlinkKernelOptions = {}) {
     this.libc = loadLibc();
     this.thread = new ThreadNamespace(this.libc);
+    this.handles = new BurstNamespaceHandles(this.libc, this.thread);
     this.hostNetns = options.hostNetns === undefined ? undefined : resolve(options.hostNetns);
   }
 
@@ -61,6 +65,7 @@ export class NetlinkKernel implements KernelOps {
     const what = `createNetns ${file}`;
     if (await isNetnsFile(file)) throw new KernelError(`${what}: already a namespace`, 'EEXIST');
     this.checkOpen(what);
+    this.handles.evict(file);
     await createPinPlaceholder(file);
     try {
       this.thread.runInNew(what, () => {
@@ -80,6 +85,7 @@ export class NetlinkKernel implements KernelOps {
 
   async deleteNetns(path: string): Promise<void> {
     const file = resolve(path);
+    this.handles.evict(file);
     for (let i = 0; i < MAX_STACKED_PINS && (await isNetnsFile(file)); i++) this.thread.unmount(file, `deleteNetns ${file}`);
     await removePinPlaceholder(file);
   }
@@ -90,26 +96,16 @@ export class NetlinkKernel implements KernelOps {
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {
     const what = `linkAdd ${spec.name}`;
-    const fds: number[] = [];
-    const openFd = (ref: NetnsRef): number => {
-      const { fd, owned } = this.namespaceFd(ref);
-      if (owned) fds.push(fd);
-      return fd;
-    };
-    try {
-      this.withSocket(ns, what, (s) => {
-        const ctx: LinkCreateContext = {};
-        const intoOtherNs = spec.kind === 'macvlan' && spec.netns !== undefined;
-        if (spec.master !== undefined && !intoOtherNs) ctx.masterIndex = indexOf(s, spec.master, what);
-        if (spec.kind === 'macvlan') ctx.lowerIndex = indexOf(s, spec.parent, what);
-        if (spec.kind === 'vxlan' && spec.dev !== undefined) ctx.lowerIndex = indexOf(s, spec.dev, what);
-        if (spec.kind === 'veth' && spec.peer.netns !== undefined) ctx.peerNetnsFd = openFd(spec.peer.netns);
-        if (spec.kind === 'macvlan' && spec.netns !== undefined) ctx.netnsFd = openFd(spec.netns);
-        s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, createLinkBody(spec, ctx, what), what);
-      });
-    } finally {
-      fds.forEach(closeQuietly);
-    }
+    this.withSocket(ns, what, (s) => {
+      const ctx: LinkCreateContext = {};
+      const intoOtherNs = spec.kind === 'macvlan' && spec.netns !== undefined;
+      if (spec.master !== undefined && !intoOtherNs) ctx.masterIndex = indexOf(s, spec.master, what);
+      if (spec.kind === 'macvlan') ctx.lowerIndex = indexOf(s, spec.parent, what);
+      if (spec.kind === 'vxlan' && spec.dev !== undefined) ctx.lowerIndex = indexOf(s, spec.dev, what);
+      if (spec.kind === 'veth' && spec.peer.netns !== undefined) ctx.peerNetnsFd = this.namespaceFd(spec.peer.netns);
+      if (spec.kind === 'macvlan' && spec.netns !== undefined) ctx.netnsFd = this.namespaceFd(spec.netns);
+      s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, createLinkBody(spec, ctx, what), what);
+    });
     if (spec.kind === 'veth') {
       const peerNs = spec.peer.netns === undefined ? ns : spec.peer.netns;
       this.vethPeers.set(this.endKey(ns, spec.name), { ns: peerNs, name: spec.peer.name });
@@ -146,16 +142,12 @@ export class NetlinkKernel implements KernelOps {
         const master = change.master;
         this.withSocket(target, what, (s) => indexOf(s, master, what));
       }
-      const { fd, owned } = this.namespaceFd(target);
-      try {
-        this.withSocket(ns, what, (s) => {
-          const body = [linkHeader(indexOf(s, name, what), undefined), u32Attr(IFLA.NET_NS_FD, fd)];
-          if (change.name !== undefined) body.push(...commonAttrs({ name: change.name }, what));
-          s.request(RTM.NEWLINK, 0, body, what);
-        });
-      } finally {
-        if (owned) closeQuietly(fd);
-      }
+      const fd = this.namespaceFd(target);
+      this.withSocket(ns, what, (s) => {
+        const body = [linkHeader(indexOf(s, name, what), undefined), u32Attr(IFLA.NET_NS_FD, fd)];
+        if (change.name !== undefined) body.push(...commonAttrs({ name: change.name }, what));
+        s.request(RTM.NEWLINK, 0, body, what);
+      });
       current = change.name ?? name;
       where = target;
     }
@@ -328,6 +320,7 @@ export class NetlinkKernel implements KernelOps {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.handles.flush();
     this.hostSocket?.close();
     this.reaperSocket?.close();
     this.thread.close();
@@ -421,12 +414,7 @@ export class NetlinkKernel implements KernelOps {
       this.hostSocket ??= this.openSocket(null, what);
       return fn(this.hostSocket);
     }
-    const socket = this.openSocket(ns, what);
-    try {
-      return fn(socket);
-    } finally {
-      socket.close();
-    }
+    return this.handles.withSocket(ns, what, fn);
   }
 
   private openSocket(ns: NetnsRef, what: string): RtnlSocket {
@@ -438,19 +426,13 @@ export class NetlinkKernel implements KernelOps {
   private inNamespace<T>(ns: NetnsRef, what: string, fn: () => T): T {
     this.checkOpen(what);
     if (ns === null && this.hostNetns === undefined) return translateFsError(what, fn);
-    const { fd, owned } = this.namespaceFd(ns);
-    try {
-      return this.thread.run(fd, what, () => translateFsError(what, fn));
-    } finally {
-      if (owned) closeQuietly(fd);
-    }
+    return this.thread.run(this.namespaceFd(ns), what, () => translateFsError(what, fn));
   }
 
-  /** An fd for `ns` (the caller closes it when `owned`); null is the host namespace. */
-  private namespaceFd(ns: NetnsRef): { fd: number; owned: boolean } {
+  /** An fd for `ns` (null: the host namespace), valid until the event loop turns; never closed by the caller. */
+  private namespaceFd(ns: NetnsRef): number {
     const path = ns ?? this.hostNetns;
-    if (path === undefined) return { fd: this.thread.homeFd, owned: false };
-    return { fd: openNamespaceFile(resolve(path)), owned: true };
+    return path === undefined ? this.thread.homeFd : this.handles.fd(path);
   }
 }
 
