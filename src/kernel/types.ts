@@ -17,6 +17,14 @@
  */
 export const TOMBSTONE_PREFIX = 'cnmz';
 
+/**
+ * Interface group ("ip link set group") of tombstones in the daemon's namespace: one RTM_DELLINK of the
+ * group destroys every pending one with a single RCU grace period, so background deletion keeps pace with
+ * any rate of disconnects (one by one, tombstones piled up on a busy bridge until it hit its 1,024-port
+ * limit). 0x636e6d7a is "cnmz" in ASCII.
+ */
+export const TOMBSTONE_GROUP = 0x636e6d7a;
+
 /** null = the daemon's own namespace; otherwise a path to a namespace file. */
 export type NetnsRef = string | null;
 

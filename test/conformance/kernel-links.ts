@@ -205,6 +205,22 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         assert.deepEqual(raw(fx.hostNetnsPath!).match(/cnm\w+/g)?.sort(), ['cnmbr0']);
       }));
 
+    it('many background deletions in a row never fill the bridge: more pairs than its 1,024 ports come and go', (t) =>
+      withSandbox(async (fx, k, sb) => {
+        if (!fx.real) t.diagnostic('fake kernel: no port limit, the bookkeeping is still checked');
+        if (fx.slowSteps) t.diagnostic('a process per step: 50 pairs, the bookkeeping is still checked');
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        // A bridge holds at most 1,024 ports, retired ones included until they are destroyed: deleting one
+        // pair at a time would fall behind and creation would fail with EXFULL.
+        for (let i = 0; i < (fx.slowSteps ? 50 : 1100); i++) {
+          await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb } });
+          await k.linkDel(null, 'cnmv0', { background: true });
+        }
+        await k.settle();
+        assert.deepEqual(names(await k.linkList(null)).filter((n) => n !== 'lo'), ['cnmbr0']);
+        assert.deepEqual(names(await k.linkList(sb)), ['lo']);
+      }));
+
     it('a deleted bridge frees its name and gateway at once; the new one keeps its route after settle()', (t) =>
       withFixture(async (fx, k) => {
         const route = async () => (await k.routeList(null, 4)).find((r) => r.dst === '10.97.0.0/24');

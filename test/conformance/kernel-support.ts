@@ -16,6 +16,8 @@ export interface KernelFixture {
   newNetnsPath(): string;
   /** Live traffic checks possible (false for the fake). */
   real: boolean;
+  /** Each step spawns a process (iproute2): cases that need thousands of steps scale down. */
+  slowSteps?: boolean;
   /** The namespace file `null` stands for (real kernels only). */
   hostNetnsPath?: string;
   cleanup(): Promise<void>;

@@ -32,7 +32,10 @@ export function kernelConformance(label: string, setup: () => Promise<KernelFixt
  * Fixture for implementations that talk to the real kernel: a throwaway host namespace that `null`
  * maps to, sandbox namespace files in a temp dir, everything removed by cleanup (also after failures).
  */
-export async function realKernelFixture(makeKernel: (hostNetns: string) => KernelOps): Promise<KernelFixture> {
+export async function realKernelFixture(
+  makeKernel: (hostNetns: string) => KernelOps,
+  options: { slowSteps?: boolean } = {},
+): Promise<KernelFixture> {
   const hostName = createTestNetns();
   const dir = await mkdtemp(join(tmpdir(), 'cnmt-ns-'));
   const kernel = makeKernel(netnsPath(hostName));
@@ -40,6 +43,7 @@ export async function realKernelFixture(makeKernel: (hostNetns: string) => Kerne
   return {
     kernel,
     real: true,
+    slowSteps: options.slowSteps ?? false,
     hostNetnsPath: netnsPath(hostName),
     newNetnsPath() {
       const path = join(dir, `cnmt-sb${handedOut.length}`);
@@ -48,9 +52,10 @@ export async function realKernelFixture(makeKernel: (hostNetns: string) => Kerne
     },
     async cleanup() {
       // Unpin through plain umount rather than the kernel under test: cleanup must work even when it is broken.
+      // The kernel is closed first: an fd it still holds on a namespace file would make umount fail (EBUSY).
       try {
-        for (const path of handedOut) await execFileAsync('umount', [path]).catch(() => undefined);
         kernel.close();
+        for (const path of handedOut) await execFileAsync('umount', [path]).catch(() => undefined);
         await rm(dir, { recursive: true, force: true });
       } finally {
         deleteTestNetns(hostName);

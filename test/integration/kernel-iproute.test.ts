@@ -5,7 +5,7 @@ import { kernelConformance, realKernelFixture } from '../conformance/kernel.js';
 import { isRoot } from '../helpers/netns.js';
 
 if (isRoot()) {
-  kernelConformance('iproute2', () => realKernelFixture((hostNetns) => new IprouteKernel({ hostNetns })));
+  kernelConformance('iproute2', () => realKernelFixture((hostNetns) => new IprouteKernel({ hostNetns }), { slowSteps: true }));
 } else {
   it('iproute2 kernel conformance needs root', (t) => t.skip('not root'));
 }

@@ -2,7 +2,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, type Harness } from '../helpers/controller-harness.js';
-import { httpStatusOf } from '../../src/errors.js';
+import { httpStatusOf, KernelError } from '../../src/errors.js';
 
 async function rejects(p: Promise<unknown>, status: number, match?: RegExp): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
@@ -112,6 +112,18 @@ describe('controller', () => {
     assert.ok(!h.firewall.networks.has(id));
     await rejects(h.controller.removeNetwork('netb'), 404);
     await rejects(h.controller.removeNetwork('bridge'), 403);
+  });
+
+  it('a full bridge (EXFULL) is a clear error and the connect leaves nothing behind', async () => {
+    await h.controller.createNetwork({ name: 'fullnet' });
+    await h.controller.createSandbox({ name: 'wantsfull' });
+    const links = (await h.kernel.linkList(null)).length;
+    h.kernel.failNext('linkAdd', new KernelError('linkAdd cnmvx: EXFULL', 'EXFULL'));
+    await rejects(h.controller.connect({ network: 'fullnet', sandbox: 'wantsfull' }), 500, /network fullnet is full: a Linux bridge takes at most 1,024 endpoints/);
+    assert.equal(h.controller.getNetwork('fullnet').endpoints.length, 0);
+    assert.equal((await h.kernel.linkList(null)).length, links);
+    await h.controller.connect({ network: 'fullnet', sandbox: 'wantsfull' });
+    assert.equal(h.controller.getNetwork('fullnet').endpoints.length, 1);
   });
 
   it('internal networks give no default route', async () => {

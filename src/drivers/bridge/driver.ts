@@ -142,13 +142,19 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     if (sandbox.netnsPath === null) throw new ForbiddenError('a sandbox on the host network cannot join a bridge network');
     const hostIf = hostVethOf(ep);
     const mtu = net.options.mtu;
-    await this.kernel.linkAdd(null, {
-      kind: 'veth',
-      name: hostIf,
-      mtu,
-      master: bridgeNameOf(net),
-      peer: { name: ep.ifName, netns: sandbox.netnsPath, mtu, mac: ep.macAddress, up: false },
-    });
+    await this.kernel
+      .linkAdd(null, {
+        kind: 'veth',
+        name: hostIf,
+        mtu,
+        master: bridgeNameOf(net),
+        peer: { name: ep.ifName, netns: sandbox.netnsPath, mtu, mac: ep.macAddress, up: false },
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof KernelError && err.errno === 'EXFULL')) throw err;
+        // What Docker users meet as "exchange full" at the 1,024th container on one bridge network.
+        throw new KernelError(`network ${net.name} is full: a Linux bridge takes at most 1,024 endpoints`, 'EXFULL', { cause: err });
+      });
     try {
       // The host end is only a bridge port: without IPv6 it gets no link-local address and no fe80::/64
       // route, which otherwise pile up one per endpoint in the daemon's table and make every IPv6

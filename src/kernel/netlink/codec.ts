@@ -46,7 +46,7 @@ export const AF_INET6 = 10;
 export const IFF_UP = 0x1;
 
 export const IFLA = {
-  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28, EXT_MASK: 29, LINK_NETNSID: 37,
+  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28, EXT_MASK: 29, LINK_NETNSID: 37, GROUP: 27,
 } as const;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;

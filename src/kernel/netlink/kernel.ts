@@ -9,11 +9,12 @@
  * unshare() + bind mount, and /proc/sys is read and written from inside the target the same way.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KernelError } from '../../errors.js';
 import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from '../netns-file.js';
 import {
+  TOMBSTONE_GROUP,
   TOMBSTONE_PREFIX,
   type AddressInfo, type KernelOps, type LinkChange, type LinkDeleteOptions, type LinkInfo, type LinkSpec, type NetnsRef,
   type RouteInfo,
@@ -27,7 +28,7 @@ import { type Libc, loadLibc, ThreadNamespace } from './libc.js';
 import { type LinkCreateContext, commonAttrs, createLinkBody, decodeLink, linkHeader, macAttr, type RawLink, withMasterName, checkLinkName } from './links.js';
 import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
 import { dumpLinks, findIndex, getLink, getLinkByIndex, indexOf } from './lookup.js';
-import { BurstNamespaceHandles } from './ns-handles.js';
+import { BurstNamespaceHandles, sysctlDirFile } from './ns-handles.js';
 import { RtnlSocket } from './socket.js';
 
 export interface NetlinkKernelOptions {
@@ -44,14 +45,18 @@ export class NetlinkKernel implements KernelOps {
   private hostSocket: RtnlSocket | undefined;
   /** Socket of the background reaper (host namespace), used only from the libuv pool. */
   private reaperSocket: RtnlSocket | undefined;
-  /** Background deletions run one after another: each waits in the kernel, none holds the event loop. */
+  /** The background deletion in flight (one at a time; it waits in the kernel, not on the event loop). */
   private reaping: Promise<void> = Promise.resolve();
+  /** Tombstones made since the deletion in flight started: they need another round. */
+  private reapPending = false;
   /**
    * Where the other end of each veth this object created lives (key: namespace + name), so a deletion can
    * retire both ends. Lost on restart: such pairs are then simply deleted synchronously.
    */
   private readonly vethPeers = new Map<string, { ns: NetnsRef; name: string }>();
   private closed = false;
+  /** /proc/sys directories of the daemon's own namespace, open for the daemon's lifetime (see sysctlFile). */
+  private readonly hostSysctlDirs = new Map<string, number>();
 
   constructor(options: NetlinkKernelOptions = {}) {
     this.libc = loadLibc();
@@ -96,16 +101,26 @@ export class NetlinkKernel implements KernelOps {
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {
     const what = `linkAdd ${spec.name}`;
-    this.withSocket(ns, what, (s) => {
-      const ctx: LinkCreateContext = {};
-      const intoOtherNs = spec.kind === 'macvlan' && spec.netns !== undefined;
-      if (spec.master !== undefined && !intoOtherNs) ctx.masterIndex = indexOf(s, spec.master, what);
-      if (spec.kind === 'macvlan') ctx.lowerIndex = indexOf(s, spec.parent, what);
-      if (spec.kind === 'vxlan' && spec.dev !== undefined) ctx.lowerIndex = indexOf(s, spec.dev, what);
-      if (spec.kind === 'veth' && spec.peer.netns !== undefined) ctx.peerNetnsFd = this.namespaceFd(spec.peer.netns);
-      if (spec.kind === 'macvlan' && spec.netns !== undefined) ctx.netnsFd = this.namespaceFd(spec.netns);
-      s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, createLinkBody(spec, ctx, what), what);
-    });
+    const create = () =>
+      this.withSocket(ns, what, (s) => {
+        const ctx: LinkCreateContext = {};
+        const intoOtherNs = spec.kind === 'macvlan' && spec.netns !== undefined;
+        if (spec.master !== undefined && !intoOtherNs) ctx.masterIndex = indexOf(s, spec.master, what);
+        if (spec.kind === 'macvlan') ctx.lowerIndex = indexOf(s, spec.parent, what);
+        if (spec.kind === 'vxlan' && spec.dev !== undefined) ctx.lowerIndex = indexOf(s, spec.dev, what);
+        if (spec.kind === 'veth' && spec.peer.netns !== undefined) ctx.peerNetnsFd = this.namespaceFd(spec.peer.netns);
+        if (spec.kind === 'macvlan' && spec.netns !== undefined) ctx.netnsFd = this.namespaceFd(spec.netns);
+        s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, createLinkBody(spec, ctx, what), what);
+      });
+    try {
+      create();
+    } catch (err) {
+      if (!(err instanceof KernelError && err.errno === 'EXFULL')) throw err;
+      // The bridge's 1,024 ports include retired ones the reaper has not destroyed yet (a burst of deletions
+      // with no turn of the event loop between them): let it finish, then try once more.
+      await this.reaping;
+      create();
+    }
     if (spec.kind === 'veth') {
       const peerNs = spec.peer.netns === undefined ? ns : spec.peer.netns;
       this.vethPeers.set(this.endKey(ns, spec.name), { ns: peerNs, name: spec.peer.name });
@@ -294,11 +309,31 @@ export class NetlinkKernel implements KernelOps {
   }
 
   async sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void> {
-    this.inNamespace(ns, `sysctl ${key}=${value}`, () => writeFileSync(sysctlPath(key), value));
+    const what = `sysctl ${key}=${value}`;
+    const file = this.sysctlFile(ns, key, what);
+    this.inNamespace(ns, what, () => writeFileSync(file, value));
   }
 
   async sysctlGet(ns: NetnsRef, key: string): Promise<string> {
-    return this.inNamespace(ns, `sysctl ${key}`, () => readFileSync(sysctlPath(key), 'utf8').replace(/\n$/, ''));
+    const what = `sysctl ${key}`;
+    const file = this.sysctlFile(ns, key, what);
+    return this.inNamespace(ns, what, () => readFileSync(file, 'utf8').replace(/\n$/, ''));
+  }
+
+  /**
+   * The file of a sysctl, for use inside `ns`, below a directory kept open (see sysctlDirFile). Called
+   * outside inNamespace: opening the directory visits the namespace itself, and visits do not nest.
+   */
+  private sysctlFile(ns: NetnsRef, key: string, what: string): string {
+    const { dir, file } = sysctlDirFile(key);
+    const path = ns ?? this.hostNetns;
+    let fd: number;
+    if (path !== undefined) fd = this.handles.sysctlDir(path, dir, what);
+    else {
+      fd = this.hostSysctlDirs.get(dir) ?? openSync(dir, 'r');
+      this.hostSysctlDirs.set(dir, fd);
+    }
+    return `/proc/self/fd/${fd}/${file}`;
   }
 
   async settle(): Promise<void> {
@@ -321,6 +356,7 @@ export class NetlinkKernel implements KernelOps {
     if (this.closed) return;
     this.closed = true;
     this.handles.flush();
+    this.hostSysctlDirs.forEach((fd) => closeSync(fd));
     this.hostSocket?.close();
     this.reaperSocket?.close();
     this.thread.close();
@@ -339,11 +375,13 @@ export class NetlinkKernel implements KernelOps {
         const other = getLink(ps, peer.name, what);
         // Only the end that points back at this very link (a name can have been reused since).
         if (!other || other.kind !== 'veth' || other.peerIndex !== link.index) return false;
-        this.downAndRename(ps, other.index, what);
+        // No group needed there: it goes with the host end.
+        this.downAndRename(ps, other.index, what, false);
         return true;
       });
       if (!retiredPeer) return false;
-      this.reap(this.downAndRename(s, link.index, what));
+      this.downAndRename(s, link.index, what, true);
+      this.reap();
       this.forgetPeer(null, link.name);
       return true;
     } catch {
@@ -365,19 +403,20 @@ export class NetlinkKernel implements KernelOps {
       for (const addr of s.dump(RTM.GETADDR, addressDumpBody(), what).map((m) => decodeAddress(m, (i) => names.get(i)))) {
         if (addr) s.request(RTM.DELADDR, 0, addressBody(link.index, addr.cidr, what), what);
       }
-      this.reap(this.downAndRename(s, link.index, what));
+      this.downAndRename(s, link.index, what, true);
+      this.reap();
       return true;
     } catch {
       return false;
     }
   }
 
-  /** A running link cannot be renamed (EBUSY): down first, then a tombstone name. Returns that name. */
-  private downAndRename(s: RtnlSocket, index: number, what: string): string {
-    const tombstone = tombstoneName();
+  /** A running link cannot be renamed (EBUSY): down first, then a tombstone name (and group, for the reaper). */
+  private downAndRename(s: RtnlSocket, index: number, what: string, grouped: boolean): void {
     s.request(RTM.NEWLINK, 0, [linkHeader(index, false)], what);
-    s.request(RTM.NEWLINK, 0, [linkHeader(index, undefined), stringAttr(IFLA.IFNAME, tombstone)], what);
-    return tombstone;
+    const rename = [linkHeader(index, undefined), stringAttr(IFLA.IFNAME, tombstoneName())];
+    if (grouped) rename.push(u32Attr(IFLA.GROUP, TOMBSTONE_GROUP));
+    s.request(RTM.NEWLINK, 0, rename, what);
   }
 
   private endKey(ns: NetnsRef, name: string): string {
@@ -391,15 +430,21 @@ export class NetlinkKernel implements KernelOps {
     if (peer) this.vethPeers.delete(this.endKey(peer.ns, peer.name));
   }
 
-  private reap(tombstone: string): void {
-    const what = `reap ${tombstone}`;
+  /**
+   * Destroy every tombstone of the host namespace in one request (by group), on a libuv thread. Tombstones
+   * made while that runs are taken by one more round after it, so there is never more than one in flight.
+   */
+  private reap(): void {
+    if (this.reapPending) return;
+    this.reapPending = true;
     this.reaping = this.reaping.then(async () => {
+      this.reapPending = false;
       if (this.closed) return;
+      const what = 'reap tombstones';
       this.reaperSocket ??= this.openSocket(null, what);
-      // By name, not index: a tombstone name can only ever mean this link.
       await this.reaperSocket
-        .requestAsync(RTM.DELLINK, 0, [linkHeader(0, undefined), stringAttr(IFLA.IFNAME, tombstone)], what)
-        .catch(() => undefined); // gone already (its namespace went), or left for the next settle()
+        .requestAsync(RTM.DELLINK, 0, [linkHeader(0, undefined), u32Attr(IFLA.GROUP, TOMBSTONE_GROUP)], what)
+        .catch(() => undefined); // none left (ENODEV: their namespaces took them), or left for the next settle()
     });
   }
 
@@ -439,11 +484,6 @@ export class NetlinkKernel implements KernelOps {
 /** cnmz + 11 random hex digits: 15 characters, the longest name the kernel takes. */
 function tombstoneName(): string {
   return `${TOMBSTONE_PREFIX}${randomBytes(6).toString('hex').slice(0, 11)}`;
-}
-
-/** "net.ipv4.ip_forward" → /proc/sys/net/ipv4/ip_forward. */
-function sysctlPath(key: string): string {
-  return `/proc/sys/${key.replace(/\./g, '/')}`;
 }
 
 function translateFsError<T>(what: string, fn: () => T): T {

@@ -66,9 +66,12 @@ export function lastErrno(): string | undefined {
 /** Where Linux gives one number two names, the one the rest of cnm (and iproute2's messages) uses. */
 const PREFERRED_NAMES = new Set(['EOPNOTSUPP', 'EAGAIN', 'EDEADLK']);
 
+/** Linux errnos the kernel layer meets that Node's os.constants.errno does not list. */
+const LINUX_ONLY_NAMES: Record<number, string> = { 54: 'EXFULL' };
+
 export function errnoName(errno: number): string | undefined {
   const names = Object.entries(osConstants.errno).filter(([, n]) => n === errno).map(([name]) => name);
-  return names.find((name) => PREFERRED_NAMES.has(name)) ?? names[0];
+  return names.find((name) => PREFERRED_NAMES.has(name)) ?? names[0] ?? LINUX_ONLY_NAMES[errno];
 }
 
 export function libcError(what: string, errno = lastErrno()): KernelError {
@@ -97,6 +100,7 @@ export function closeQuietly(fd: number): void {
 export class ThreadNamespace {
   /** The namespace the main thread was in at construction: where every visit returns to. */
   readonly homeFd: number;
+  private visiting = false;
 
   constructor(private readonly libc: Libc) {
     this.homeFd = openSync('/proc/thread-self/ns/net', 'r');
@@ -104,7 +108,11 @@ export class ThreadNamespace {
 
   /** Run `fn` with the thread inside the namespace open at `nsFd`. `fn` must be synchronous. */
   run<T>(nsFd: number, what: string, fn: () => T): T {
-    if (this.libc.setns(nsFd, CLONE_NEWNET) !== 0) throw libcError(`${what}: setns`);
+    this.enter(what);
+    if (this.libc.setns(nsFd, CLONE_NEWNET) !== 0) {
+      this.visiting = false;
+      throw libcError(`${what}: setns`);
+    }
     try {
       return fn();
     } finally {
@@ -114,12 +122,25 @@ export class ThreadNamespace {
 
   /** Run `fn` inside a brand-new network namespace (created by unshare) and return home afterwards. */
   runInNew<T>(what: string, fn: () => T): T {
-    if (this.libc.unshare(CLONE_NEWNET) !== 0) throw libcError(`${what}: unshare`);
+    this.enter(what);
+    if (this.libc.unshare(CLONE_NEWNET) !== 0) {
+      this.visiting = false;
+      throw libcError(`${what}: unshare`);
+    }
     try {
       return fn();
     } finally {
       this.returnHome(what);
     }
+  }
+
+  /**
+   * Visits do not nest: the inner one would return the thread home while the outer one still expects to
+   * be away, and the rest of the outer work would silently act on the wrong namespace.
+   */
+  private enter(what: string): void {
+    if (this.visiting) throw new KernelError(`${what}: nested namespace visit (a bug in cnm)`, 'EBUSY');
+    this.visiting = true;
   }
 
   bindMountCurrent(target: string, what: string): void {
@@ -140,5 +161,6 @@ export class ThreadNamespace {
       // Every later socket would land in the wrong namespace: this must never go unnoticed.
       throw libcError(`${what}: cannot return the thread to its own network namespace`);
     }
+    this.visiting = false;
   }
 }
