@@ -181,6 +181,21 @@ export function addressingCases({ withFixture, withSandbox }: CaseRunner): void 
         await expectKernelError(k.sysctlGet(null, 'net.ipv4.conf.cnmv0.route_localnet'), ['ENOENT']);
       }));
 
+    it('sysctls follow the namespace at a path: deleted and re-created, only the new one is seen', () =>
+      withSandbox(async (_fx, k, sb) => {
+        const key = 'net.ipv4.conf.all.forwarding';
+        await k.sysctlSet(sb, key, '1');
+        assert.equal(await k.sysctlGet(sb, key), '1');
+        await k.deleteNetns(sb);
+        await k.createNetns(sb);
+        assert.equal(await k.sysctlGet(sb, key), '0', 'a fresh namespace, not the old one');
+        await k.sysctlSet(sb, key, '1');
+        // Twice more across turns of the event loop: what a later request would meet.
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(await k.sysctlGet(sb, key), '1');
+        assert.equal(await k.sysctlGet(null, key), '0', 'the host namespace untouched');
+      }));
+
     it('values read back as the kernel normalises them; ip_forward is conf.all.forwarding', () =>
       withFixture(async (_fx, k) => {
         await k.sysctlSet(null, 'net.ipv4.ip_forward', '01');

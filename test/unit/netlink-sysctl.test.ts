@@ -1,7 +1,7 @@
 /** How the netlink kernel splits a sysctl key into a directory it keeps open and a file below it. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { sysctlDirFile } from '../../src/kernel/netlink/ns-handles.js';
+import { sysctlDirFile } from '../../src/kernel/netlink/sysctl-dirs.js';
 
 describe('sysctlDirFile', () => {
   it('keeps the shared part of per-interface keys as the directory', () => {

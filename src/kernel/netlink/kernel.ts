@@ -9,7 +9,7 @@
  * unshare() + bind mount, and /proc/sys is read and written from inside the target the same way.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KernelError } from '../../errors.js';
 import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from '../netns-file.js';
@@ -28,7 +28,8 @@ import { type Libc, loadLibc, ThreadNamespace } from './libc.js';
 import { type LinkCreateContext, commonAttrs, createLinkBody, decodeLink, linkHeader, macAttr, type RawLink, withMasterName, checkLinkName } from './links.js';
 import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
 import { dumpLinks, findIndex, getLink, getLinkByIndex, indexOf } from './lookup.js';
-import { BurstNamespaceHandles, sysctlDirFile } from './ns-handles.js';
+import { BurstNamespaceHandles } from './ns-handles.js';
+import { SysctlDirectories } from './sysctl-dirs.js';
 import { RtnlSocket } from './socket.js';
 
 export interface NetlinkKernelOptions {
@@ -55,13 +56,13 @@ export class NetlinkKernel implements KernelOps {
    */
   private readonly vethPeers = new Map<string, { ns: NetnsRef; name: string }>();
   private closed = false;
-  /** /proc/sys directories of the daemon's own namespace, open for the daemon's lifetime (see sysctlFile). */
-  private readonly hostSysctlDirs = new Map<string, number>();
+  private readonly sysctlDirs: SysctlDirectories;
 
   constructor(options: NetlinkKernelOptions = {}) {
     this.libc = loadLibc();
     this.thread = new ThreadNamespace(this.libc);
     this.handles = new BurstNamespaceHandles(this.libc, this.thread);
+    this.sysctlDirs = new SysctlDirectories(this.thread);
     this.hostNetns = options.hostNetns === undefined ? undefined : resolve(options.hostNetns);
   }
 
@@ -91,6 +92,7 @@ export class NetlinkKernel implements KernelOps {
   async deleteNetns(path: string): Promise<void> {
     const file = resolve(path);
     this.handles.evict(file);
+    this.sysctlDirs.forgetPinned(file);
     for (let i = 0; i < MAX_STACKED_PINS && (await isNetnsFile(file)); i++) this.thread.unmount(file, `deleteNetns ${file}`);
     await removePinPlaceholder(file);
   }
@@ -309,31 +311,30 @@ export class NetlinkKernel implements KernelOps {
   }
 
   async sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void> {
-    const what = `sysctl ${key}=${value}`;
-    const file = this.sysctlFile(ns, key, what);
-    this.inNamespace(ns, what, () => writeFileSync(file, value));
+    this.withSysctlFile(ns, key, `sysctl ${key}=${value}`, (file) => writeFileSync(file, value));
   }
 
   async sysctlGet(ns: NetnsRef, key: string): Promise<string> {
-    const what = `sysctl ${key}`;
-    const file = this.sysctlFile(ns, key, what);
-    return this.inNamespace(ns, what, () => readFileSync(file, 'utf8').replace(/\n$/, ''));
+    return this.withSysctlFile(ns, key, `sysctl ${key}`, (file) => readFileSync(file, 'utf8').replace(/\n$/, ''));
   }
 
   /**
-   * The file of a sysctl, for use inside `ns`, below a directory kept open (see sysctlDirFile). Called
-   * outside inNamespace: opening the directory visits the namespace itself, and visits do not nest.
+   * Run `fn` on the sysctl's file inside `ns`, reached below a directory kept open (see sysctl-dirs.ts).
+   * ENOENT may come from the directory of a namespace that has died since: forget it and try once more.
    */
-  private sysctlFile(ns: NetnsRef, key: string, what: string): string {
-    const { dir, file } = sysctlDirFile(key);
-    const path = ns ?? this.hostNetns;
-    let fd: number;
-    if (path !== undefined) fd = this.handles.sysctlDir(path, dir, what);
-    else {
-      fd = this.hostSysctlDirs.get(dir) ?? openSync(dir, 'r');
-      this.hostSysctlDirs.set(dir, fd);
+  private withSysctlFile<T>(ns: NetnsRef, key: string, what: string, fn: (file: string) => T): T {
+    // Resolved before the visit: opening a directory visits the namespace itself, and visits do not nest.
+    const attempt = () => {
+      const file = this.sysctlDirs.file(this.namespaceFd(ns), key, what);
+      return this.inNamespace(ns, what, () => fn(file));
+    };
+    try {
+      return attempt();
+    } catch (err) {
+      if (!(err instanceof KernelError && err.errno === 'ENOENT')) throw err;
+      this.sysctlDirs.forget(this.namespaceFd(ns));
+      return attempt();
     }
-    return `/proc/self/fd/${fd}/${file}`;
   }
 
   async settle(): Promise<void> {
@@ -356,7 +357,7 @@ export class NetlinkKernel implements KernelOps {
     if (this.closed) return;
     this.closed = true;
     this.handles.flush();
-    this.hostSysctlDirs.forEach((fd) => closeSync(fd));
+    this.sysctlDirs.close();
     this.hostSocket?.close();
     this.reaperSocket?.close();
     this.thread.close();

@@ -6,32 +6,13 @@
  * they are shared by the steps of one operation and never outlive it: an open handle would keep a
  * deleted sandbox's namespace (and everything in it) alive.
  */
-import { openSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { KernelError } from '../../errors.js';
 import { closeQuietly, type Libc, openNamespaceFile, type ThreadNamespace } from './libc.js';
 import { RtnlSocket } from './socket.js';
-
-/**
- * A sysctl key as a directory to open once and a file below it: `net.ipv6.conf.eth0.disable_ipv6` →
- * /proc/sys/net/ipv6/conf + eth0/disable_ipv6. The path walk from /proc/sys compares each of net, ipv6
- * and conf with one same-named dentry per network namespace on the machine (proc_sys_compare): with
- * 1,000 sandboxes every sysctl write cost about a millisecond, almost all of it in that walk.
- */
-export function sysctlDirFile(key: string): { dir: string; file: string } {
-  const parts = key.split('.');
-  if (parts.length < 2 || parts.some((p) => p === '' || p.includes('/'))) {
-    throw new KernelError(`invalid sysctl name ${JSON.stringify(key)}`, 'EINVAL');
-  }
-  const depth = Math.min(3, parts.length - 1);
-  return { dir: `/proc/sys/${parts.slice(0, depth).join('/')}`, file: parts.slice(depth).join('/') };
-}
 
 interface Handle {
   fd: number;
   socket?: RtnlSocket;
-  /** /proc/sys directories opened inside the namespace, by path (see sysctlDirFile). */
-  sysctlDirs?: Map<string, number>;
 }
 
 export class BurstNamespaceHandles {
@@ -59,18 +40,6 @@ export class BurstNamespaceHandles {
       delete handle.socket;
       throw err;
     }
-  }
-
-  /** An fd of the /proc/sys directory `dir` opened inside the namespace at `path`; owned by this cache. */
-  sysctlDir(path: string, dir: string, what: string): number {
-    const handle = this.handle(path);
-    handle.sysctlDirs ??= new Map();
-    let fd = handle.sysctlDirs.get(dir);
-    if (fd === undefined) {
-      fd = this.thread.run(handle.fd, what, () => openSync(dir, 'r'));
-      handle.sysctlDirs.set(dir, fd);
-    }
-    return fd;
   }
 
   /** Forget a namespace now (it is being deleted or re-created at the same path). */
@@ -103,6 +72,5 @@ export class BurstNamespaceHandles {
 
 function release(handle: Handle): void {
   handle.socket?.close();
-  handle.sysctlDirs?.forEach(closeQuietly);
   closeQuietly(handle.fd);
 }
