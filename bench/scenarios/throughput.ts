@@ -61,6 +61,22 @@ export async function throughputRows(ctx: BenchContext): Promise<Row[]> {
       docker: cellOf(runs.get('docker') ?? []),
     });
   }
-  for (const s of systems) await s.client.ok('DELETE', `/networks/${networks.get(s.name)}`);
+  for (const s of systems) await removeWhenReleased(s, networks.get(s.name)!);
   return rows;
+}
+
+/**
+ * dockerd answers `rm -f` of a container before its endpoint is released, so the network can still
+ * be "in use" for a moment (403 "has active endpoints"): retry for up to 30 s before giving up.
+ */
+async function removeWhenReleased(s: System, networkId: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await s.client.call('DELETE', `/networks/${networkId}`);
+    if (r.status >= 200 && r.status < 300) return;
+    if (r.status !== 403 || !r.body.includes('active endpoints') || Date.now() > deadline) {
+      throw new Error(`${s.name}: DELETE /networks/${networkId} → ${r.status}: ${r.body}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

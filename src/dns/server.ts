@@ -39,7 +39,7 @@ export const DEFAULT_SERVER_OPTIONS: EmbeddedDnsServerOptions = {
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
-function literalLookup(address: string, options: unknown, callback: LookupCallback): void {
+function literalLookup(address: string, _options: unknown, callback: LookupCallback): void {
   callback(null, address, address.includes(':') ? 6 : 4);
 }
 

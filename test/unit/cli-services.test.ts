@@ -5,7 +5,6 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import type { ApiServer } from '../../src/api/server.js';
 import { main } from '../../src/cli/cli.js';
 import type { Io } from '../../src/cli/command.js';

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX } from '../../src/kernel/types.js';
 import {
   attr, header, IFLA, nested, parseAttrs, parseMac, formatMac, readString, RTA, RTM, rtmsg, RT_TABLE_MAIN,
   splitMessages, stringAttr, u32Attr, be16Attr, RTN_UNICAST,
@@ -61,7 +62,18 @@ describe('netlink codec', () => {
       stringAttr(IFLA.IFNAME, 'cnm-x'), u32Attr(IFLA.MTU, 1500), attr(IFLA.ADDRESS, parseMac('02:00:00:00:00:01')!),
       u32Attr(IFLA.MASTER, 9), nested(IFLA.LINKINFO, [stringAttr(1, 'bridge')]),
     ]))[0]!;
-    assert.deepEqual(decodeLink(reply), { index: 5, name: 'cnm-x', kind: 'bridge', mtu: 1500, mac: '02:00:00:00:00:01', up: true, masterIndex: 9 });
+    assert.deepEqual(decodeLink(reply), { index: 5, name: 'cnm-x', kind: 'bridge', mtu: 1500, mac: '02:00:00:00:00:01', up: true, retired: false, masterIndex: 9 });
+  });
+
+  it('a link in the tombstone group or with a tombstone name is retired', () => {
+    const link = (name: string, group: number) =>
+      decodeLink(splitMessages(message(RTM.NEWLINK, [
+        Buffer.from([0, 0, 1, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+        stringAttr(IFLA.IFNAME, name), u32Attr(IFLA.GROUP, group),
+      ]))[0]!);
+    assert.equal(link('cnmv0123456789a', 0).retired, false);
+    assert.equal(link('cnmv0123456789a', TOMBSTONE_GROUP).retired, true);
+    assert.equal(link(`${TOMBSTONE_PREFIX}0123456789a`, 0).retired, true);
   });
 
   it('encodes addresses and routes as iproute2 would, and decodes a route dump entry', () => {

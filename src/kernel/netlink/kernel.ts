@@ -8,14 +8,11 @@
  * because a cached socket would keep a deleted sandbox's namespace alive. Namespaces are created by
  * unshare() + bind mount, and /proc/sys is read and written from inside the target the same way.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KernelError } from '../../errors.js';
 import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from '../netns-file.js';
 import {
-  TOMBSTONE_GROUP,
-  TOMBSTONE_PREFIX,
   type AddressInfo, type KernelOps, type LinkChange, type LinkDeleteOptions, type LinkInfo, type LinkSpec, type NetnsRef,
   type RouteInfo,
   type RouteSpec,
@@ -25,9 +22,10 @@ import {
 } from './codec.js';
 import { ipToBytes, parseIp } from '../../util/ip.js';
 import { type Libc, loadLibc, ThreadNamespace } from './libc.js';
-import { type LinkCreateContext, commonAttrs, createLinkBody, decodeLink, linkHeader, macAttr, type RawLink, withMasterName, checkLinkName } from './links.js';
+import { type LinkCreateContext, commonAttrs, createLinkBody, linkHeader, macAttr, withMasterName, checkLinkName } from './links.js';
 import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
-import { dumpLinks, findIndex, getLink, getLinkByIndex, indexOf } from './lookup.js';
+import { dumpLinks, findIndex, getAnyLink, getLink, getLinkByIndex, indexOf } from './lookup.js';
+import { LinkRetirement } from './retirement.js';
 import { BurstNamespaceHandles } from './ns-handles.js';
 import { SysctlDirectories } from './sysctl-dirs.js';
 import { RtnlSocket } from './socket.js';
@@ -44,17 +42,8 @@ export class NetlinkKernel implements KernelOps {
   private readonly handles: BurstNamespaceHandles;
   private readonly hostNetns: string | undefined;
   private hostSocket: RtnlSocket | undefined;
-  /** Socket of the background reaper (host namespace), used only from the libuv pool. */
-  private reaperSocket: RtnlSocket | undefined;
-  /** The background deletion in flight (one at a time; it waits in the kernel, not on the event loop). */
-  private reaping: Promise<void> = Promise.resolve();
-  /** Tombstones made since the deletion in flight started: they need another round. */
-  private reapPending = false;
-  /**
-   * Where the other end of each veth this object created lives (key: namespace + name), so a deletion can
-   * retire both ends. Lost on restart: such pairs are then simply deleted synchronously.
-   */
-  private readonly vethPeers = new Map<string, { ns: NetnsRef; name: string }>();
+  /** Background deletion of veth pairs and bridges (see retirement.ts). */
+  private readonly retirement: LinkRetirement;
   private closed = false;
   private readonly sysctlDirs: SysctlDirectories;
 
@@ -63,6 +52,10 @@ export class NetlinkKernel implements KernelOps {
     this.thread = new ThreadNamespace(this.libc);
     this.handles = new BurstNamespaceHandles(this.libc, this.thread);
     this.sysctlDirs = new SysctlDirectories(this.thread);
+    this.retirement = new LinkRetirement({
+      withSocket: (ns, what, fn) => this.withSocket(ns, what, fn),
+      openHostSocket: (what) => this.openSocket(null, what),
+    });
     this.hostNetns = options.hostNetns === undefined ? undefined : resolve(options.hostNetns);
   }
 
@@ -117,17 +110,17 @@ export class NetlinkKernel implements KernelOps {
     try {
       create();
     } catch (err) {
-      if (!(err instanceof KernelError && err.errno === 'EXFULL')) throw err;
-      // The bridge's 1,024 ports include retired ones the reaper has not destroyed yet (a burst of deletions
-      // with no turn of the event loop between them): let it finish, then try once more.
-      await this.reaping;
+      if (!(err instanceof KernelError)) throw err;
+      if (err.errno === 'EXFULL') {
+        // The bridge's 1,024 ports include retired ones the reaper has not destroyed yet (a burst of
+        // deletions with no turn of the event loop between them): let it finish, then try once more.
+        await this.retirement.reaped();
+      } else if (err.errno !== 'EEXIST' || !this.freeRetiredName(ns, spec.name, what)) {
+        throw err;
+      }
       create();
     }
-    if (spec.kind === 'veth') {
-      const peerNs = spec.peer.netns === undefined ? ns : spec.peer.netns;
-      this.vethPeers.set(this.endKey(ns, spec.name), { ns: peerNs, name: spec.peer.name });
-      this.vethPeers.set(this.endKey(peerNs, spec.peer.name), { ns, name: spec.name });
-    }
+    if (spec.kind === 'veth') this.retirement.rememberVeth(ns, spec.name, spec.peer.netns === undefined ? ns : spec.peer.netns, spec.peer.name);
     // Second steps, undone with the link if they fail: a veth peer cannot be IFF_UP while its other end is
     // still being registered (ENOTCONN), and a link made in another namespace is enslaved / raised there.
     let second: (() => Promise<void>) | undefined;
@@ -149,7 +142,7 @@ export class NetlinkKernel implements KernelOps {
 
   async linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void> {
     const what = `linkSet ${name}`;
-    if (change.name !== undefined || change.netns !== undefined) this.forgetPeer(ns, name);
+    if (change.name !== undefined || change.netns !== undefined) this.retirement.forget(ns, name);
     let current = name;
     let where = ns;
     if (change.netns !== undefined) {
@@ -193,13 +186,10 @@ export class NetlinkKernel implements KernelOps {
       const link = getLink(s, name, what);
       if (!link) return;
       const index = link.index;
-      // Destroying a veth pair waits ~20 ms in the kernel for RCU grace periods, without holding the
-      // rtnl lock: retire both ends now (down, renamed) and let the reaper wait in the background.
-      if (options.background && ns === null) {
-        if (link.kind === 'veth' && this.retire(s, link, what)) return;
-        if (link.kind === 'bridge' && this.retireBridge(s, link, what)) return;
-      }
-      this.forgetPeer(ns, name);
+      // Destroying a veth pair or a bridge waits ~20–35 ms in the kernel for RCU grace periods: take it out
+      // of service now and let the reaper wait in the background.
+      if (options.background && ns === null && this.retirement.retire(s, link, what)) return;
+      this.retirement.forget(ns, name);
       try {
         s.request(RTM.DELLINK, 0, [linkHeader(index, undefined)], what);
       } catch (err) {
@@ -222,7 +212,7 @@ export class NetlinkKernel implements KernelOps {
     return this.withSocket(ns, 'linkList', (s) => {
       const raws = dumpLinks(s, 'linkList');
       const names = new Map(raws.map((l) => [l.index, l.name]));
-      return raws.filter((raw) => !raw.name.startsWith(TOMBSTONE_PREFIX)).map((raw) => withMasterName(raw, (index) => names.get(index)));
+      return raws.filter((raw) => !raw.retired).map((raw) => withMasterName(raw, (index) => names.get(index)));
     });
   }
 
@@ -338,18 +328,9 @@ export class NetlinkKernel implements KernelOps {
   }
 
   async settle(): Promise<void> {
-    await this.reaping;
-    // Tombstones of a run that ended before its reaper finished: remove them now, synchronously.
-    this.withSocket(null, 'settle', (s) => {
-      for (const link of dumpLinks(s, 'settle')) {
-        if (!link.name.startsWith(TOMBSTONE_PREFIX)) continue;
-        try {
-          s.request(RTM.DELLINK, 0, [linkHeader(link.index, undefined)], `settle: delete ${link.name}`);
-        } catch (err) {
-          if (!(err instanceof KernelError && err.errno === 'ENODEV')) throw err;
-        }
-      }
-    });
+    await this.retirement.reaped();
+    // Retired links of a run that ended before its reaper finished: remove them now, synchronously.
+    this.withSocket(null, 'settle', (s) => this.retirement.settle(s));
   }
 
   /** Pending background deletions are abandoned (their tombstones go at the next settle()). */
@@ -359,93 +340,24 @@ export class NetlinkKernel implements KernelOps {
     this.handles.flush();
     this.sysctlDirs.close();
     this.hostSocket?.close();
-    this.reaperSocket?.close();
+    this.retirement.close();
     this.thread.close();
   }
 
   /**
-   * Take a veth pair out of service at once — both ends down and renamed to tombstones, so their names
-   * are free and nothing passes — and queue its destruction. False when the pair cannot be retired (its
-   * other end unknown or not what we recorded): the caller then deletes synchronously.
+   * `name` is held by a retired link the reaper has not destroyed yet (a veth end keeps its name, see
+   * retirement.ts): destroy it now so the name can be used. False when the holder is a live link.
    */
-  private retire(s: RtnlSocket, link: RawLink, what: string): boolean {
-    const peer = this.vethPeers.get(this.endKey(null, link.name));
-    if (!peer || peer.ns === null) return false;
-    try {
-      const retiredPeer = this.withSocket(peer.ns, what, (ps) => {
-        const other = getLink(ps, peer.name, what);
-        // Only the end that points back at this very link (a name can have been reused since).
-        if (!other || other.kind !== 'veth' || other.peerIndex !== link.index) return false;
-        // No group needed there: it goes with the host end.
-        this.downAndRename(ps, other.index, what, false);
-        return true;
-      });
-      if (!retiredPeer) return false;
-      this.downAndRename(s, link.index, what, true);
-      this.reap();
-      this.forgetPeer(null, link.name);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * A bridge without ports is retired the same way (~35 ms of destruction, about half of it under the rtnl
-   * lock, leaves the request path). Its addresses go first and synchronously, so a network created right
-   * after with the same subnet and gateway meets no trace of it. A bridge with ports is deleted at once,
-   * which releases them as callers expect.
-   */
-  private retireBridge(s: RtnlSocket, link: RawLink, what: string): boolean {
-    try {
-      const ports = s.dump(RTM.GETLINK, [linkHeader(0, undefined), u32Attr(IFLA.MASTER, link.index)], what).map(decodeLink);
-      if (ports.some((p) => p.masterIndex === link.index && !p.name.startsWith(TOMBSTONE_PREFIX))) return false;
-      const names = new Map([[link.index, link.name]]);
-      for (const addr of s.dump(RTM.GETADDR, addressDumpBody(), what).map((m) => decodeAddress(m, (i) => names.get(i)))) {
-        if (addr) s.request(RTM.DELADDR, 0, addressBody(link.index, addr.cidr, what), what);
+  private freeRetiredName(ns: NetnsRef, name: string, what: string): boolean {
+    return this.withSocket(ns, what, (s) => {
+      const holder = getAnyLink(s, name, what);
+      if (!holder?.retired) return false;
+      try {
+        s.request(RTM.DELLINK, 0, [linkHeader(holder.index, undefined)], what);
+      } catch (err) {
+        if (!(err instanceof KernelError && err.errno === 'ENODEV')) throw err;
       }
-      this.downAndRename(s, link.index, what, true);
-      this.reap();
       return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** A running link cannot be renamed (EBUSY): down first, then a tombstone name (and group, for the reaper). */
-  private downAndRename(s: RtnlSocket, index: number, what: string, grouped: boolean): void {
-    s.request(RTM.NEWLINK, 0, [linkHeader(index, false)], what);
-    const rename = [linkHeader(index, undefined), stringAttr(IFLA.IFNAME, tombstoneName())];
-    if (grouped) rename.push(u32Attr(IFLA.GROUP, TOMBSTONE_GROUP));
-    s.request(RTM.NEWLINK, 0, rename, what);
-  }
-
-  private endKey(ns: NetnsRef, name: string): string {
-    return `${ns === null ? '' : resolve(ns)}\0${name}`;
-  }
-
-  private forgetPeer(ns: NetnsRef, name: string): void {
-    const key = this.endKey(ns, name);
-    const peer = this.vethPeers.get(key);
-    this.vethPeers.delete(key);
-    if (peer) this.vethPeers.delete(this.endKey(peer.ns, peer.name));
-  }
-
-  /**
-   * Destroy every tombstone of the host namespace in one request (by group), on a libuv thread. Tombstones
-   * made while that runs are taken by one more round after it, so there is never more than one in flight.
-   */
-  private reap(): void {
-    if (this.reapPending) return;
-    this.reapPending = true;
-    this.reaping = this.reaping.then(async () => {
-      this.reapPending = false;
-      if (this.closed) return;
-      const what = 'reap tombstones';
-      this.reaperSocket ??= this.openSocket(null, what);
-      await this.reaperSocket
-        .requestAsync(RTM.DELLINK, 0, [linkHeader(0, undefined), u32Attr(IFLA.GROUP, TOMBSTONE_GROUP)], what)
-        .catch(() => undefined); // none left (ENODEV: their namespaces took them), or left for the next settle()
     });
   }
 
@@ -480,11 +392,6 @@ export class NetlinkKernel implements KernelOps {
     const path = ns ?? this.hostNetns;
     return path === undefined ? this.thread.homeFd : this.handles.fd(path);
   }
-}
-
-/** cnmz + 11 random hex digits: 15 characters, the longest name the kernel takes. */
-function tombstoneName(): string {
-  return `${TOMBSTONE_PREFIX}${randomBytes(6).toString('hex').slice(0, 11)}`;
 }
 
 function translateFsError<T>(what: string, fn: () => T): T {

@@ -1,7 +1,7 @@
 /** Link messages: LinkSpec / LinkChange → RTM_NEWLINK bodies, RTM_NEWLINK replies → LinkInfo. */
 import { KernelError } from '../../errors.js';
 import { ipToBytes, parseIp } from '../../util/ip.js';
-import type { LinkInfo, LinkSpec, MacvlanSpec, VxlanSpec } from '../types.js';
+import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX, type LinkInfo, type LinkSpec, type MacvlanSpec, type VxlanSpec } from '../types.js';
 import {
   AF_UNSPEC, attr, be16Attr, formatMac, IFF_UP, IFLA, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
   ifinfomsg, nested, type NetlinkMessage, parseAttrs, parseMac, readString, readU32, stringAttr, u32Attr, u8Attr,
@@ -99,6 +99,8 @@ function vxlanData(spec: VxlanSpec, ctx: LinkCreateContext, what: string): Buffe
 /** A link as the kernel reported it, before master indexes are turned into names. */
 export interface RawLink extends Omit<LinkInfo, 'master'> {
   masterIndex?: number;
+  /** On its way out (see retirement.ts): a tombstone name or the tombstone group. Hidden from callers. */
+  retired: boolean;
   /** The other end of a veth (IFLA_LINK), in the namespace `peerNetnsid` names when that is set. */
   peerIndex?: number;
   peerNetnsid?: number;
@@ -116,7 +118,9 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
     mtu: readU32(attrs.get(IFLA.MTU)) ?? 0,
     mac: formatMac(attrs.get(IFLA.ADDRESS)),
     up: (flags & IFF_UP) !== 0,
+    retired: false,
   };
+  link.retired = link.name.startsWith(TOMBSTONE_PREFIX) || readU32(attrs.get(IFLA.GROUP)) === TOMBSTONE_GROUP;
   const master = readU32(attrs.get(IFLA.MASTER));
   if (master !== undefined && master !== 0) link.masterIndex = master;
   const peer = readU32(attrs.get(IFLA.LINK));
@@ -128,7 +132,7 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
 }
 
 export function withMasterName(raw: RawLink, nameOf: (index: number) => string | undefined): LinkInfo {
-  const { masterIndex, peerIndex: _peer, peerNetnsid: _nsid, ...info } = raw;
+  const { masterIndex, peerIndex: _peer, peerNetnsid: _nsid, retired: _retired, ...info } = raw;
   const link: LinkInfo = info;
   if (masterIndex !== undefined) {
     const master = nameOf(masterIndex);

@@ -15,9 +15,16 @@ function getLinkBy(s: RtnlSocket, body: Buffer[], what: string): RawLink | undef
   }
 }
 
-export function getLink(s: RtnlSocket, name: string, what: string): RawLink | undefined {
+/** The link called `name`, retired ones included (see retirement.ts). */
+export function getAnyLink(s: RtnlSocket, name: string, what: string): RawLink | undefined {
   checkLinkName(name, what);
   return getLinkBy(s, [linkHeader(0, undefined), stringAttr(IFLA.IFNAME, name)], what);
+}
+
+/** The live link called `name`: a retired one still holding the name counts as absent. */
+export function getLink(s: RtnlSocket, name: string, what: string): RawLink | undefined {
+  const link = getAnyLink(s, name, what);
+  return link?.retired ? undefined : link;
 }
 
 export function getLinkByIndex(s: RtnlSocket, index: number, what: string): RawLink | undefined {
