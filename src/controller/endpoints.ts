@@ -65,6 +65,7 @@ export async function connect(
   const existing = ctx.state.endpointsOfSandbox(sb.id);
   const resolverBefore = resolverModeFor(ctx, sb, existing);
   const resolverAfter = resolverModeFor(ctx, sb, [...existing, ep]);
+  const stickToEmbeddedDns = resolverAfter === 'embedded' && !sb.embeddedDns && !sb.hostNetwork;
   let joined = false;
   let registered = false;
   let balanced = false;
@@ -81,7 +82,7 @@ export async function connect(
     await syncBackends(ctx, services, { joining: ep });
     // Idempotent when already attached; before the persist, so a namespace we cannot serve fails the connect.
     if (resolverAfter === 'embedded') await ctx.discovery.attach(sb.id, sb.netnsPath);
-    await persistEndpoint(ctx, ep, claims);
+    await persistEndpoint(ctx, ep, claims, stickToEmbeddedDns ? { ...sb, embeddedDns: true } : undefined);
   } catch (err) {
     const undo = new TeardownErrors();
     if (balanced) await undo.attempt('restore service backends', () => syncBackends(ctx, services));
@@ -96,6 +97,7 @@ export async function connect(
     throw err;
   }
   ctx.state.putEndpoint(ep);
+  if (stickToEmbeddedDns) sb.embeddedDns = true;
   await ctx.files.writeHosts(sb, ctx.state.endpointsOfSandbox(sb.id));
   // A sandbox being created got the right resolv.conf up front.
   if (resolverBefore !== resolverAfter && !opts.creating) await ctx.files.writeResolvConf(sb, resolverAfter);
@@ -103,9 +105,9 @@ export async function connect(
   return ep;
 }
 
-async function persistEndpoint(ctx: Ctx, ep: EndpointRecord, claims: AddressClaim[]): Promise<void> {
+async function persistEndpoint(ctx: Ctx, ep: EndpointRecord, claims: AddressClaim[], sandbox?: SandboxRecord): Promise<void> {
   try {
-    await ctx.repo.createEndpoint(ep, claims);
+    await ctx.repo.createEndpoint(ep, claims, sandbox);
   } catch (err) {
     if (err instanceof StoreConflictError) throw new AddressInUseError('Address already in use');
     throw err;

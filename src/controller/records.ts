@@ -110,4 +110,10 @@ export interface SandboxRecord {
     search: string[];
     options: string[];
   };
+  /**
+   * Set when the sandbox first joins a user-defined network. As in Docker, the embedded resolver then
+   * stays (and resolv.conf keeps 127.0.0.11) until the sandbox is removed, also after it leaves that
+   * network: its processes keep the resolver they were given, and a reconnect costs no DNS set-up.
+   */
+  embeddedDns?: boolean;
 }

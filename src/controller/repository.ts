@@ -83,12 +83,14 @@ export class Repository {
     ]);
   }
 
-  async createEndpoint(ep: EndpointRecord, claims: AddressClaim[]): Promise<void> {
+  /** `sandbox`: its record changed with this endpoint (see SandboxRecord.embeddedDns); stored in the same transaction. */
+  async createEndpoint(ep: EndpointRecord, claims: AddressClaim[], sandbox?: SandboxRecord): Promise<void> {
     await this.store.txn([
       { op: 'put', key: keys.endpoint(ep.id), value: JSON.stringify(ep), expectedRevision: 0 },
       ...claims.map(
         (c): TxnOp => ({ op: 'put', key: keys.address(c.poolId, c.address), value: ep.id, expectedRevision: 0 }),
       ),
+      ...(sandbox ? [{ op: 'put', key: keys.sandbox(sandbox.id), value: JSON.stringify(sandbox) } satisfies TxnOp] : []),
     ]);
   }
 

@@ -1,7 +1,7 @@
 /**
- * How a sandbox resolves names, derived from its endpoints (never stored): through the embedded DNS at
- * 127.0.0.11 while it is on at least one user-defined network, with the host-derived resolv.conf
- * otherwise (only the default bridge, host or none), as in Docker. The controller tells the service
+ * How a sandbox resolves names: through the embedded DNS at 127.0.0.11 once it has been on a user-defined
+ * network (SandboxRecord.embeddedDns, kept until the sandbox is removed), with the host-derived
+ * resolv.conf otherwise (only ever the default bridge, host or none), as in Docker. The controller tells the service
  * discovery what changed; data only flows that way.
  */
 import type { DiscoveryEndpoint, DiscoveryNetwork } from '../dns/discovery.js';
@@ -34,6 +34,7 @@ export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord): Discov
 
 export function resolverModeFor(ctx: Ctx, sb: SandboxRecord, endpoints: readonly EndpointRecord[]): ResolverMode {
   if (sb.hostNetwork) return 'host';
+  if (sb.embeddedDns) return 'embedded';
   const resolvable = endpoints.some((ep) => {
     const net = ctx.state.networks.get(ep.networkId);
     return net !== undefined && hasNameResolution(net);
@@ -42,8 +43,8 @@ export function resolverModeFor(ctx: Ctx, sb: SandboxRecord, endpoints: readonly
 }
 
 /**
- * The sandbox left its last user-defined network: stop the embedded server in its namespace and give it
- * the host-derived resolv.conf again (the same file a sandbox only on the default bridge gets).
+ * A sandbox recorded before SandboxRecord.embeddedDns existed left its last user-defined network: stop
+ * the embedded server in its namespace and give it the host-derived resolv.conf again.
  */
 export async function leaveEmbeddedDns(ctx: Ctx, sb: SandboxRecord): Promise<void> {
   await ctx.discovery.detach(sb.id);

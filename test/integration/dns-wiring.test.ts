@@ -90,6 +90,11 @@ describe('embedded DNS wired into the daemon (real kernel)', { skip: SKIP }, () 
     await ok(d, ['network', 'disconnect', 'front', 'web']);
     assert.equal(await digStatus(d, 'client', 'web'), 'NXDOMAIN');
     assert.deepEqual(await getentHosts(d, 'client', ['www']), { www: undefined });
+    // Off its last user-defined network, web keeps its resolver (as in Docker): it still answers, rather
+    // than leaving web's processes without a server, though front's names are no longer web's to see and a
+    // sandbox on no network has nowhere to forward to.
+    assert.match((await d.exec('web', ['cat', '/etc/resolv.conf'])).stdout, /^nameserver 127\.0\.0\.11$/m);
+    assert.equal(await digStatus(d, 'web', 'client'), 'SERVFAIL');
     await ok(d, ['network', 'connect', '--alias', 'www', 'front', 'web']);
     const web = (await d.api('GET', '/cnm/v1/sandboxes/web')).json();
     ip.web = web.Networks.front.IPAddress;

@@ -66,7 +66,7 @@ describe('controller → embedded DNS', () => {
     assert.equal(h.dns.registry.forwardingAllowed(id('sealed')), false);
   });
 
-  it('a default-bridge sandbox connecting to a user-defined network switches to the embedded DNS, and back on leaving', async () => {
+  it('a default-bridge sandbox joining a user-defined network switches to the embedded DNS and keeps it after leaving, as Docker does', async () => {
     await h.controller.connect({ network: 'front', sandbox: 'plain' });
     assert.ok(h.dns.server.attached.has(id('plain')));
     assert.match(await resolvConf('plain'), /^nameserver 127\.0\.0\.11$/m);
@@ -75,8 +75,15 @@ describe('controller → embedded DNS', () => {
 
     await h.controller.disconnect('front', 'plain', false);
     assert.deepEqual(resolve('web', 'plain'), [], 'the name goes with the endpoint');
-    assert.equal(h.dns.server.attached.has(id('plain')), false);
-    assert.match(await resolvConf('plain'), /^nameserver 192\.0\.2\.53$/m);
+    assert.deepEqual(resolve('plain', 'web'), [], 'and front\'s names are no longer its to see');
+    // Processes started meanwhile were given 127.0.0.11: the resolver stays (it forwards everything else).
+    assert.ok(h.dns.server.attached.has(id('plain')));
+    assert.match(await resolvConf('plain'), /^nameserver 127\.0\.0\.11$/m);
+    assert.equal(h.controller.getSandbox('plain').sandbox.embeddedDns, true);
+
+    await h.controller.connect({ network: 'front', sandbox: 'plain' });
+    assert.deepEqual(resolve('plain', 'web'), [ipOf('web', 'front')], 'a reconnect resolves at once');
+    await h.controller.disconnect('front', 'plain', false);
   });
 
   it('disconnecting one of two user-defined networks keeps the server and drops only that network\'s names', async () => {
@@ -121,7 +128,8 @@ describe('controller → embedded DNS', () => {
     assert.deepEqual(h2Resolve('client', 'www'), [ipOf('web', 'front')]);
     assert.deepEqual(h2Resolve('other', 'web'), []);
     const attached = [...h2.dns.server.attached.keys()].map((s) => h2.controller.getSandbox(s).sandbox.name).sort();
-    assert.deepEqual(attached, ['client', 'other', 'web'], 'default-bridge sandboxes are not served');
+    // plain2 was only ever on the default bridge; plain joined front once and keeps its resolver.
+    assert.deepEqual(attached, ['client', 'other', 'plain', 'web'], 'sandboxes only ever on the default bridge are not served');
     assert.deepEqual(h2.dns.registry.size(), h.dns.registry.size());
   });
 });
