@@ -174,6 +174,24 @@ function sortedJson(row: Record<string, string>): string {
   return JSON.stringify(Object.fromEntries(Object.entries(row).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
 }
 
+/**
+ * `docker X inspect REF...`: fetch every reference (a failed one prints Docker's error line and the rest
+ * go on), print what was found, and return the exit code.
+ */
+export async function inspectRefs(
+  refs: string[],
+  io: { out(text: string): void; err(text: string): void },
+  template: string | undefined,
+  fetch: (ref: string) => Promise<unknown>,
+): Promise<number> {
+  const found: unknown[] = [];
+  const failed = await forEachRef(refs, io.err, async (r) => {
+    found.push(await fetch(r));
+  });
+  io.out(formatInspect(found, template));
+  return failed ? 1 : 0;
+}
+
 /** `docker inspect` output: a JSON array indented by four spaces, or the template once per element. */
 export function formatInspect(elements: unknown[], template: string | undefined): string {
   if (template) {

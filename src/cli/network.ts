@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { UsageError, filtersJson, keyValueMap, type FlagSpec, type ParsedArgs } from './args.js';
 import type { ApiClient } from './client.js';
 import { dispatch, type Io, type Subcommand } from './command.js';
-import { forEachRef, formatInspect, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
+import { forEachRef, inspectRefs, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
 import { buildIpamConfig, CliError } from './ipam-flags.js';
 
 export type { Io } from './command.js';
@@ -214,14 +214,10 @@ function commands(api: ApiClient): Subcommand[] {
         { long: 'format', short: 'f', kind: 'string', description: 'Format output using a custom template' },
         { long: 'verbose', short: 'v', kind: 'bool', description: 'Verbose output for diagnostics' },
       ],
-      run: async (a, io) => {
-        const found: unknown[] = [];
-        const failed = await forEachRef(a.positionals, io.err, async (r) => {
-          found.push(await api.get(`/networks/${ref(r)}`, { verbose: a.bool('verbose') ? 'true' : undefined }));
-        });
-        io.out(formatInspect(found, a.string('format')));
-        return failed ? 1 : 0;
-      },
+      run: (a, io) =>
+        inspectRefs(a.positionals, io, a.string('format'), (r) =>
+          api.get(`/networks/${ref(r)}`, { verbose: a.bool('verbose') ? 'true' : undefined }),
+        ),
     },
     {
       name: 'ls',

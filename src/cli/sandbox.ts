@@ -3,7 +3,7 @@ import { humanDuration } from '../api/human-duration.js';
 import { UsageError, keyValueMap, type FlagSpec, type ParsedArgs } from './args.js';
 import type { ApiClient } from './client.js';
 import { dispatch, type Io, type Subcommand } from './command.js';
-import { forEachRef, formatInspect, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
+import { forEachRef, inspectRefs, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
 
 /** The parts of the cnm sandbox JSON the CLI reads. */
 export interface SandboxJson {
@@ -172,14 +172,7 @@ function commands(api: ApiClient): Subcommand[] {
       minArgs: 1,
       maxArgs: Infinity,
       flags: [{ long: 'format', short: 'f', kind: 'string', description: 'Format output using a custom template' }],
-      run: async (a, io) => {
-        const found: unknown[] = [];
-        const failed = await forEachRef(a.positionals, io.err, async (r) => {
-          found.push(await api.get(`/cnm/v1/sandboxes/${ref(r)}`));
-        });
-        io.out(formatInspect(found, a.string('format')));
-        return failed ? 1 : 0;
-      },
+      run: (a, io) => inspectRefs(a.positionals, io, a.string('format'), (r) => api.get(`/cnm/v1/sandboxes/${ref(r)}`)),
     },
     {
       name: 'ls',
