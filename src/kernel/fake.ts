@@ -40,6 +40,8 @@ interface FakeLink {
   lower?: FakeLink;
   vni?: number;
   dstPort?: number;
+  /** Bridges: IGMP/MLD snooping, on unless turned off at creation (as in the kernel). */
+  multicastSnooping?: boolean;
 }
 
 interface FakeAddr {
@@ -137,6 +139,7 @@ export class FakeKernel implements KernelOps {
     const link = addLink(home, { name: spec.name, kind: spec.kind, mtu, mac: spec.mac });
     [link.lower, link.master] = [lower, master];
     if (spec.kind === 'vxlan') [link.vni, link.dstPort] = [spec.vni, spec.dstPort ?? 4789];
+    if (spec.kind === 'bridge') link.multicastSnooping = spec.multicastSnooping ?? true;
     if (spec.up) this.setUp(link, true);
   }
 
@@ -393,6 +396,7 @@ function addLink(ns: FakeNs, attrs: { name: string; kind: string; mtu: number; m
 function linkInfo(link: FakeLink): LinkInfo {
   const info: LinkInfo = { index: link.index, name: link.name, kind: link.kind, mtu: link.mtu, mac: link.mac, up: link.up };
   if (link.master) info.master = link.master.name;
+  if (link.multicastSnooping !== undefined) info.multicastSnooping = link.multicastSnooping;
   return info;
 }
 

@@ -61,8 +61,11 @@ export class IprouteKernel implements KernelOps {
     let deferred: LinkChange | undefined;
     switch (spec.kind) {
       case 'bridge':
+        args.push(...masterArg(spec.master), ...upArg(spec.up), 'type', 'bridge');
+        if (spec.multicastSnooping !== undefined) args.push('mcast_snooping', spec.multicastSnooping ? '1' : '0');
+        break;
       case 'dummy':
-        args.push(...masterArg(spec.master), ...upArg(spec.up), 'type', spec.kind);
+        args.push(...masterArg(spec.master), ...upArg(spec.up), 'type', 'dummy');
         break;
       case 'veth': {
         const peer = spec.peer;
@@ -253,7 +256,7 @@ interface IpLinkJson {
   address?: string;
   flags?: string[];
   master?: string;
-  linkinfo?: { info_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: { mcast_snooping?: number } };
 }
 
 interface IpAddrJson {
@@ -277,6 +280,8 @@ function parseLinks(out: string): LinkInfo[] {
       mac: l.address ?? '', up: (l.flags ?? []).includes('UP'),
     };
     if (l.master !== undefined) info.master = l.master;
+    const snooping = l.linkinfo?.info_data?.mcast_snooping;
+    if (info.kind === 'bridge' && snooping !== undefined) info.multicastSnooping = snooping !== 0;
     return info;
   });
 }

@@ -41,6 +41,8 @@ export interface LinkAttrs {
 
 export interface BridgeSpec extends LinkAttrs {
   kind: 'bridge';
+  /** IGMP/MLD snooping (IFLA_BR_MCAST_SNOOPING); undefined = the kernel's default (on). */
+  multicastSnooping?: boolean;
 }
 
 export interface DummySpec extends LinkAttrs {
@@ -97,6 +99,8 @@ export interface LinkInfo {
   up: boolean;
   /** Name of the master (bridge) link, when enslaved. */
   master?: string;
+  /** Bridges only: whether IGMP/MLD snooping is on. */
+  multicastSnooping?: boolean;
 }
 
 export interface LinkChange {

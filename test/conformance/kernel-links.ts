@@ -63,9 +63,18 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         assert.equal(br.mac, '02:42:ac:11:00:01');
         assert.equal(br.up, true);
         assert.equal(br.master, undefined);
+        assert.equal(br.multicastSnooping, true, 'the kernel snoops IGMP/MLD unless told otherwise');
         assert.ok(br.index > 1);
         const listed = (await k.linkList(null)).find((l) => l.name === 'cnmbr0');
         assert.deepEqual(listed, br);
+      }));
+
+    it('bridge: created without multicast snooping', () =>
+      withFixture(async (_fx, k) => {
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', multicastSnooping: false });
+        assert.equal((await mustGet(k, null, 'cnmbr0')).multicastSnooping, false);
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', peer: { name: 'cnmv1' } });
+        assert.equal((await mustGet(k, null, 'cnmv0')).multicastSnooping, undefined, 'only bridges report it');
       }));
 
     it('dummy: created down by default, enslaved at creation', (t) =>

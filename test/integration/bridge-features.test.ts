@@ -108,6 +108,40 @@ describe('bridge driver features (real kernel)', () => {
     assert.match(bridge.stdout, /mtu 1400/);
   });
 
+  it('delivers multicast between sandboxes, with a bridge that does not snoop', async () => {
+    await createNet(d, {
+      Name: 'mcast',
+      IPAM: { Config: [{ Subnet: '10.55.0.0/24' }] },
+      Options: { 'com.docker.network.bridge.name': 'cnmmcast0' },
+    });
+    await sandbox(d, 'mc1', [{ Network: 'mcast' }]);
+    await sandbox(d, 'mc2', [{ Network: 'mcast' }]);
+    const details = JSON.parse((await d.inHost('ip', ['-d', '-j', 'link', 'show', 'cnmmcast0'])).stdout);
+    assert.equal(details[0].linkinfo.info_data.mcast_snooping, 0);
+    const group = '239.255.42.1';
+    // The receiver joins the group and waits for one datagram; the sender repeats until it has surely started.
+    const receive = d.exec('mc1', ['python3', '-c', [
+      'import socket, struct, sys',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      "s.bind(('', 5353))",
+      `s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton('${group}'), socket.inet_aton('0.0.0.0')))`,
+      's.settimeout(8)',
+      'data, peer = s.recvfrom(100)',
+      'print(data.decode(), peer[0])',
+    ].join('\n')]);
+    const send = d.exec('mc2', ['python3', '-c', [
+      'import socket, time',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      'for _ in range(40):',
+      `    s.sendto(b'hello', ('${group}', 5353))`,
+      '    time.sleep(0.1)',
+    ].join('\n')]);
+    const [got] = await Promise.all([receive, send]);
+    assert.equal(got.code, 0, got.stderr);
+    const mc2 = (await d.api('GET', '/cnm/v1/sandboxes/mc2')).json();
+    assert.equal(got.stdout.trim(), `hello ${mc2.Networks.mcast.IPAddress}`);
+  });
+
   it('rejects bad options with 400 and creates nothing', async () => {
     // Links retired by earlier deletions (cnmz…) may be destroyed meanwhile: compare everything else.
     const links = async () => (await d.inHost('ip', ['-o', 'link'])).stdout.split('\n').filter((l) => !/^\d+: cnmz/.test(l));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX } from '../../src/kernel/types.js';
 import {
   attr, header, IFLA, nested, parseAttrs, parseMac, formatMac, readString, RTA, RTM, rtmsg, RT_TABLE_MAIN,
-  splitMessages, stringAttr, u32Attr, be16Attr, RTN_UNICAST,
+  splitMessages, stringAttr, u32Attr, u8Attr, be16Attr, RTN_UNICAST, IFLA_INFO_DATA, IFLA_BR_MCAST_SNOOPING,
 } from '../../src/kernel/netlink/codec.js';
 import { createLinkBody, checkLinkName, decodeLink } from '../../src/kernel/netlink/links.js';
 import { addressBody, decodeRoute, routeBody } from '../../src/kernel/netlink/routes.js';
@@ -60,9 +60,13 @@ describe('netlink codec', () => {
     const reply = splitMessages(message(RTM.NEWLINK, [
       Buffer.from([0, 0, 1, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
       stringAttr(IFLA.IFNAME, 'cnm-x'), u32Attr(IFLA.MTU, 1500), attr(IFLA.ADDRESS, parseMac('02:00:00:00:00:01')!),
-      u32Attr(IFLA.MASTER, 9), nested(IFLA.LINKINFO, [stringAttr(1, 'bridge')]),
+      u32Attr(IFLA.MASTER, 9),
+      nested(IFLA.LINKINFO, [stringAttr(1, 'bridge'), nested(IFLA_INFO_DATA, [u8Attr(IFLA_BR_MCAST_SNOOPING, 0)])]),
     ]))[0]!;
-    assert.deepEqual(decodeLink(reply), { index: 5, name: 'cnm-x', kind: 'bridge', mtu: 1500, mac: '02:00:00:00:00:01', up: true, retired: false, masterIndex: 9 });
+    assert.deepEqual(decodeLink(reply), {
+      index: 5, name: 'cnm-x', kind: 'bridge', mtu: 1500, mac: '02:00:00:00:00:01', up: true, retired: false, masterIndex: 9,
+      multicastSnooping: false,
+    });
   });
 
   it('a link in the tombstone group or with a tombstone name is retired', () => {

@@ -96,7 +96,11 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     if (!existing) {
       // A MAC of its own, as Docker gives it: otherwise the bridge takes its lowest port's, changing as
       // ports come and go, and sandboxes' cached MAC for the gateway or a service VIP stops reaching the host.
-      await this.kernel.linkAdd(null, { kind: 'bridge', name, mtu: net.options.mtu, mac: randomMac() });
+      // No IGMP/MLD snooping: a snooping bridge re-arms two multicast timers on every port each time any
+      // port comes or goes (br_port_state_selection), which made connect and disconnect grow with the
+      // number of endpoints; and without a querier on the network (the bridge is none, nor are sandboxes
+      // as a rule) it floods all multicast to every port anyway, so delivery is the same.
+      await this.kernel.linkAdd(null, { kind: 'bridge', name, mtu: net.options.mtu, mac: randomMac(), multicastSnooping: false });
     } else if (net.options.mtu !== undefined && existing.mtu !== net.options.mtu) {
       await this.kernel.linkSet(null, name, { mtu: net.options.mtu });
     }

@@ -52,6 +52,7 @@ export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
 export const IFLA_MACVLAN_MODE = 1;
+export const IFLA_BR_MCAST_SNOOPING = 23;
 export const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
 export const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3 } as const;
 export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;

@@ -3,7 +3,7 @@ import { KernelError } from '../../errors.js';
 import { ipToBytes, parseIp } from '../../util/ip.js';
 import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX, type LinkInfo, type LinkSpec, type MacvlanSpec, type VxlanSpec } from '../types.js';
 import {
-  AF_UNSPEC, attr, be16Attr, formatMac, IFF_UP, IFLA, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
+  AF_UNSPEC, attr, be16Attr, formatMac, IFF_UP, IFLA, IFLA_BR_MCAST_SNOOPING, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
   ifinfomsg, nested, type NetlinkMessage, parseAttrs, parseMac, readString, readU32, stringAttr, u32Attr, u8Attr,
   VETH_INFO_PEER,
 } from './codec.js';
@@ -66,6 +66,9 @@ export function createLinkBody(spec: LinkSpec, ctx: LinkCreateContext, what: str
 function kindData(spec: LinkSpec, ctx: LinkCreateContext, what: string): Buffer[] {
   switch (spec.kind) {
     case 'bridge':
+      return spec.multicastSnooping === undefined
+        ? []
+        : [nested(IFLA_INFO_DATA, [u8Attr(IFLA_BR_MCAST_SNOOPING, spec.multicastSnooping ? 1 : 0)])];
     case 'dummy':
       return [];
     case 'veth': {
@@ -111,15 +114,21 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
   const flags = msg.payload.readUInt32LE(8);
   const attrs = parseAttrs(msg.payload, 16);
   const linkInfo = attrs.get(IFLA.LINKINFO);
+  const info = linkInfo && parseAttrs(linkInfo);
   const link: RawLink = {
     index,
     name: readString(attrs.get(IFLA.IFNAME)) ?? '',
-    kind: (linkInfo && readString(parseAttrs(linkInfo).get(IFLA_INFO_KIND))) ?? '',
+    kind: (info && readString(info.get(IFLA_INFO_KIND))) ?? '',
     mtu: readU32(attrs.get(IFLA.MTU)) ?? 0,
     mac: formatMac(attrs.get(IFLA.ADDRESS)),
     up: (flags & IFF_UP) !== 0,
     retired: false,
   };
+  const data = info?.get(IFLA_INFO_DATA);
+  if (link.kind === 'bridge' && data) {
+    const snooping = parseAttrs(data).get(IFLA_BR_MCAST_SNOOPING);
+    if (snooping !== undefined && snooping.length >= 1) link.multicastSnooping = snooping[0] !== 0;
+  }
   link.retired = link.name.startsWith(TOMBSTONE_PREFIX) || readU32(attrs.get(IFLA.GROUP)) === TOMBSTONE_GROUP;
   const master = readU32(attrs.get(IFLA.MASTER));
   if (master !== undefined && master !== 0) link.masterIndex = master;
