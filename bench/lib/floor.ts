@@ -8,7 +8,9 @@
  * resolved in the new link's namespace, hence the bridge's ifindex) plus one `nft -f` adding one set
  * element, run in the host namespace. Disconnect = one `ip link del` of the host end plus one `nft -f`
  * deleting the element. Bridge ports already on the network are plain veths whose peers sit in a
- * third namespace.
+ * third namespace. The bridge is made as cnm makes its bridges (no multicast snooping), and the tools run
+ * under `nsenter --net` rather than `ip -n`, which would also copy the machine's mount table each time
+ * (one mount per sandbox namespace: O(endpoints) work that is not networking).
  */
 import { createTestNetns, deleteTestNetns, netnsPath } from '../../test/helpers/netns.js';
 import { execOk } from './exec.js';
@@ -35,7 +37,7 @@ export class KernelFloor {
     const sandboxNs = createTestNetns('cnmt-fs');
     const fillerNs = createTestNetns('cnmt-ff');
     try {
-      await execOk('ip', ['-n', hostNs, '-batch', '-'], `link add ${BRIDGE} up type bridge\naddr add ${GATEWAY}/20 dev ${BRIDGE}\n`);
+      await execOk('ip', ['-n', hostNs, '-batch', '-'], `link add ${BRIDGE} up type bridge mcast_snooping 0\naddr add ${GATEWAY}/20 dev ${BRIDGE}\n`);
       const index = Number((await execOk('ip', ['-n', hostNs, '-o', 'link', 'show', BRIDGE])).split(':')[0]);
       await execOk(
         'nsenter',
@@ -62,8 +64,8 @@ export class KernelFloor {
 
   async connect(): Promise<void> {
     await execOk(
-      'ip',
-      ['-n', this.sandboxNs, '-batch', '-'],
+      'nsenter',
+      [`--net=${netnsPath(this.sandboxNs)}`, 'ip', '-batch', '-'],
       `link add ${HOST_VETH} netns ${this.hostNs} master if${this.bridgeIndex} up type veth peer name eth1 address 02:42:0a:4d:0f:fa\n` +
         `addr add ${ENDPOINT}/20 dev eth1\n` +
         `link set eth1 up\n` +
@@ -73,7 +75,7 @@ export class KernelFloor {
   }
 
   async disconnect(): Promise<void> {
-    await execOk('ip', ['-n', this.hostNs, 'link', 'del', HOST_VETH]);
+    await execOk('nsenter', [`--net=${netnsPath(this.hostNs)}`, 'ip', 'link', 'del', HOST_VETH]);
     await execOk('nsenter', [`--net=${netnsPath(this.hostNs)}`, 'nft', '-f', '-'], `delete element inet ${NFT_TABLE} endpoints { ${ENDPOINT} }\n`);
   }
 

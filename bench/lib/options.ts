@@ -26,7 +26,7 @@ export interface BenchOptions {
 export const BENCH_USAGE = `Usage: npm run bench -- [OPTIONS]
 
   --quick                       smoke run: 10 reps, sizes 1,100, short throughput and one restart
-  --reps N                      samples per latency row and system (default 30)       CNM_BENCH_REPS
+  --reps N                      samples per latency row and system (default 100)      CNM_BENCH_REPS
   --sizes 1,100,1000            endpoints already on the network for connect rows      CNM_BENCH_SIZES
   --throughput-ops N            create+remove per throughput run (default 64)          CNM_BENCH_THROUGHPUT_OPS
   --throughput-rounds N         throughput runs per system, median reported (default 3)
@@ -79,7 +79,7 @@ export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchOpt
   if (cnmKernel !== undefined && cnmKernel !== 'iproute' && cnmKernel !== 'netlink') {
     throw new Error(`--cnm-kernel must be iproute or netlink, got ${cnmKernel}`);
   }
-  const reps = positiveInt('--reps', v.reps ?? env.CNM_BENCH_REPS, quick ? 10 : 30);
+  const reps = positiveInt('--reps', v.reps ?? env.CNM_BENCH_REPS, quick ? 10 : 100);
   return {
     quick,
     reps: Math.max(1, reps),
