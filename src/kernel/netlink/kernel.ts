@@ -24,7 +24,7 @@ import { ipToBytes, parseIp } from '../../util/ip.js';
 import { type Libc, loadLibc, ThreadNamespace } from './libc.js';
 import { type LinkCreateContext, commonAttrs, createLinkBody, linkHeader, macAttr, withMasterName, checkLinkName } from './links.js';
 import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
-import { dumpLinks, findIndex, getAnyLink, getLink, getLinkByIndex, indexOf } from './lookup.js';
+import { deleteLinkAt, dumpLinks, findIndex, getAnyLink, getLink, getLinkByIndex, indexOf } from './lookup.js';
 import { LinkRetirement } from './retirement.js';
 import { BurstNamespaceHandles } from './ns-handles.js';
 import { SysctlDirectories } from './sysctl-dirs.js';
@@ -185,17 +185,11 @@ export class NetlinkKernel implements KernelOps {
     this.withSocket(ns, what, (s) => {
       const link = getLink(s, name, what);
       if (!link) return;
-      const index = link.index;
       // Destroying a veth pair or a bridge waits ~20–35 ms in the kernel for RCU grace periods: take it out
       // of service now and let the reaper wait in the background.
       if (options.background && ns === null && this.retirement.retire(s, link, what)) return;
       this.retirement.forget(ns, name);
-      try {
-        s.request(RTM.DELLINK, 0, [linkHeader(index, undefined)], what);
-      } catch (err) {
-        // Gone meanwhile (a peer deleted with its other end): deletes are idempotent.
-        if (!(err instanceof KernelError && err.errno === 'ENODEV')) throw err;
-      }
+      deleteLinkAt(s, link.index, what);
     });
   }
 
@@ -352,11 +346,7 @@ export class NetlinkKernel implements KernelOps {
     return this.withSocket(ns, what, (s) => {
       const holder = getAnyLink(s, name, what);
       if (!holder?.retired) return false;
-      try {
-        s.request(RTM.DELLINK, 0, [linkHeader(holder.index, undefined)], what);
-      } catch (err) {
-        if (!(err instanceof KernelError && err.errno === 'ENODEV')) throw err;
-      }
+      deleteLinkAt(s, holder.index, what);
       return true;
     });
   }

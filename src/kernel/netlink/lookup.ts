@@ -27,6 +27,15 @@ export function getLink(s: RtnlSocket, name: string, what: string): RawLink | un
   return link?.retired ? undefined : link;
 }
 
+/** Delete the link at `index`; one that is gone already (deleted with its veth peer or namespace) is fine. */
+export function deleteLinkAt(s: RtnlSocket, index: number, what: string): void {
+  try {
+    s.request(RTM.DELLINK, 0, [linkHeader(index, undefined)], what);
+  } catch (err) {
+    if (!(err instanceof KernelError && err.errno === 'ENODEV')) throw err;
+  }
+}
+
 export function getLinkByIndex(s: RtnlSocket, index: number, what: string): RawLink | undefined {
   return getLinkBy(s, [linkHeader(index, undefined)], what);
 }

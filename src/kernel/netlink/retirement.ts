@@ -15,11 +15,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { KernelError } from '../../errors.js';
 import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX, type NetnsRef } from '../types.js';
 import { IFLA, RTM, stringAttr, u32Attr } from './codec.js';
 import { decodeLink, linkHeader, type RawLink } from './links.js';
-import { dumpLinks, getLink } from './lookup.js';
+import { deleteLinkAt, dumpLinks, getLink } from './lookup.js';
 import { addressBody, addressDumpBody, decodeAddress } from './routes.js';
 import type { RtnlSocket } from './socket.js';
 
@@ -72,12 +71,7 @@ export class LinkRetirement {
   /** Synchronously delete what a previous run (or an abandoned reaper) left: the group and any tombstone name. */
   settle(s: RtnlSocket): void {
     for (const link of dumpLinks(s, 'settle')) {
-      if (!link.retired) continue;
-      try {
-        s.request(RTM.DELLINK, 0, [linkHeader(link.index, undefined)], `settle: delete ${link.name}`);
-      } catch (err) {
-        if (!(err instanceof KernelError && err.errno === 'ENODEV')) throw err;
-      }
+      if (link.retired) deleteLinkAt(s, link.index, `settle: delete ${link.name}`);
     }
   }
 
