@@ -25,6 +25,13 @@ export class NotFoundError extends CnmError {
   readonly status = 404;
 }
 
+/** 404 for a sandbox reference: the API words it per route (Docker's routes say "No such container"). */
+export class NoSuchSandboxError extends NotFoundError {
+  constructor(readonly ref: string) {
+    super(`No such sandbox: ${ref}`);
+  }
+}
+
 /** 409: a conflicting object exists (duplicate name). */
 export class ConflictError extends CnmError {
   readonly status = 409;

@@ -1,6 +1,7 @@
 /** Docker Engine API network routes: parse → controller call → render. */
 import { NotFoundError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
+import { asDockerError } from './docker-errors.js';
 import { FilterArgs } from './filters.js';
 import { queryBool, readJsonBody, sendEmpty, sendJson } from './http-io.js';
 import { networkListFilter, networkPruneFilter, renderNetworkInspect, renderNetworkSummary } from './render-network.js';
@@ -58,7 +59,8 @@ export function networkRoutes({ controller }: ApiDeps): Route[] {
       method: 'POST',
       pattern: '/networks/{id}/connect',
       handler: async ({ req, res, params }) => {
-        await controller.connect(toConnectRequest(params.id!, await readJsonBody(req)));
+        const request = toConnectRequest(params.id!, await readJsonBody(req));
+        await controller.connect(request).catch((err) => Promise.reject(asDockerError(err)));
         sendEmpty(res, 200);
       },
     },
@@ -67,7 +69,7 @@ export function networkRoutes({ controller }: ApiDeps): Route[] {
       pattern: '/networks/{id}/disconnect',
       handler: async ({ req, res, params }) => {
         const { sandbox, force } = toDisconnectRequest(await readJsonBody(req));
-        await controller.disconnect(params.id!, sandbox, force);
+        await controller.disconnect(params.id!, sandbox, force).catch((err) => Promise.reject(asDockerError(err)));
         sendEmpty(res, 200);
       },
     },

@@ -3,8 +3,8 @@
  * (/containers/json, /containers/{id}/json).
  */
 import type { SandboxDetail } from '../controller/types.js';
-import { NotFoundError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
+import { asDockerError } from './docker-errors.js';
 import { FilterArgs } from './filters.js';
 import { queryBool, readJsonBody, sendEmpty, sendJson } from './http-io.js';
 import { containerListFilter, renderContainerInspect, renderContainerSummary } from './render-container.js';
@@ -59,7 +59,7 @@ export function sandboxRoutes({ controller, daemon }: ApiDeps): Route[] {
       method: 'GET',
       pattern: '/containers/{ref}/json',
       handler: ({ res, params }) => {
-        const detail = asContainer(() => controller.getSandbox(params.ref!), params.ref!);
+        const detail = asContainer(() => controller.getSandbox(params.ref!));
         sendJson(res, 200, renderContainerInspect(detail, controller.sandboxFiles(detail.sandbox.id), daemon.pid));
       },
     },
@@ -67,11 +67,10 @@ export function sandboxRoutes({ controller, daemon }: ApiDeps): Route[] {
 }
 
 /** Docker's wording for a missing container, which clients such as `docker inspect` rely on. */
-function asContainer(lookup: () => SandboxDetail, ref: string): SandboxDetail {
+function asContainer(lookup: () => SandboxDetail): SandboxDetail {
   try {
     return lookup();
   } catch (err) {
-    if (err instanceof NotFoundError) throw new NotFoundError(`No such container: ${ref}`, { cause: err });
-    throw err;
+    throw asDockerError(err);
   }
 }

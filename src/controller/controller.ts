@@ -134,16 +134,17 @@ export class CnmController implements Controller {
 
   connect(req: ConnectRequest): Promise<EndpointRecord> {
     return this.mutex.run(() => {
-      const net = this.ctx.state.network(req.network);
+      // Docker looks the container up first: both missing is "No such container".
       const sb = this.ctx.state.sandbox(req.sandbox);
+      const net = this.ctx.state.network(req.network);
       return connect(this.ctx, net, sb, req);
     });
   }
 
   disconnect(network: string, sandbox: string, force: boolean): Promise<void> {
     return this.mutex.run(() => {
-      const net = this.ctx.state.network(network);
       const sb = this.ctx.state.sandbox(sandbox);
+      const net = this.ctx.state.network(network);
       return disconnect(this.ctx, net, sb, force);
     });
   }

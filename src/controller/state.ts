@@ -2,7 +2,7 @@
  * The single in-memory copy of CNM state, indexed for the lookups the API needs. It is changed only
  * after the store has accepted a change, so it never runs ahead of what is persisted.
  */
-import { InvalidParameterError, NotFoundError } from '../errors.js';
+import { InvalidParameterError, NoSuchSandboxError, NotFoundError } from '../errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
 
 interface Named {
@@ -41,7 +41,12 @@ export class CnmState {
   }
 
   sandbox(ref: string): SandboxRecord {
-    return lookup(this.sandboxes, this.sandboxesByName, ref, 'sandbox');
+    try {
+      return lookup(this.sandboxes, this.sandboxesByName, ref, 'sandbox');
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NoSuchSandboxError(ref);
+      throw err;
+    }
   }
 
   service(ref: string): ServiceRecord {

@@ -21,7 +21,7 @@ import type {
   ServiceDetail,
   SandboxDetail,
 } from '../../src/controller/types.js';
-import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError } from '../../src/errors.js';
+import { ConflictError, ForbiddenError, InvalidParameterError, NoSuchSandboxError, NotFoundError } from '../../src/errors.js';
 import type { Pool } from '../../src/ipam/types.js';
 import { newId, randomMac, rfc3339Nano } from '../../src/util/ids.js';
 
@@ -355,7 +355,13 @@ export class FakeController implements Controller {
   }
 
   private findSandbox(ref: string): SandboxRecord {
-    return resolve([...this.sandboxes.values()], ref, 'sandbox', `sandbox ${ref} not found`);
+    try {
+      return resolve([...this.sandboxes.values()], ref, 'sandbox', `sandbox ${ref} not found`);
+    } catch (err) {
+      // The real controller's contract: the API words a missing sandbox per route.
+      if (err instanceof NotFoundError) throw new NoSuchSandboxError(ref);
+      throw err;
+    }
   }
 }
 
