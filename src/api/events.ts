@@ -1,9 +1,13 @@
 /**
  * GET /events: Docker's newline-delimited JSON event stream. The broker keeps the last events so
  * `since` can replay them (Docker keeps 1000 as well) and ends open streams when the server closes.
+ * A reader that stops reading is disconnected once its backlog passes a bound, so it cannot make the
+ * daemon buffer without end (Docker drops such a subscriber's events; a cut stream at least tells the
+ * client it missed some).
  */
 import type { Controller, ControllerEvent } from '../controller/types.js';
 import { InvalidParameterError } from '../errors.js';
+import type { Logger } from '../util/log.js';
 import { FilterArgs, nowNanos, parseUnixTimestamp } from './filters.js';
 import type { RouteContext } from './router.js';
 
@@ -11,13 +15,22 @@ const HISTORY_SIZE = 1000;
 const NANOS_PER_SECOND = 1_000_000_000n;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+export interface EventBrokerOptions {
+  /** Bytes queued for one stream (in the process and its socket's send buffer) before it is cut. */
+  maxBacklogBytes: number;
+  logger?: Logger;
+}
+
 export class EventBroker {
   private readonly history: ControllerEvent[] = [];
   private readonly listeners = new Set<(event: ControllerEvent) => void>();
   private readonly streamClosers = new Set<() => void>();
   private readonly unsubscribe: () => void;
 
-  constructor(controller: Controller) {
+  constructor(
+    controller: Controller,
+    readonly options: EventBrokerOptions = { maxBacklogBytes: 256 * 1024 },
+  ) {
     this.unsubscribe = controller.subscribe((event) => {
       this.history.push(event);
       if (this.history.length > HISTORY_SIZE) this.history.shift();
@@ -110,33 +123,46 @@ export function streamEvents(ctx: RouteContext, broker: EventBroker): void {
 
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.flushHeaders();
+  // A write to a connection that broke is an 'error' here; 'close' follows and ends the stream.
+  res.on('error', () => undefined);
 
-  // Replay and subscribe in one synchronous step so no event falls between them.
-  const past = since !== undefined ? broker.replay(since, until) : [];
-  for (const event of past) if (include(event)) res.write(renderEvent(event));
-
-  const now = nowNanos();
-  if (until !== undefined && until <= now) {
-    res.end();
-    return;
-  }
+  const cleanups: Array<() => void> = [];
   let finished = false;
   const finish = () => {
     if (finished) return;
     finished = true;
-    stopListening();
-    untrack();
-    if (timer) clearTimeout(timer);
+    for (const cleanup of cleanups) cleanup();
     if (!res.writableEnded) res.end();
   };
-  const stopListening = broker.listen((event) => {
-    if (until !== undefined && event.timeNano > until) return;
-    if (include(event)) res.write(renderEvent(event));
-  });
-  const untrack = broker.trackStream(finish);
+  const send = (event: ControllerEvent) => {
+    if (finished || !include(event)) return;
+    res.write(renderEvent(event));
+    if (res.writableLength > broker.options.maxBacklogBytes) {
+      broker.options.logger?.warn('events reader does not keep up: disconnected', { backlogBytes: res.writableLength });
+      res.destroy();
+      finish();
+    }
+  };
+
+  // Replay and subscribe in one synchronous step so no event falls between them.
+  if (since !== undefined) for (const event of broker.replay(since, until)) send(event);
+  const now = nowNanos();
+  if (finished || (until !== undefined && until <= now)) {
+    finish();
+    return;
+  }
+  cleanups.push(
+    broker.listen((event) => {
+      if (until === undefined || event.timeNano <= until) send(event);
+    }),
+  );
+  cleanups.push(broker.trackStream(finish));
   const delayMs = until !== undefined ? Number((until - now) / 1_000_000n) + 1 : undefined;
   // Beyond setTimeout's range (~24 days) the stream simply stays open; later events are still filtered out.
-  const timer = delayMs !== undefined && delayMs <= MAX_TIMER_MS ? setTimeout(finish, delayMs) : undefined;
+  if (delayMs !== undefined && delayMs <= MAX_TIMER_MS) {
+    const timer = setTimeout(finish, delayMs);
+    cleanups.push(() => clearTimeout(timer));
+  }
   // 'close' on the response fires when it ends and when the client goes away.
   res.on('close', finish);
 }

@@ -3,6 +3,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidParameterError } from '../errors.js';
+import { decodeComponent } from './request-target.js';
 
 /** Highest Engine API version served (Docker 28.x clients speak 1.50 and negotiate down from this). */
 export const API_VERSION = '1.51';
@@ -12,7 +13,7 @@ export const MIN_API_VERSION = '1.40';
 export interface RouteContext {
   req: IncomingMessage;
   res: ServerResponse;
-  /** URL-decoded `{param}` values. */
+  /** URL-decoded `{param}` values (a bad escape is a 400). */
   params: Record<string, string>;
   query: URLSearchParams;
   /** The version the client asked for in the path, or API_VERSION for unversioned paths. */
@@ -54,7 +55,7 @@ export class Router {
       if (route.method !== method) continue;
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => {
-        params[name] = safeDecode(m[i + 1]!);
+        params[name] = decodeComponent(m[i + 1]!);
       });
       return { kind: 'found', handler: route.handler, params };
     }
@@ -74,14 +75,6 @@ function compile(route: Route): CompiledRoute {
     })
     .join('/');
   return { ...route, regex: new RegExp(`^${source}/?$`), names };
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }
 
 /**

@@ -1,24 +1,29 @@
 /**
  * The HTTP API over a unix socket: Docker Engine API routes for networks (and sandboxes shown as
  * containers) plus cnm's /cnm/v1 extensions. Typed errors become their HTTP status and
- * {"message": "..."}; anything else is a logged 500.
+ * {"message": "..."}; anything else is a logged 500. Nothing a client sends can end the process:
+ * malformed requests are answered 4xx by the parser's error hook or the request handler, and every
+ * handler runs inside one catch.
  */
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { unlink } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { dirname } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Controller } from '../controller/types.js';
-import { CnmError, SystemError, errorMessage } from '../errors.js';
+import { CnmError, errorMessage } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { ApiDeps, DaemonFacts } from './deps.js';
 import { EventBroker } from './events.js';
 import { BodyTooLargeError, sendErrorMessage } from './http-io.js';
+import { DEFAULT_API_LIMITS, TIMEOUT_CHECK_INTERVAL_MS, type ApiLimits } from './limits.js';
 import { gatherHostFacts } from './render-system.js';
+import { parseRequestTarget } from './request-target.js';
 import { API_VERSION, Router, splitVersion } from './router.js';
 import { networkRoutes } from './routes-network.js';
 import { sandboxRoutes } from './routes-sandbox.js';
 import { serviceRoutes } from './routes-service.js';
 import { systemRoutes } from './routes-system.js';
+import { listenUnixSocket } from './socket.js';
 
 export interface ApiServerOptions {
   controller: Controller;
@@ -26,16 +31,19 @@ export interface ApiServerOptions {
   logger: Logger;
   version: string;
   daemon: DaemonFacts;
+  /** Group owning the socket (mode 0660); default 0 (root). */
+  socketGid?: number;
+  limits?: Partial<ApiLimits>;
 }
 
 export interface ApiServer {
   close(): Promise<void>;
 }
 
-const SOCKET_MODE = 0o660;
-
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const events = new EventBroker(opts.controller);
+  const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...opts.limits };
+  const logger = opts.logger.child({ component: 'api' });
+  const events = new EventBroker(opts.controller, { maxBacklogBytes: limits.maxEventBacklogBytes, logger });
   const deps: ApiDeps = {
     controller: opts.controller,
     version: opts.version,
@@ -44,26 +52,53 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     events,
   };
   const router = new Router([...systemRoutes(deps), ...networkRoutes(deps), ...sandboxRoutes(deps), ...serviceRoutes(deps)]);
-  const logger = opts.logger.child({ component: 'api' });
-  const server = http.createServer((req, res) => {
-    void handleRequest(req, res, router, logger, opts.version);
+  // Responses in progress per connection, so a parse error on a keep-alive connection never writes
+  // an error into the middle of a response already being sent.
+  const inFlight = new WeakMap<Socket | Duplex, ServerResponse>();
+  const server = http.createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      // A Host header means nothing on a unix socket; node's own 400 for its absence has no message.
+      requireHostHeader: false,
+    },
+    (req, res) => {
+      inFlight.set(req.socket, res);
+      res.once('close', () => {
+        if (inFlight.get(req.socket) === res) inFlight.delete(req.socket);
+      });
+      handleRequest(req, res, router, logger, opts.version).catch((err) => {
+        // handleRequest answers every error itself; reaching here is a bug, never a reason to stop.
+        logger.error('request handler failed', { err });
+        res.destroy();
+      });
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    answerClientError(err, socket, inFlight.get(socket), logger);
+  });
+  let dropped = 0;
+  let lastDropLog = 0;
+  server.on('drop', () => {
+    dropped++;
+    // One line a second at most: a flood of connections must not become a flood of log lines.
+    if (Date.now() - lastDropLog < 1000) return;
+    lastDropLog = Date.now();
+    logger.warn('connection refused: too many open connections', { maxConnections: limits.maxConnections, refused: dropped });
   });
 
-  await prepareSocketPath(opts.socketPath);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    await chmod(opts.socketPath, SOCKET_MODE);
+    await listenUnixSocket(server, opts.socketPath, opts.socketGid ?? 0);
   } catch (err) {
     events.close();
-    server.close();
-    throw new SystemError(`cannot listen on ${opts.socketPath}: ${errorMessage(err)}`, { cause: err });
+    throw err;
   }
+  // After listen: an accept() failure (EMFILE) must be logged, not thrown as an unhandled 'error'.
+  server.on('error', (err) => logger.error('API socket error', { err }));
   logger.info('API listening', { socket: opts.socketPath });
 
   return {
@@ -77,25 +112,32 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   };
 }
 
-/** Create the socket's directory; remove a socket file nobody listens on (left by a crash). */
-async function prepareSocketPath(socketPath: string): Promise<void> {
-  await mkdir(dirname(socketPath), { recursive: true });
-  const stat = await lstat(socketPath).catch(() => undefined);
-  if (!stat) return;
-  if (!stat.isSocket()) throw new SystemError(`${socketPath} exists and is not a socket`);
-  if (await isListening(socketPath)) throw new SystemError(`${socketPath} is in use by a running daemon`);
-  await unlink(socketPath);
+/**
+ * The parser refused the request (bad request line, header, chunk, too large, too slow). Answer with a
+ * status and Docker's {"message"} when nothing of a response has been written on this connection yet,
+ * then close it: the rest of the byte stream cannot be trusted.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, res: ServerResponse | undefined, logger: Logger): void {
+  const [status, reason, message] = describeClientError(err);
+  logger.debug('malformed request', { code: err.code, error: err.message });
+  if (!socket.writable || res?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ message }) + '\n';
+  const head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+  socket.end(`${head}Connection: close\r\n\r\n${body}`, () => socket.destroy());
 }
 
-function isListening(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection(socketPath);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+function describeClientError(err: NodeJS.ErrnoException): [number, string, string] {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'Request Header Fields Too Large', 'request header fields too large'];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'Request Timeout', 'request timeout: the request was not received in time'];
+    default:
+      return [400, 'Bad Request', `malformed HTTP request: ${err.code ?? 'parse error'}`];
+  }
 }
 
 async function handleRequest(
@@ -107,34 +149,36 @@ async function handleRequest(
 ): Promise<void> {
   const started = performance.now();
   const method = req.method ?? 'GET';
-  const url = new URL(req.url ?? '/', 'http://cnm');
+  let path = req.url ?? '/';
   res.on('close', () => {
-    logger.debug('request', { method, path: url.pathname, status: res.statusCode, ms: +(performance.now() - started).toFixed(3) });
+    logger.debug('request', { method, path, status: res.statusCode, ms: +(performance.now() - started).toFixed(3) });
   });
   res.setHeader('Api-Version', API_VERSION);
   res.setHeader('Docker-Experimental', 'false');
   res.setHeader('Ostype', 'linux');
   res.setHeader('Server', `cnm/${version} (linux)`);
   try {
-    const { apiVersion, path } = splitVersion(url.pathname);
-    const match = router.match(method, path);
+    const target = parseRequestTarget(req.url);
+    path = target.path;
+    const { apiVersion, path: route } = splitVersion(target.path);
+    const match = router.match(method, route);
     switch (match.kind) {
       case 'found':
-        await match.handler({ req, res, params: match.params, query: url.searchParams, apiVersion });
+        await match.handler({ req, res, params: match.params, query: target.query, apiVersion });
         return;
       case 'method-not-allowed':
-        sendErrorMessage(res, 405, `method ${method} not allowed on ${path}`);
+        sendErrorMessage(res, 405, `method ${method} not allowed on ${route}`);
         return;
       case 'not-found':
-        if (path.startsWith('/containers/')) {
-          sendErrorMessage(res, 501, `cnm runs no containers, only sandboxes: ${method} ${path} is not supported (use "cnm sandbox" or "cnm exec")`);
+        if (route.startsWith('/containers/')) {
+          sendErrorMessage(res, 501, `cnm runs no containers, only sandboxes: ${method} ${route} is not supported (use "cnm sandbox" or "cnm exec")`);
         } else {
           sendErrorMessage(res, 404, 'page not found');
         }
         return;
     }
   } catch (err) {
-    respondWithError(res, err, logger, method, url.pathname);
+    respondWithError(res, err, logger, method, path);
   }
 }
 
@@ -142,8 +186,8 @@ function respondWithError(res: ServerResponse, err: unknown, logger: Logger, met
   const status = err instanceof CnmError ? err.status : 500;
   if (!(err instanceof CnmError)) logger.error('request failed', { method, path, err });
   else if (status >= 500) logger.warn('request failed', { method, path, err });
-  if (res.headersSent) {
-    // A stream already started: all we can do is cut it.
+  if (res.headersSent || res.destroyed) {
+    // A stream already started (or the client is gone): all we can do is cut it.
     res.destroy();
     return;
   }

@@ -29,6 +29,8 @@ export interface ControllerDeps {
   rootDir: string;
   execRoot: string;
   logger: Logger;
+  /** Changes that may wait for the one being applied; one more is refused with 503 (default 256). */
+  maxQueuedChanges?: number;
 }
 
 export interface NetworkRuntime {

@@ -3,6 +3,7 @@
  * IPAM decisions and name checks never race inside one daemon; store transactions with create-only
  * claims protect against other writers. Reads are served from memory without waiting.
  */
+import { UnavailableError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import type { ControllerDeps, Ctx } from './context.js';
 import { connect, disconnect } from './endpoints.js';
@@ -25,6 +26,9 @@ import type {
   SandboxDetail,
 } from './types.js';
 
+/** Changes (create, connect, remove...) that may wait behind the one being applied before 503. */
+export const DEFAULT_MAX_QUEUED_CHANGES = 256;
+
 export interface DefaultBridgeConfig {
   /** Interface name of the predefined "bridge" network. */
   bridgeName: string;
@@ -35,10 +39,14 @@ export interface DefaultBridgeConfig {
 
 export class CnmController implements Controller {
   private readonly ctx: Ctx;
-  private readonly mutex = new Mutex();
+  private readonly mutex: Mutex;
   private readonly listeners = new Set<(e: ControllerEvent) => void>();
 
   private constructor(deps: ControllerDeps) {
+    this.mutex = new Mutex(
+      deps.maxQueuedChanges ?? DEFAULT_MAX_QUEUED_CHANGES,
+      (n) => new UnavailableError(`the daemon is busy: ${n} changes are already waiting to be applied; try again later`),
+    );
     this.ctx = {
       ...deps,
       state: new CnmState(),
@@ -52,7 +60,7 @@ export class CnmController implements Controller {
   /** Load the store, reconcile the kernel with it, and make sure the predefined networks exist. */
   static async start(deps: ControllerDeps, defaults: DefaultBridgeConfig): Promise<{ controller: CnmController; report: ReconcileReport }> {
     const controller = new CnmController(deps);
-    const report = await controller.mutex.run(async () => {
+    const report = await controller.mutex.runAlways(async () => {
       const persisted = await controller.ctx.repo.load();
       const r = await reconcile(controller.ctx, persisted);
       await controller.ensurePredefined(defaults);
@@ -197,7 +205,7 @@ export class CnmController implements Controller {
    * firewall reload: moby#12294). Returns true when it had to restore them.
    */
   restoreFirewallIfLost(): Promise<boolean> {
-    return this.mutex.run(async () => {
+    return this.mutex.runAlways(async () => {
       if (await this.ctx.firewall.isIntact()) return false;
       const programs = [...this.ctx.networks.values()].flatMap((rt) => (rt.firewall ? [rt.firewall] : []));
       await this.ctx.firewall.reconcile(programs, firewallServices(this.ctx));
@@ -233,6 +241,6 @@ export class CnmController implements Controller {
 
   /** Wait for in-flight mutations to finish (clean shutdown). */
   async drain(): Promise<void> {
-    await this.mutex.run(async () => undefined);
+    await this.mutex.runAlways(async () => undefined);
   }
 }

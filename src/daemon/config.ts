@@ -24,6 +24,12 @@ export interface DaemonConfig {
   firewallCheckInterval: number;
   /** --dns / --dns-search / --dns-option: replace the host resolv.conf's entries for every sandbox. */
   dns: { servers: string[]; search: string[]; options: string[] };
+  /** --group: group owning the API socket (mode 0660); undefined = root's group. */
+  group?: string;
+  /** --max-connections: API connections open at once. */
+  maxConnections: number;
+  /** --max-queued-changes: changes waiting behind the one being applied before 503. */
+  maxQueuedChanges: number;
 }
 
 export const DAEMON_USAGE = `Usage: cnm daemon [OPTIONS]
@@ -34,6 +40,10 @@ Options:
   --root DIR                      persistent state (default /var/lib/cnm)
   --exec-root DIR                 runtime state: namespace pins, sandbox files (default /run/cnm)
   --socket PATH                   API socket (default <exec-root>/cnm.sock)
+  -G, --group NAME|GID            group of the API socket, mode 0660 (default root)
+  --max-connections N             API connections open at once, more are refused (default 512)
+  --max-queued-changes N          changes waiting for the one being applied; beyond, 503
+                                  (default 256)
   --default-address-pool base=CIDR,size=N
                                   pool for automatic subnets (repeatable; default: /24s from
                                   172.17.0.0/16 ... 172.24.0.0/13 and 192.168.0.0/16)
@@ -60,6 +70,9 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
         root: { type: 'string' },
         'exec-root': { type: 'string' },
         socket: { type: 'string' },
+        group: { type: 'string', short: 'G' },
+        'max-connections': { type: 'string' },
+        'max-queued-changes': { type: 'string' },
         'default-address-pool': { type: 'string', multiple: true },
         'log-level': { type: 'string' },
         'bridge-name': { type: 'string' },
@@ -94,6 +107,7 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
   for (const server of servers) {
     if (canonicalIp(server) === undefined) throw new InvalidParameterError(`invalid --dns ${JSON.stringify(server)}: not an IP address`);
   }
+  if (v.group !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(v.group)) throw new InvalidParameterError(`invalid --group ${JSON.stringify(v.group)}`);
   return {
     root: v.root ?? '/var/lib/cnm',
     execRoot,
@@ -107,5 +121,17 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
     nft,
     firewallCheckInterval: interval,
     dns: { servers, search: v['dns-search'] ?? [], options: v['dns-option'] ?? [] },
+    group: v.group,
+    maxConnections: boundedInt(v['max-connections'], 512, 16, 65536, '--max-connections'),
+    maxQueuedChanges: boundedInt(v['max-queued-changes'], 256, 1, 65536, '--max-queued-changes'),
   };
+}
+
+function boundedInt(text: string | undefined, fallback: number, min: number, max: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(Number.isSafeInteger(n) && n >= min && n <= max)) {
+    throw new InvalidParameterError(`invalid ${flag} ${JSON.stringify(text)}: must be an integer from ${min} to ${max}`);
+  }
+  return n;
 }

@@ -1,7 +1,7 @@
 /**
  * `cnm daemon`: the only place that picks concrete implementations and wires them together.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CnmController } from '../controller/controller.js';
@@ -18,6 +18,7 @@ import type { KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { startApiServer } from '../api/server.js';
+import { resolveGroup } from '../api/socket.js';
 import { createLogger } from '../util/log.js';
 import { DAEMON_USAGE, parseDaemonArgs, type DaemonConfig } from './config.js';
 
@@ -32,6 +33,10 @@ export async function runDaemon(argv: string[]): Promise<void> {
   }
   if (process.getuid?.() !== 0) throw new Error('cnm daemon must run as root (it manages network namespaces, links and nftables)');
   const daemon = await startDaemon(config);
+  // Last resort. No request reaches these (every handler answers its own errors); a bug in a
+  // background task must be logged, not take every sandbox's DNS and the API down with it.
+  process.on('unhandledRejection', (err) => daemon.logger.error('unhandled rejection (bug)', { err }));
+  process.on('uncaughtException', (err) => daemon.logger.error('uncaught exception (bug)', { err }));
   const stop = async (signal: string) => {
     daemon.logger.info('shutting down', { signal });
     await daemon.close();
@@ -49,8 +54,10 @@ export interface RunningDaemon {
 
 export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
   const logger = createLogger(config.logLevel, { component: 'cnm' });
-  await mkdir(config.root, { recursive: true, mode: 0o700 });
-  await mkdir(join(config.execRoot, 'netns'), { recursive: true });
+  // Files are created as the daemon means them, whatever umask it was started with.
+  process.umask(0o022);
+  const socketGid = config.group === undefined ? 0 : resolveGroup(config.group);
+  await prepareStateDirs(config);
   const pidFile = join(config.execRoot, 'cnm.pid');
   await claimPidFile(pidFile);
 
@@ -87,6 +94,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       rootDir: config.root,
       execRoot: config.execRoot,
       logger,
+      maxQueuedChanges: config.maxQueuedChanges,
     },
     { bridgeName: config.bridgeName, subnet: config.bip, mtu: config.mtu },
   );
@@ -98,6 +106,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     logger,
     version: CNM_VERSION,
     daemon: { pid: process.pid, rootDir: config.root, execRoot: config.execRoot },
+    socketGid,
+    limits: { maxConnections: config.maxConnections },
   });
   logger.info('API listening', { socket: config.socket, pid: process.pid });
 
@@ -125,6 +135,24 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await rm(pidFile, { force: true });
     },
   };
+}
+
+/**
+ * State directories, their modes set also when they already existed: the store is root's alone (0700);
+ * the exec root and the sandbox files below it can be traversed (0711) — the socket lives there and
+ * a sandbox's resolv.conf / hosts are bound into it — but not listed; namespace pins are root's (0700).
+ */
+async function prepareStateDirs(config: DaemonConfig): Promise<void> {
+  const dirs: Array<[string, number]> = [
+    [config.root, 0o700],
+    [config.execRoot, 0o711],
+    [join(config.execRoot, 'netns'), 0o700],
+    [join(config.execRoot, 'sandboxes'), 0o711],
+  ];
+  for (const [dir, mode] of dirs) {
+    await mkdir(dir, { recursive: true, mode });
+    await chmod(dir, mode);
+  }
 }
 
 /** Implementations are loaded on demand: the FFI ones pull in koffi and native libraries. */
