@@ -6,10 +6,16 @@
  * Reads and writes are synchronous on purpose: the files are a few hundred bytes under the exec root
  * (tmpfs /run by default), where a write costs microseconds, while each asynchronous step (mkdir, open,
  * write, close) is a round trip through the libuv pool — together about a millisecond on every connect.
+ *
+ * The daemon writes these as root into directories a sandbox's files live in, so no symlink, hard link
+ * or FIFO planted there may redirect or stall a write: the directories are opened with O_NOFOLLOW and
+ * the files opened relative to those descriptors (through /proc/self/fd, node has no openat) with
+ * O_NOFOLLOW | O_NONBLOCK; anything that is not a plain, singly linked file is replaced.
  */
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { SystemError } from '../errors.js';
 import { renderEmbeddedResolvConf, type ResolverConfig } from '../dns/resolv-conf.js';
 import type { EndpointRecord, SandboxRecord } from './records.js';
 
@@ -42,21 +48,42 @@ export class SandboxFiles {
   }
 
   async write(sb: SandboxRecord, endpoints: EndpointRecord[], resolver: ResolverMode): Promise<void> {
-    const p = this.paths(sb.id);
-    mkdirSync(p.dir, { recursive: true });
-    writeInPlace(p.hostname, `${sb.hostname}\n`);
-    writeInPlace(p.hosts, renderHosts(sb, endpoints));
-    writeInPlace(p.resolvConf, this.renderResolvConf(sb, resolver));
+    this.inSandboxDir(sb.id, (dir) => {
+      writeInPlace(dir, 'hostname', `${sb.hostname}\n`);
+      writeInPlace(dir, 'hosts', renderHosts(sb, endpoints));
+      writeInPlace(dir, 'resolv.conf', this.renderResolvConf(sb, resolver));
+    });
   }
 
   /** Rewrite only resolv.conf (the sandbox joined its first, or left its last, user-defined network). */
   async writeResolvConf(sb: SandboxRecord, resolver: ResolverMode): Promise<void> {
-    writeInDir(this.paths(sb.id).resolvConf, this.renderResolvConf(sb, resolver));
+    const text = this.renderResolvConf(sb, resolver);
+    this.inSandboxDir(sb.id, (dir) => writeInPlace(dir, 'resolv.conf', text));
   }
 
   /** Rewrite only /etc/hosts (addresses changed on connect / disconnect). */
   async writeHosts(sb: SandboxRecord, endpoints: EndpointRecord[]): Promise<void> {
-    writeInDir(this.paths(sb.id).hosts, renderHosts(sb, endpoints));
+    this.inSandboxDir(sb.id, (dir) => writeInPlace(dir, 'hosts', renderHosts(sb, endpoints)));
+  }
+
+  /**
+   * Run `fn` with the path of the sandbox's directory as an open descriptor (/proc/self/fd/N): made if
+   * missing (also if someone removed it), a symlink in its place replaced by a real directory.
+   */
+  private inSandboxDir(sandboxId: string, fn: (dir: string) => void): void {
+    const sandboxes = join(this.execRoot, 'sandboxes');
+    const parent = openDir(sandboxes, () => mkdirSync(sandboxes, { recursive: true, mode: 0o711 }));
+    try {
+      const at = `/proc/self/fd/${parent}/${sandboxId}`;
+      const dir = openDir(at, () => mkdirSync(at, { mode: 0o711 }));
+      try {
+        fn(`/proc/self/fd/${dir}`);
+      } finally {
+        closeSync(dir);
+      }
+    } finally {
+      closeSync(parent);
+    }
   }
 
   async remove(sandboxId: string): Promise<void> {
@@ -82,30 +109,66 @@ export class SandboxFiles {
   }
 }
 
-/** The sandbox's directory normally exists (made with the sandbox); recreated if someone removed it. */
-function writeInDir(file: string, text: string): void {
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+const FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code;
+}
+
+/** Open a directory without following a symlink at `path`; `make` creates it when missing or replaced. */
+function openDir(path: string, make: () => void): number {
   try {
-    writeInPlace(file, text);
+    return openSync(path, DIR_FLAGS);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    mkdirSync(dirname(file), { recursive: true });
-    writeInPlace(file, text);
+    const code = errno(err);
+    if (code === 'ELOOP' || code === 'ENOTDIR') unlinkSync(path);
+    else if (code !== 'ENOENT') throw err;
+  }
+  make();
+  try {
+    return openSync(path, DIR_FLAGS);
+  } catch (err) {
+    throw new SystemError(`cannot open sandbox directory ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
 /**
  * Overwrite from offset 0, then cut to length. Not O_TRUNC: on ext4 a file truncated to zero and
  * rewritten is flushed to disk when closed (auto_da_alloc), 0.13 ms instead of 0.01 ms per write.
+ * A symlink, FIFO, device or hard link found under the name is removed and a fresh file made.
  */
-function writeInPlace(file: string, text: string): void {
+function writeInPlace(dir: string, name: string, text: string): void {
+  const file = `${dir}/${name}`;
   const data = Buffer.from(text);
-  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
+  let fd = openPlainFile(file);
+  if (fd === undefined) {
+    unlinkSync(file);
+    fd = openPlainFile(file, constants.O_EXCL);
+    if (fd === undefined) throw new SystemError(`cannot write sandbox file ${name}: replaced while it was being written`);
+  }
   try {
     writeSync(fd, data, 0, data.length, 0);
     ftruncateSync(fd, data.length);
   } finally {
     closeSync(fd);
   }
+}
+
+/** An fd of a regular file with one link, or undefined when something else holds the name. */
+function openPlainFile(file: string, extra = 0): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, FILE_FLAGS | extra, 0o644);
+  } catch (err) {
+    // ELOOP: a symlink; ENXIO: a FIFO nobody reads; EISDIR, ENODEV...: not a file either.
+    if (['ELOOP', 'ENXIO', 'EISDIR', 'ENODEV', 'EWOULDBLOCK', 'EAGAIN'].includes(errno(err) ?? '')) return undefined;
+    throw err;
+  }
+  const st = fstatSync(fd);
+  if (st.isFile() && st.nlink === 1) return fd;
+  closeSync(fd);
+  return undefined;
 }
 
 export function renderHosts(sb: SandboxRecord, endpoints: EndpointRecord[]): string {
