@@ -86,8 +86,21 @@ export class SandboxFiles {
     }
   }
 
+  /** Remove the sandbox's directory (or whatever holds its name), through the parent's descriptor. */
   async remove(sandboxId: string): Promise<void> {
-    await rm(this.paths(sandboxId).dir, { recursive: true, force: true });
+    let parent: number;
+    try {
+      parent = openSync(join(this.execRoot, 'sandboxes'), DIR_FLAGS);
+    } catch (err) {
+      // Missing, or not our directory (a symlink): nothing of ours to remove there.
+      if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errno(err) ?? '')) return;
+      throw err;
+    }
+    try {
+      await rm(`/proc/self/fd/${parent}/${sandboxId}`, { recursive: true, force: true });
+    } finally {
+      closeSync(parent);
+    }
   }
 
   private renderResolvConf(sb: SandboxRecord, resolver: ResolverMode): string {

@@ -5,7 +5,7 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,5 +128,28 @@ describe('socket and files of a real daemon', () => {
       assert.equal(mode(dir), 0o711);
     }
     assert.equal((await d.api('GET', '/_ping')).status, 200);
+  });
+
+  it('removes a sandbox without following a symlink planted in place of the sandboxes directory', async () => {
+    const d = daemons[0]!;
+    assert.equal((await d.api('POST', '/cnm/v1/sandboxes', { Name: 'p3', Networks: [{ Network: 'none' }] })).status, 201);
+    const id: string = (await d.api('GET', '/cnm/v1/sandboxes/p3')).json().Id;
+    // No endpoint left: removing it writes no file first, only removes its directory.
+    assert.equal((await d.api('POST', '/networks/none/disconnect', { Container: 'p3' })).status, 200);
+    const sandboxes = join(d.execRoot, 'sandboxes');
+    const victimDir = join(scratch, 'victim-sandboxes');
+    mkdirSync(join(victimDir, id), { recursive: true });
+    writeFileSync(join(victimDir, id, 'keep'), 'precious\n');
+    renameSync(sandboxes, `${sandboxes}.real`);
+    symlinkSync(victimDir, sandboxes);
+    try {
+      const r = await d.api('DELETE', '/cnm/v1/sandboxes/p3');
+      assert.equal(r.status, 204, r.body);
+      assert.equal(readFileSync(join(victimDir, id, 'keep'), 'utf8'), 'precious\n');
+    } finally {
+      rmSync(sandboxes, { recursive: true, force: true });
+      renameSync(`${sandboxes}.real`, sandboxes);
+    }
+    assert.equal((await d.api('GET', '/cnm/v1/sandboxes/p3')).status, 404);
   });
 });
