@@ -173,8 +173,9 @@ export function containerListFilter(args: FilterArgs): (detail: SandboxDetail) =
   }
   args.validate(CONTAINER_FILTERS);
   return ({ sandbox, endpoints }) => {
-    if (!args.fuzzyMatch('id', sandbox.id)) return false;
-    if (args.contains('name') && !args.match('name', sandbox.name)) return false;
+    // Docker (daemon/list.go): both are patterns searched anywhere; a container's name is "/NAME".
+    if (args.contains('id') && !args.match('id', sandbox.id)) return false;
+    if (args.contains('name') && !args.match('name', `/${sandbox.name}`) && !args.match('name', sandbox.name)) return false;
     if (!args.matchKVList('label', sandbox.labels)) return false;
     if (!args.exactMatch('status', 'running')) return false;
     if (args.contains('network')) {

@@ -132,6 +132,13 @@ describe('hostile requests against a real daemon', () => {
     assert.deepEqual(await list({ name: { 'hne.': true } }), ['hnet']);
     // Go's syntax: lookahead is no valid pattern there (never matches, as in Docker); JS would match.
     assert.deepEqual(await list({ name: { '(?=hnet)': true } }), []);
+    // docker ps: patterns searched anywhere in the ID, names matched as "/NAME" and "NAME".
+    const sbId: string = (await d.api('GET', '/cnm/v1/sandboxes/hsb')).json().Id;
+    const ps = async (filters: unknown) =>
+      (await d.api('GET', `/containers/json?filters=${encodeURIComponent(JSON.stringify(filters))}`)).json<Array<{ Id: string }>>().map((c) => c.Id);
+    assert.deepEqual(await ps({ name: { '^/hsb$': true } }), [sbId]);
+    assert.deepEqual(await ps({ id: { [sbId.slice(30, 40)]: true } }), [sbId]);
+    assert.deepEqual(await ps({ id: { '^(?:[0-9a-f]|[0-9a-f])*z': true } }), []);
     // A pattern too costly to compile is refused at once.
     const big = await rawRequest(d.socket, get(`/networks?filters=${encodeURIComponent(JSON.stringify({ name: { ['\\pL{1000}'.repeat(200)]: true } }))}`));
     assert.equal(big.status, 400, big.text.slice(0, 300));

@@ -8,6 +8,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FilterArgs, MAX_PATTERN_PROGRAM, compileSearch } from '../../src/api/filters.js';
+import { containerListFilter } from '../../src/api/render-container.js';
+import type { SandboxDetail } from '../../src/controller/types.js';
 import { InvalidParameterError } from '../../src/errors.js';
 
 const id = 'f3a1c9e0b2d4'.repeat(5) + 'abcd';
@@ -50,5 +52,25 @@ describe('filter patterns (RE2, Go semantics)', () => {
     assert.throws(() => FilterArgs.fromPairs(many).match('name', 'zzz'), /too complex/);
     // Refused whatever the order: also when an earlier pattern already matched.
     assert.throws(() => FilterArgs.fromPairs([['name', 'z'], ['name', '\\pL{1000}'.repeat(50)]]).match('name', 'z1'), /too complex/);
+  });
+});
+
+describe('docker ps filters on sandboxes (moby daemon/list.go)', () => {
+  const sandbox = (name: string, id: string) => ({ sandbox: { name, id, labels: {} }, endpoints: [] }) as unknown as SandboxDetail;
+  const ps = (filters: Record<string, string[]>, detail: SandboxDetail) => containerListFilter(FilterArgs.fromJson(JSON.stringify(filters)))(detail);
+
+  it('searches id patterns anywhere in the ID, as Docker does (not only as a prefix)', () => {
+    const sb = sandbox('web', id);
+    assert.equal(ps({ id: [id.slice(0, 12)] }, sb), true);
+    assert.equal(ps({ id: [id.slice(20, 30)] }, sb), true);
+    assert.equal(ps({ id: ['^c9e0'] }, sb), false);
+    assert.equal(ps({ id: ['[0-9a-f]{64}'] }, sb), true);
+  });
+
+  it('matches name patterns against "/NAME" and "NAME"', () => {
+    const sb = sandbox('web', id);
+    assert.equal(ps({ name: ['^/web$'] }, sb), true);
+    assert.equal(ps({ name: ['^web$'] }, sb), true);
+    assert.equal(ps({ name: ['^/db'] }, sb), false);
   });
 });
