@@ -56,7 +56,12 @@ function readBounded(req: IncomingMessage, limit: number): Promise<string> {
     req.on('end', () => {
       if (total <= limit) resolve(Buffer.concat(chunks).toString('utf8'));
     });
-    req.on('error', reject);
+    // The client went away or was cut (request timeout) mid-body: its fault, not a daemon error.
+    const gone = () => reject(new InvalidParameterError('request body not received: the connection was closed'));
+    req.on('error', gone);
+    req.on('close', () => {
+      if (!req.complete) gone();
+    });
   });
 }
 
