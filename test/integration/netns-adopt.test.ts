@@ -13,8 +13,9 @@ import { createTestNetns, deleteTestNetns, inNetns, isRoot, netnsPath } from '..
 /** A namespace as another runtime would leave it: a link with addresses and default routes. */
 function makeForeignNamespace(): string {
   const ns = createTestNetns();
-  inNetns(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.accept_dad=0']);
-  inNetns(ns, 'sysctl', ['-qw', 'net.ipv6.conf.default.accept_dad=0']);
+  // No duplicate address detection: a link-local address must not change flags between two snapshots.
+  const dad = '/proc/sys/net/ipv6/conf/%s/accept_dad';
+  inNetns(ns, 'sh', ['-c', `echo 0 > ${dad.replace('%s', 'all')} && echo 0 > ${dad.replace('%s', 'default')}`]);
   // A veth pair inside the namespace (this kernel may lack the dummy module).
   inNetns(ns, 'ip', ['link', 'add', 'cnmd0', 'type', 'veth', 'peer', 'name', 'cnmd1']);
   inNetns(ns, 'ip', ['link', 'set', 'cnmd1', 'up']);
@@ -106,7 +107,9 @@ if (isRoot()) {
       children.push(holder);
       // ip netns exec execs sleep in the same process once it has entered the namespace.
       const procPath = `/proc/${holder.pid}/ns/net`;
-      for (let i = 0; i < 100 && (await stat(procPath)).ino !== (await stat(netnsPath(ns))).ino; i++) await new Promise((r) => setTimeout(r, 20));
+      const entered = async () => (await stat(procPath)).ino === (await stat(netnsPath(ns))).ino;
+      for (let i = 0; i < 500 && !(await entered()); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(await entered(), 'the holder process is in the namespace');
       const r = await d.api('POST', '/cnm/v1/sandboxes', { Name: 'bypid', NetnsPath: procPath, Networks: [{ Network: 'adopt-net' }] });
       assert.equal(r.status, 201, r.body);
       holder.kill('SIGKILL');
