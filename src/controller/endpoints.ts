@@ -14,6 +14,7 @@ import {
 import type { Pool } from '../ipam/types.js';
 import { ipFamilyOf, subnetContainsIp } from '../util/ip.js';
 import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
+import { setAdoptedDefaultRoute } from './adopted-netns.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
@@ -262,7 +263,8 @@ export async function programRoutes(ctx: Ctx, sb: SandboxRecord, endpoints: Endp
     const key = family === 4 ? 'v4' : 'v6';
     if (!force && current[key] === want[key]) continue;
     const gw = want[key];
-    if (gw) await ctx.kernel.routeReplace(sb.netnsPath, { dst: 'default', via: gw, family });
+    if (sb.adopted && sb.adoptedRoutes) await setAdoptedDefaultRoute(ctx.kernel, sb, family, gw);
+    else if (gw) await ctx.kernel.routeReplace(sb.netnsPath, { dst: 'default', via: gw, family });
     else await ctx.kernel.routeDel(sb.netnsPath, { dst: 'default', family });
   }
   ctx.routes.set(sb.id, want);

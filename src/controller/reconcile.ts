@@ -191,7 +191,7 @@ async function removeLeakedLinks(ctx: Ctx, report: ReconcileReport): Promise<voi
 
 async function removeLeakedNamespaces(ctx: Ctx, report: ReconcileReport): Promise<void> {
   const dir = join(ctx.execRoot, 'netns');
-  const known = new Set([...ctx.state.sandboxes.values()].filter((s) => !s.adopted).map((s) => s.id));
+  const known = new Set(ctx.state.sandboxes.keys()); // adopted sandboxes keep their pins here too
   let entries: string[] = [];
   try {
     entries = await readdir(dir);

@@ -3,6 +3,7 @@
  * in Docker's shapes. Nothing here talks to the kernel.
  */
 import type { Pool } from '../ipam/types.js';
+import type { RouteInfo } from '../kernel/types.js';
 
 export type NetworkScope = 'local' | 'global' | 'swarm';
 
@@ -97,10 +98,20 @@ export interface SandboxRecord {
   id: string;
   name: string;
   hostname: string;
-  /** Path of the namespace file: <exec-root>/netns/<id> when cnm owns it, the given path when adopted. */
+  /**
+   * Path of the namespace file: <exec-root>/netns/<id>, a namespace cnm created or (adopted) the pin of
+   * the one given with --netns. Records stored before pins were made hold the given path itself.
+   */
   netnsPath: string;
-  /** True when the namespace was created elsewhere (--netns) and cnm must not delete it. */
+  /** True when the namespace was created elsewhere (--netns): cnm unpins it but never destroys it. */
   adopted: boolean;
+  /** Adopted only: the path given at adoption, opened once then (kept for inspection only). */
+  adoptedFrom?: string;
+  /**
+   * Adopted only: the default routes (main table, both families) the namespace had when adopted. While
+   * an endpoint gives a gateway, cnm's default route replaces them; when none does, exactly these return.
+   */
+  adoptedRoutes?: RouteInfo[];
   /** Shares the daemon's namespace (host network): no endpoints of its own. */
   hostNetwork: boolean;
   created: string;

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidParameterError, TeardownErrors } from '../errors.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import type { Ctx } from './context.js';
+import { adoptNamespace } from './adopted-netns.js';
 import { connect, removeEndpoint } from './endpoints.js';
 import type { SandboxRecord } from './records.js';
 import { hasNameResolution } from './sandbox-dns.js';
@@ -47,24 +48,28 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
   if (nets.some((n) => n.net.driver === 'null') && nets.length > 1) {
     throw new InvalidParameterError('the none network cannot be combined with other networks');
   }
-  const adopted = Boolean(req.netnsPath);
+  const adoptFrom = req.netnsPath;
+  const adopted = adoptFrom !== undefined;
   if (adopted && hostNetwork) throw new InvalidParameterError('--netns cannot be combined with the host network');
-  if (req.netnsPath && !(await ctx.kernel.netnsExists(req.netnsPath))) {
-    throw new InvalidParameterError(`${req.netnsPath} is not a network namespace`);
-  }
 
   const sb: SandboxRecord = {
     id,
     name,
     hostname,
-    netnsPath: hostNetwork ? '' : (req.netnsPath ?? netnsPathFor(ctx, id)),
+    netnsPath: hostNetwork ? '' : netnsPathFor(ctx, id),
     adopted,
     hostNetwork,
     created: rfc3339Nano(),
     labels: req.labels ?? {},
     dns: { servers: req.dns ?? [], search: req.dnsSearch ?? [], options: req.dnsOptions ?? [] },
   };
-  await ctx.repo.createSandbox(sb).catch((err) => {
+  // Last of the checks: from here on the pin exists and every failure must unpin.
+  if (adopted) {
+    sb.adoptedFrom = adoptFrom;
+    sb.adoptedRoutes = await adoptNamespace(ctx, adoptFrom, sb.netnsPath, id);
+  }
+  await ctx.repo.createSandbox(sb).catch(async (err) => {
+    if (adopted) await ctx.kernel.deleteNetns(sb.netnsPath);
     throw err instanceof Error && err.name === 'StoreConflictError'
       ? new ConflictError(`Conflict. The container name "/${name}" is already in use`)
       : err;
@@ -110,7 +115,11 @@ export async function destroySandbox(ctx: Ctx, sb: SandboxRecord, force: boolean
   if (!force) errors.throwIfAny(`removing sandbox ${sb.name}`);
   // Before the namespace goes: the server's sockets and namespace handle would keep it alive.
   await errors.attempt('stop embedded DNS', () => ctx.discovery.sandboxRemoved(sb.id));
-  if (!sb.adopted && !sb.hostNetwork) await errors.attempt('delete namespace', () => ctx.kernel.deleteNetns(sb.netnsPath));
+  // An adopted namespace is only unpinned (its own runtime keeps it); records from before pins hold the
+  // adopted path itself, which is not cnm's to unmount.
+  if (!sb.hostNetwork && (!sb.adopted || sb.adoptedFrom !== undefined)) {
+    await errors.attempt(sb.adopted ? 'unpin namespace' : 'delete namespace', () => ctx.kernel.deleteNetns(sb.netnsPath));
+  }
   await errors.attempt('remove files', () => ctx.files.remove(sb.id));
   if (!force) errors.throwIfAny(`removing sandbox ${sb.name}`);
   await ctx.repo.deleteSandbox(sb);

@@ -7,14 +7,13 @@
  *
  * Minimal on purpose: the kernel layer's netlink bindings (src/kernel/netlink, in progress) may replace it.
  */
-import { closeSync, openSync } from 'node:fs';
 import { constants as osConstants, endianness } from 'node:os';
 import koffi from 'koffi';
 import { KernelError } from '../errors.js';
+import { closeQuietly, openNamespaceFile, ThreadNamespace } from '../kernel/netns.js';
 import type { IpFamily } from '../util/ip.js';
 import { addressBytes } from './message.js';
 
-const CLONE_NEWNET = 0x40000000;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_STREAM = 1;
@@ -39,7 +38,6 @@ const IPV6_FREEBIND = 78;
 const LISTEN_BACKLOG = 4096;
 
 interface LibcSockets {
-  setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
   bind(fd: number, address: Buffer, length: number): number;
@@ -62,38 +60,28 @@ export type SocketKind = 'udp' | 'tcp';
 
 export class NetnsSockets {
   private readonly libc: LibcSockets;
-  /** The namespace the main thread started in: where every setns returns to. */
-  private readonly home: number;
+  /** Entering sandbox namespaces (and coming home): the one primitive in kernel/netns.ts. */
+  private readonly thread: ThreadNamespace;
   private closed = false;
 
   constructor() {
     const lib = koffi.load('libc.so.6');
     this.libc = {
-      setns: lib.func('int setns(int fd, int nstype)'),
       socket: lib.func('int socket(int domain, int type, int protocol)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)'),
       bind: lib.func('int bind(int fd, const void *addr, uint32_t addrlen)'),
       listen: lib.func('int listen(int fd, int backlog)'),
       close: lib.func('int close(int fd)'),
     };
-    this.home = openSync('/proc/thread-self/ns/net', 'r');
+    this.thread = new ThreadNamespace();
   }
 
   openNamespace(path: string): NamespaceHandle {
-    try {
-      return { path, fd: openSync(path, 'r') };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new KernelError(`cannot open network namespace ${path}: ${(err as Error).message}`, code, { cause: err });
-    }
+    return { path, fd: openNamespaceFile(path) };
   }
 
   closeNamespace(ns: NamespaceHandle): void {
-    try {
-      closeSync(ns.fd);
-    } catch {
-      /* already closed */
-    }
+    closeQuietly(ns.fd);
   }
 
   /**
@@ -146,21 +134,12 @@ export class NetnsSockets {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.home);
+    this.thread.close();
   }
 
   private inNamespace<T>(ns: NamespaceHandle, fn: () => T): T {
     if (this.closed) throw new KernelError('netns socket factory is closed');
-    this.check(this.libc.setns(ns.fd, CLONE_NEWNET), `setns(${ns.path})`);
-    try {
-      return fn();
-    } finally {
-      if (this.libc.setns(this.home, CLONE_NEWNET) !== 0) {
-        // Every socket this thread opened from now on would land in the sandbox: refuse to go on.
-        process.stderr.write(`fatal: cannot return to the daemon's network namespace: ${errnoName()}\n`);
-        process.abort();
-      }
-    }
+    return this.thread.withNetns(ns.fd, `netns socket in ${ns.path}`, fn);
   }
 
   private newSocket(kind: SocketKind, family: IpFamily): number {

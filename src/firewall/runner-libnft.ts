@@ -13,10 +13,9 @@
  * run on the JS thread: libnftables keeps process-global caches, so running contexts on worker threads
  * concurrently would not be safe.
  */
-import { closeSync, openSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import koffi, { type LibraryHandle } from 'koffi';
 import { KernelError } from '../errors.js';
+import { ThreadNamespace } from '../kernel/netns.js';
 import { nftError } from './nft-error.js';
 import type { NftRunner } from './types.js';
 
@@ -28,7 +27,6 @@ export interface LibNftRunnerOptions {
 }
 
 const NFT_CTX_DEFAULT = 0;
-const CLONE_NEWNET = 0x40000000;
 
 interface LibNftables {
   ctxNew: (flags: number) => unknown;
@@ -94,44 +92,14 @@ function loadLibNftables(path: string): LibNftables {
 
 /**
  * Run `fn` (synchronous) with this thread in the network namespace at `path`, then return to the
- * namespace the thread was in. Only objects created inside `fn` (sockets) keep the foreign namespace.
+ * namespace the thread was in (kernel/netns.ts: the one primitive and its failure policy). Only objects
+ * created inside `fn` (sockets) keep the foreign namespace.
  */
 function inNetworkNamespace<T>(path: string, fn: () => T): T {
-  const setns = koffi.load('libc.so.6').func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
-  const original = openSync('/proc/thread-self/ns/net', 'r');
+  const thread = new ThreadNamespace();
   try {
-    const target = openNamespace(path);
-    try {
-      if (setns(target, CLONE_NEWNET) !== 0) throw errnoError(`setns(${path})`);
-    } finally {
-      closeSync(target);
-    }
-    try {
-      return fn();
-    } finally {
-      if (setns(original, CLONE_NEWNET) !== 0) {
-        // Unreachable in practice (returning to our own namespace); if it happened, every socket this
-        // thread opens from now on would land in the wrong namespace, so refuse to continue.
-        process.stderr.write(`fatal: cannot return to the original network namespace: ${errnoError('setns').message}\n`);
-        process.abort();
-      }
-    }
+    return thread.withNetnsAt(path, `libnftables context in ${path}`, fn);
   } finally {
-    closeSync(original);
+    thread.close();
   }
-}
-
-function openNamespace(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new KernelError(`cannot open network namespace ${path}: ${(err as Error).message}`, code, { cause: err });
-  }
-}
-
-function errnoError(what: string): KernelError {
-  const errno = koffi.errno();
-  const name = Object.entries(osConstants.errno).find(([, n]) => n === errno)?.[0];
-  return new KernelError(`${what} failed: ${name ?? `errno ${errno}`}`, name);
 }

@@ -48,13 +48,35 @@ export class FakeKernel implements KernelOps {
     this.record('deleteNetns', path);
     const ns = this.namespaces.get(path);
     if (!ns) return;
-    for (const link of [...ns.links.values()]) if (link.name !== 'lo') this.destroy(link);
     this.namespaces.delete(path);
+    // An adopted namespace's pin: the namespace lives on under its other paths.
+    if ([...this.namespaces.values()].includes(ns)) return;
+    for (const link of [...ns.links.values()]) if (link.name !== 'lo') this.destroy(link);
   }
 
   async netnsExists(path: string): Promise<boolean> {
     this.record('netnsExists', path);
     return this.namespaces.has(path);
+  }
+
+  async adoptNetns(source: string, pin: string): Promise<string> {
+    this.record('adoptNetns', source, pin);
+    const ns = this.namespaces.get(source);
+    if (!ns) fail('EINVAL', `cannot adopt ${source}: not a network namespace`);
+    if (this.namespaces.has(pin)) fail('EEXIST', `adoptNetns ${pin}`);
+    this.namespaces.set(pin, ns);
+    return this.identityOf(ns);
+  }
+
+  async netnsIdentity(path: string): Promise<string | undefined> {
+    this.record('netnsIdentity', path);
+    const ns = this.namespaces.get(path);
+    return ns && this.identityOf(ns);
+  }
+
+  /** The first path a namespace was known by (Map order): the same for all its paths. */
+  private identityOf(ns: FakeNs): string {
+    return [...this.namespaces].find(([, n]) => n === ns)![0];
   }
 
   async linkAdd(nsRef: NetnsRef, spec: LinkSpec): Promise<void> {

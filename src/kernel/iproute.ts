@@ -7,7 +7,10 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { KernelError } from '../errors.js';
-import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from './netns-file.js';
+import {
+  adoptNetnsAt, createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, netnsIdentityAt, removePinPlaceholder,
+} from './netns-file.js';
+import { ThreadNamespace } from './netns.js';
 import {
   TOMBSTONE_PREFIX,
   type AddressInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NetnsRef, type RouteInfo, type RouteSpec,
@@ -52,6 +55,20 @@ export class IprouteKernel implements KernelOps {
 
   async netnsExists(path: string): Promise<boolean> {
     return isNetnsFile(resolve(path));
+  }
+
+  /** No `ip` command opens a path once and pins it: done in-process (kernel/netns.ts). */
+  async adoptNetns(source: string, pin: string): Promise<string> {
+    const thread = new ThreadNamespace();
+    try {
+      return await adoptNetnsAt(thread, source, pin, this.hostNetns);
+    } finally {
+      thread.close();
+    }
+  }
+
+  async netnsIdentity(path: string): Promise<string | undefined> {
+    return netnsIdentityAt(path);
   }
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {

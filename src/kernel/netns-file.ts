@@ -1,6 +1,8 @@
 /** Namespace files shared by every real KernelOps: recognising a pin and removing what a pin leaves. */
 import { mkdir, open, rm, stat, statfs } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { KernelError } from '../errors.js';
+import { pathIdentity, ThreadNamespace } from './netns.js';
 
 /** nsfs superblock magic (linux/magic.h): what a pinned namespace file or /proc/PID/ns/* reports. */
 const NSFS_MAGIC = 0x6e736673;
@@ -27,3 +29,26 @@ export async function removePinPlaceholder(file: string): Promise<void> {
 
 /** Unmounts stacked on one path before we give up (a path can carry several pins). */
 export const MAX_STACKED_PINS = 8;
+
+/**
+ * KernelOps.adoptNetns for the real kernels: pin the network namespace open at `source` at `pin` (see
+ * ThreadNamespace.pinNetworkNamespace), refusing the daemon's own (`hostNetns` when a test moves it).
+ */
+export async function adoptNetnsAt(thread: ThreadNamespace, source: string, pin: string, hostNetns?: string): Promise<string> {
+  const file = resolve(pin);
+  if (await isNetnsFile(file)) throw new KernelError(`adoptNetns ${file}: already a namespace`, 'EEXIST');
+  await createPinPlaceholder(file);
+  try {
+    const own = hostNetns === undefined ? [] : [pathIdentity(hostNetns)].filter((id): id is string => id !== undefined);
+    return thread.pinNetworkNamespace(source, file, own);
+  } catch (err) {
+    await removePinPlaceholder(file);
+    throw err;
+  }
+}
+
+/** KernelOps.netnsIdentity for the real kernels. */
+export async function netnsIdentityAt(path: string): Promise<string | undefined> {
+  const file = resolve(path);
+  return (await isNetnsFile(file)) ? pathIdentity(file) : undefined;
+}

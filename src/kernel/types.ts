@@ -151,6 +151,15 @@ export interface KernelOps {
   deleteNetns(path: string): Promise<void>;
   /** True when `path` refers to a live network namespace (a pinned file or /proc/PID/ns/net). */
   netnsExists(path: string): Promise<boolean>;
+  /**
+   * Adopt a namespace made elsewhere: open `source` once, refuse (EINVAL) anything but a network
+   * namespace and the daemon's own, and pin that open namespace at `pin` (deleteNetns(pin) unpins it;
+   * the namespace lives on while others hold it). Later use goes through `pin` only, so a /proc/PID path
+   * whose PID is reused cannot redirect it. Returns the namespace's identity (see netnsIdentity).
+   */
+  adoptNetns(source: string, pin: string): Promise<string>;
+  /** An identity equal for every path to one namespace ("dev:ino" of nsfs); undefined when none is there. */
+  netnsIdentity(path: string): Promise<string | undefined>;
 
   linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void>;
   linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void>;

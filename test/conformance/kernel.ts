@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KernelOps } from '../../src/kernel/types.js';
 import { createTestNetns, deleteTestNetns, netnsPath } from '../helpers/netns.js';
+import { adoptionCases } from './kernel-adopt.js';
 import { addressingCases } from './kernel-addressing.js';
 import { namespaceAndLinkCases } from './kernel-links.js';
 import { caseRunner, type KernelFixture } from './kernel-support.js';
@@ -25,6 +26,7 @@ export function kernelConformance(label: string, setup: () => Promise<KernelFixt
   describe(`KernelOps conformance: ${label}`, () => {
     namespaceAndLinkCases(runner);
     addressingCases(runner);
+    adoptionCases(runner);
   });
 }
 

@@ -14,8 +14,8 @@ if (isRoot()) {
     const thread = new ThreadNamespace(libc);
     const home = readlinkSync('/proc/thread-self/ns/net');
     try {
-      assert.throws(() => thread.run(thread.homeFd, 'outer', () => thread.run(thread.homeFd, 'inner', () => 1)), /nested namespace visit/);
-      assert.equal(thread.run(thread.homeFd, 'again', () => 2), 2, 'a later visit works');
+      assert.throws(() => thread.withNetns(thread.homeFd, 'outer', () => thread.withNetns(thread.homeFd, 'inner', () => 1)), /nested namespace visit/);
+      assert.equal(thread.withNetns(thread.homeFd, 'again', () => 2), 2, 'a later visit works');
       assert.equal(readlinkSync('/proc/thread-self/ns/net'), home);
     } finally {
       thread.close();

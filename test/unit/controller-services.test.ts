@@ -218,11 +218,13 @@ describe('controller services: dnsrr, validation, recovery', () => {
 
   it('restart: a missing VIP goes back on the bridge; a vanished adopted backend leaves its services', async () => {
     await h.kernel.createNetns('/adopted/svc1');
-    await h.controller.createSandbox({ name: 'adoptee', netnsPath: '/adopted/svc1', networks: [{ network: 'rr', services: ['web', 'db'] }] });
+    const adoptee = await h.controller.createSandbox({ name: 'adoptee', netnsPath: '/adopted/svc1', networks: [{ network: 'rr', services: ['web', 'db'] }] });
     assert.deepEqual(fwBackends('web'), [ipOf('w1'), ipOf('adoptee')].sort());
     const vip = h.controller.getService('web').service.vip!.split('/')[0]!;
     await h.kernel.addrDel(null, bridgeOf('rr'), `${vip}/32`);
+    // Vanished (as after a reboot): the given path and cnm's pin of it.
     await h.kernel.deleteNetns('/adopted/svc1');
+    await h.kernel.deleteNetns(adoptee.sandbox.netnsPath);
     const w1 = ipOf('w1');
     const d1 = ipOf('d1');
     h = await h.restart();

@@ -186,7 +186,9 @@ describe('controller', () => {
     const s = await h1.controller.createSandbox({ name: 'adoptee', netnsPath: '/adopted/ns1', networks: [{ network: 'neta' }] });
     const veth = `cnmv${s.endpoints[0]!.endpoint.id.slice(0, 11)}`;
     assert.equal(s.sandbox.adopted, true);
+    // Vanished (as after a reboot): the given path and cnm's pin of it.
     await h1.kernel.deleteNetns('/adopted/ns1');
+    await h1.kernel.deleteNetns(s.sandbox.netnsPath);
     const h2 = await h1.restart();
     assert.throws(() => h2.controller.getSandbox('adoptee'), /No such sandbox/);
     assert.ok(!h2.controller.getNetwork('neta').endpoints.some((e) => e.sandbox.name === 'adoptee'));

@@ -11,7 +11,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KernelError } from '../../errors.js';
-import { createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, removePinPlaceholder } from '../netns-file.js';
+import {
+  adoptNetnsAt, createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, netnsIdentityAt, removePinPlaceholder,
+} from '../netns-file.js';
 import {
   type AddressInfo, type KernelOps, type LinkChange, type LinkDeleteOptions, type LinkInfo, type LinkSpec, type NetnsRef,
   type RouteInfo,
@@ -67,7 +69,7 @@ export class NetlinkKernel implements KernelOps {
     this.handles.evict(file);
     await createPinPlaceholder(file);
     try {
-      this.thread.runInNew(what, () => {
+      this.thread.withNewNetns(what, () => {
         this.thread.bindMountCurrent(file, what);
         const socket = RtnlSocket.open(this.libc);
         try {
@@ -92,6 +94,16 @@ export class NetlinkKernel implements KernelOps {
 
   async netnsExists(path: string): Promise<boolean> {
     return isNetnsFile(resolve(path));
+  }
+
+  async adoptNetns(source: string, pin: string): Promise<string> {
+    this.checkOpen(`adoptNetns ${source}`);
+    this.handles.evict(resolve(pin));
+    return adoptNetnsAt(this.thread, source, pin, this.hostNetns);
+  }
+
+  async netnsIdentity(path: string): Promise<string | undefined> {
+    return netnsIdentityAt(path);
   }
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {
@@ -374,7 +386,7 @@ export class NetlinkKernel implements KernelOps {
   private inNamespace<T>(ns: NetnsRef, what: string, fn: () => T): T {
     this.checkOpen(what);
     if (ns === null && this.hostNetns === undefined) return translateFsError(what, fn);
-    return this.thread.run(this.namespaceFd(ns), what, () => translateFsError(what, fn));
+    return this.thread.withNetns(this.namespaceFd(ns), what, () => translateFsError(what, fn));
   }
 
   /** An fd for `ns` (null: the host namespace), valid until the event loop turns; never closed by the caller. */

@@ -32,7 +32,7 @@ export class BurstNamespaceHandles {
   /** Run `fn` with a socket inside the namespace at `path`. A failure drops the socket: its state is unknown. */
   withSocket<T>(path: string, what: string, fn: (socket: RtnlSocket) => T): T {
     const handle = this.handle(path);
-    handle.socket ??= this.thread.run(handle.fd, what, () => RtnlSocket.open(this.libc));
+    handle.socket ??= this.thread.withNetns(handle.fd, what, () => RtnlSocket.open(this.libc));
     try {
       return fn(handle.socket);
     } catch (err) {

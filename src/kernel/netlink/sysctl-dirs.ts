@@ -46,7 +46,7 @@ export class SysctlDirectories {
     }
     let fd = dirs.get(dir);
     if (fd === undefined) {
-      fd = this.thread.run(nsFd, what, () => openDirectory(dir, what));
+      fd = this.thread.withNetns(nsFd, what, () => openDirectory(dir, what));
       dirs.set(dir, fd);
     }
     return `/proc/self/fd/${fd}/${file}`;
