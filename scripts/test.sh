@@ -3,7 +3,7 @@
 # Real-kernel tests run inside throwaway network namespaces (cnmt-*) and need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 
 echo "== type check" >&2
 npx tsc -p tsconfig.json --noEmit
