@@ -12,7 +12,7 @@ import { parseDaemonArgs } from '../src/daemon/config.js';
 import { renderChart } from './lib/chart.js';
 import { Cleanup } from './lib/cleanup.js';
 import { KernelFloor } from './lib/floor.js';
-import { ensureBenchPackages } from './lib/install.js';
+import { missingBenchPackages } from './lib/install.js';
 import { BENCH_USAGE, parseBenchArgs, type BenchOptions } from './lib/options.js';
 import { checkerName } from './lib/reach.js';
 import { startCnm, startDocker, type System } from './lib/systems.js';
@@ -35,7 +35,7 @@ function cnmKernelLabel(options: BenchOptions): string {
 
 async function startSystems(options: BenchOptions, cleanup: Cleanup, skipped: string[]): Promise<System[]> {
   const systems: System[] = [];
-  const problems = await ensureBenchPackages(log, options.docker);
+  const problems = missingBenchPackages();
   for (const why of problems.values()) log(why);
   log(`starting cnm (kernel: ${cnmKernelLabel(options)})`);
   const cnm = await startCnm(options.cnmKernel);

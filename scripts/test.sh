@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: type check, unit tests, conformance suites, real-kernel integration tests.
 # Real-kernel tests run inside throwaway network namespaces (cnmt-*) and need root.
+# At the end: every skipped test with its reason, and the run FAILS when, as root, a real-kernel or
+# real-client test was skipped (reasons starting "real kernel:" / "real client:", test/helpers/privileges.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 
 echo "== type check" >&2
 npx tsc -p tsconfig.json --noEmit
@@ -11,4 +13,30 @@ npx tsc -p tsconfig.json --noEmit
 mapfile -t files < <(find test/unit test/integration -name '*.test.ts' 2>/dev/null | sort)
 if [ "$#" -gt 0 ]; then files=("$@"); fi
 echo "== ${#files[@]} test files" >&2
-exec node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
+report=$(mktemp "${TMPDIR:-/tmp}/cnm-test-report.XXXXXX")
+trap 'rm -f "$report"' EXIT
+if [ -t 1 ]; then shown=spec; else shown=tap; fi
+rc=0
+node --import tsx --test --test-concurrency=2 --test-timeout=300000 \
+  --test-reporter="$shown" --test-reporter-destination=stdout \
+  --test-reporter=./test/helpers/skip-reporter.mjs --test-reporter-destination="$report" \
+  "${files[@]}" || rc=$?
+
+forbidden=0
+if grep -q '^skip' "$report"; then
+  echo
+  echo "== skipped tests"
+  while IFS=$'\t' read -r kind file name reason; do
+    [ "$kind" = skip ] || continue
+    echo "SKIP ${file#"$PWD/"} > $name: $reason"
+    if [ "$(id -u)" -eq 0 ] && [[ "$reason" == "real kernel:"* || "$reason" == "real client:"* ]]; then forbidden=$((forbidden + 1)); fi
+  done <"$report"
+fi
+if [ "$forbidden" -gt 0 ]; then
+  echo "FAIL: $forbidden real-kernel or real-client test(s) skipped on a root machine (counted as failed below)"
+  rc=1
+fi
+IFS=$'\t' read -r _ passed failed skipped < <(grep '^total' "$report" || printf 'total\t0\t0\t0\n')
+echo "tests: $passed passed, $((failed + forbidden)) failed, $((skipped - forbidden)) skipped"
+[ "$rc" -ne 0 ] || [ "$((failed + forbidden))" -eq 0 ] || rc=1
+exit "$rc"

@@ -1,50 +1,60 @@
 /**
- * The bench's own Debian packages: docker.io (the comparison), busybox-static (the containers' only
- * binary, imported as an image because no registry is reachable) and python3 (the ARP reachability
- * probe).
- * Installed with apt-get when missing; a failure is reported, never fatal, so cnm's rows still run.
+ * What the bench needs from Debian, read from the one manifest (scripts/programs.tsv): `npm run bench`
+ * runs `scripts/setup.sh bench` first, which installs every row marked `bench`; here the bench only
+ * checks what is still missing, so a Docker row that cannot run is reported and cnm's rows still run.
+ * busybox must be the static build: the bench copies it into the containers' image.
  */
-import { existsSync } from 'node:fs';
-import { execWithInput } from './exec.js';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
 
-interface Need {
+const MANIFEST = resolve(import.meta.dirname, '../../scripts/programs.tsv');
+
+interface BenchNeed {
+  program: string;
   pkg: string;
-  forDocker: boolean;
-  present: () => boolean;
+  staticBuild: boolean;
 }
 
-const NEEDS: Need[] = [
-  { pkg: 'docker.io', forDocker: true, present: () => existsSync('/usr/sbin/dockerd') || existsSync('/usr/bin/dockerd') },
-  { pkg: 'busybox-static', forDocker: true, present: () => existsSync('/bin/busybox') && isStaticBusybox() },
-  { pkg: 'python3-minimal', forDocker: false, present: () => existsSync('/usr/bin/python3') },
-];
-
-function isStaticBusybox(): boolean {
-  // Debian's dynamic `busybox` package also installs /bin/busybox; the image needs the static one.
-  return existsSync('/usr/share/doc/busybox-static') || !existsSync('/usr/share/doc/busybox');
+function benchNeeds(): BenchNeed[] {
+  return readFileSync(MANIFEST, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .map((line) => line.split('\t'))
+    .filter(([program, , uses]) => program && !program.includes('.so') && (uses ?? '').split(',').includes('bench'))
+    .map(([program, pkg, , check]) => ({ program: program!, pkg: pkg!, staticBuild: check === 'static' }));
 }
 
-/** Installs what is missing; returns one line per package that is still missing afterwards. */
-export async function ensureBenchPackages(log: (line: string) => void, withDocker: boolean): Promise<Map<string, string>> {
-  const missing = NEEDS.filter((n) => (withDocker || !n.forDocker) && !n.present()).map((n) => n.pkg);
-  const problems = new Map<string, string>();
-  if (missing.length === 0) return problems;
-  if (process.getuid?.() !== 0) {
-    for (const pkg of missing) problems.set(pkg, `${pkg} is not installed (run the bench as root to install it)`);
-    return problems;
+function onPath(program: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  return dirs.map((d) => join(d, program)).find((p) => existsSync(p));
+}
+
+/** True when the ELF file has no program interpreter (PT_INTERP): statically linked. */
+export function isStaticElf(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const header = Buffer.alloc(64);
+    readSync(fd, header, 0, 64, 0);
+    if (header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2) return false; // ELF64 only
+    const phoff = Number(header.readBigUInt64LE(0x20));
+    const phentsize = header.readUInt16LE(0x36);
+    const phnum = header.readUInt16LE(0x38);
+    const table = Buffer.alloc(phentsize * phnum);
+    readSync(fd, table, 0, table.length, phoff);
+    for (let i = 0; i < phnum; i++) if (table.readUInt32LE(i * phentsize) === 3) return false;
+    return true;
+  } finally {
+    closeSync(fd);
   }
-  log(`installing Debian packages: ${missing.join(' ')}`);
-  const env = ['env', 'DEBIAN_FRONTEND=noninteractive'];
-  const update = await execWithInput(env[0]!, [...env.slice(1), 'apt-get', 'update', '-qq'], '', 300_000);
-  const install = await execWithInput(
-    env[0]!,
-    [...env.slice(1), 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing],
-    '',
-    900_000,
-  );
-  for (const need of NEEDS.filter((n) => missing.includes(n.pkg) && !n.present())) {
-    const why = install.code !== 0 ? install.stderr : update.stderr;
-    problems.set(need.pkg, `apt-get install ${need.pkg} failed: ${why.trim().split('\n').slice(-2).join(' ').slice(0, 300)}`);
+}
+
+/** The bench's packages still missing, each with why (keyed by Debian package). */
+export function missingBenchPackages(): Map<string, string> {
+  const problems = new Map<string, string>();
+  for (const need of benchNeeds()) {
+    const path = onPath(need.program);
+    if (!path) problems.set(need.pkg, `${need.program} is not installed (bash scripts/setup.sh bench, as root, installs ${need.pkg})`);
+    else if (need.staticBuild && !isStaticElf(path)) problems.set(need.pkg, `${path} is not a static build (apt-get install ${need.pkg})`);
   }
   return problems;
 }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
 async function createNet(d: TestDaemon, body: Record<string, unknown>): Promise<string> {
   const r = await d.api('POST', '/networks/create', body);
@@ -24,7 +25,7 @@ async function pings(d: TestDaemon, from: string, ip: string): Promise<boolean> 
   return (await d.exec(from, ['ping', '-c1', '-W1', ip])).code === 0;
 }
 
-describe('bridge driver features (real kernel)', () => {
+describe('bridge driver features (real kernel)', { skip: realKernelSkip() }, () => {
   let d: TestDaemon;
   let outside: string;
   const outsideIp = '198.51.100.2';

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execArgv, inOtherMountNamespace } from '../../src/cli/exec.js';
 import { startFakeApi } from '../helpers/fake-controller.js';
-import { isRoot, withTestNetns } from '../helpers/netns.js';
+import { withTestNetns } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const SB = { NetnsPath: '/run/cnm/netns/abc', HostNetwork: false, ResolvConfPath: '/r/resolv.conf', HostsPath: '/r/hosts', DaemonPid: 42 };
@@ -30,7 +31,7 @@ describe('cnm exec command line', () => {
     assert.equal(inOtherMountNamespace(process.pid), false);
   });
 
-  it('runs a command in the sandbox namespace and returns its status', { skip: isRoot() ? false : 'needs root' }, async () => {
+  it('runs a command in the sandbox namespace and returns its status', { skip: realKernelSkip() }, async () => {
     await withTestNetns(async (_name, nsPath) => {
       const api = await startFakeApi();
       const dir = await mkdtemp(join(tmpdir(), 'cnm-exec-'));

@@ -24,10 +24,11 @@ import { DnsRegistry } from '../../src/dns/registry.js';
 import { renderEmbeddedResolvConf } from '../../src/dns/resolv-conf.js';
 import { EmbeddedDnsServer } from '../../src/dns/server.js';
 import { Rcode, RecordType } from '../../src/dns/codec.js';
-import { createTestNetns, deleteTestNetns, isRoot, netnsPath } from '../helpers/netns.js';
+import { createTestNetns, deleteTestNetns, netnsPath } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 import { silentLogger } from '../../src/util/log.js';
 
-const SKIP = isRoot() ? false : 'needs root';
+const SKIP = realKernelSkip();
 const run = promisify(execFile);
 const UPSTREAM_IP = '10.99.0.1';
 const SANDBOX_A_UPLINK = '10.99.0.2';

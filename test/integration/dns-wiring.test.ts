@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { FakeUpstream } from '../../src/dns/fake-upstream.js';
 import { NetnsSockets } from '../../src/dns/netns-socket.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { isRoot } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
-const SKIP = isRoot() ? false : 'needs root';
+const SKIP = realKernelSkip();
 
 async function ok(d: TestDaemon, args: string[]): Promise<string> {
   const r = await d.cli(args);

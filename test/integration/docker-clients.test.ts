@@ -3,9 +3,10 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import Docker from 'dockerode';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { realClientSkip, realKernelSkip } from '../helpers/privileges.js';
 
 function docker(d: TestDaemon, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -27,16 +28,7 @@ async function dockerOk(d: TestDaemon, args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
-function hasDockerCli(): boolean {
-  try {
-    execFileSync('docker', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-describe('real Docker clients against cnm', () => {
+describe('real Docker clients against cnm', { skip: realKernelSkip() }, () => {
   let d: TestDaemon;
   before(async () => {
     d = await startTestDaemon();
@@ -45,7 +37,7 @@ describe('real Docker clients against cnm', () => {
   });
   after(async () => d?.cleanup());
 
-  it('docker network create / ls / inspect / connect / disconnect / rm / prune', { skip: !hasDockerCli() && 'no docker CLI on this machine' }, async () => {
+  it('docker network create / ls / inspect / connect / disconnect / rm / prune', { skip: realClientSkip('docker') }, async () => {
     const id = await dockerOk(d, ['network', 'create', '--subnet', '10.70.0.0/24', '--label', 'team=net', 'dn1']);
     assert.match(id, /^[0-9a-f]{64}$/);
     const ls = await dockerOk(d, ['network', 'ls']);

@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { NftFirewall } from '../../src/firewall/nft-firewall.js';
 import { LibNftRunner } from '../../src/firewall/runner-libnft.js';
 import type { FirewallNetwork, FirewallService } from '../../src/firewall/types.js';
-import { createTestNetns, deleteTestNetns, inNetns, isRoot, netnsPath } from '../helpers/netns.js';
+import { createTestNetns, deleteTestNetns, inNetns, netnsPath } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
-const SKIP = isRoot() ? false : 'needs root';
+const SKIP = realKernelSkip();
 const VIP = '10.93.0.100';
 const BACKENDS = { b1: '10.93.0.11', b2: '10.93.0.12', b3: '10.93.0.13' } as const;
 const CLIENT = '10.93.0.20';

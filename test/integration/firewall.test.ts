@@ -17,14 +17,15 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestNetns, deleteTestNetns, inNetns, isRoot, netnsPath, withTestNetns } from '../helpers/netns.js';
+import { createTestNetns, deleteTestNetns, inNetns, netnsPath, withTestNetns } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 import { NftFirewall } from '../../src/firewall/nft-firewall.js';
 import { LibNftRunner } from '../../src/firewall/runner-libnft.js';
 import { CliNftRunner } from '../../src/firewall/runner-cli.js';
 import type { FirewallNetwork, NftRunner } from '../../src/firewall/types.js';
 import { KernelError } from '../../src/errors.js';
 
-const SKIP = isRoot() ? false : 'needs root';
+const SKIP = realKernelSkip();
 const OUTSIDE_V4 = '198.51.100.2';
 const OUTSIDE_V6 = 'fd99::2';
 const HOST_OUT_V4 = '198.51.100.1';

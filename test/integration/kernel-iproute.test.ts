@@ -2,12 +2,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { errnoFromStderr, IprouteKernel } from '../../src/kernel/iproute.js';
 import { kernelConformance, realKernelFixture } from '../conformance/kernel.js';
-import { isRoot } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
-if (isRoot()) {
+const SKIP = realKernelSkip();
+if (!SKIP) {
   kernelConformance('iproute2', () => realKernelFixture((hostNetns) => new IprouteKernel({ hostNetns }), { slowSteps: true }));
 } else {
-  it('iproute2 kernel conformance needs root', (t) => t.skip('not root'));
+  it('iproute2 kernel conformance', { skip: SKIP }, () => undefined);
 }
 
 describe('IprouteKernel error mapping', () => {

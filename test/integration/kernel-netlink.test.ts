@@ -4,9 +4,10 @@ import { readlinkSync } from 'node:fs';
 import { loadLibc, ThreadNamespace } from '../../src/kernel/netlink/libc.js';
 import { NetlinkKernel } from '../../src/kernel/netlink/kernel.js';
 import { kernelConformance, realKernelFixture } from '../conformance/kernel.js';
-import { isRoot } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
-if (isRoot()) {
+const SKIP = realKernelSkip();
+if (!SKIP) {
   kernelConformance('netlink', () => realKernelFixture((hostNetns) => new NetlinkKernel({ hostNetns })));
 
   it('namespace visits do not nest: the inner one fails and the thread comes home', () => {
@@ -22,5 +23,5 @@ if (isRoot()) {
     }
   });
 } else {
-  it('netlink kernel conformance needs root', (t) => t.skip('not root'));
+  it('netlink kernel conformance', { skip: SKIP }, () => undefined);
 }

@@ -9,6 +9,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { eventually } from '../conformance/kernel-support.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
 interface KernelView {
   links: string[];
@@ -67,7 +68,7 @@ async function assertConsistent(d: TestDaemon): Promise<void> {
   for (const b of e.bridges) assert.ok(k.nft.includes(`"${b}"`), `nft knows bridge ${b}`);
 }
 
-describe('crash recovery (real kernel)', () => {
+describe('crash recovery (real kernel)', { skip: realKernelSkip() }, () => {
   let d: TestDaemon;
   before(async () => {
     d = await startTestDaemon();

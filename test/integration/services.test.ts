@@ -11,9 +11,9 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { isRoot } from '../helpers/netns.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
-const SKIP = isRoot() ? false : 'needs root';
+const SKIP = realKernelSkip();
 const BACKENDS = ['b1', 'b2', 'b3'] as const;
 
 async function ok(d: TestDaemon, args: string[]): Promise<string> {

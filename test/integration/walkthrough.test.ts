@@ -5,6 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { realKernelSkip } from '../helpers/privileges.js';
 
 async function ok(d: TestDaemon, args: string[]): Promise<string> {
   const r = await d.cli(args);
@@ -18,7 +19,7 @@ function ipOf(d: { Networks: Record<string, { IPAddress: string }> }, net: strin
   return ip;
 }
 
-describe('walkthrough (real kernel, cnm CLI)', () => {
+describe('walkthrough (real kernel, cnm CLI)', { skip: realKernelSkip() }, () => {
   let d: TestDaemon;
   before(async () => {
     d = await startTestDaemon();
