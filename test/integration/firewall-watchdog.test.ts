@@ -91,6 +91,8 @@ describe('firewall watchdog (real daemon, nftables events)', { skip: SKIP }, () 
     before_ = await cnmRuleset(d);
     assert.ok(JSON.stringify(before_).includes(svcMap), 'the service map is part of the ruleset compared');
     assertIsolated(s, 'before any change');
+    // The daemon's own transactions (networks, sandboxes, the service) are recognised and never checked.
+    assert.doesNotMatch(d.logs(), /changed by another process/);
   });
   after(async () => {
     await d?.cleanup();

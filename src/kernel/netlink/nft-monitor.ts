@@ -8,7 +8,8 @@
  * made the call. Idle, the monitor costs one parked pool thread and no CPU. Measured alternatives:
  * net.Socket refuses a netlink fd (libuv only wraps TCP, UDP and unix sockets: ERR_INVALID_FD_TYPE),
  * fs.read on a non-blocking fd has no readiness notification (a timer poll: latency or wake-ups), and
- * a worker thread blocked in recv() costs its own V8 isolate (≈ +9 MiB RSS).
+ * a worker thread blocked in recv() costs its own V8 isolate (+8.4 MiB RSS measured). Measured idle:
+ * 1 CPU tick (10 ms) in 10 s for the whole daemon.
  *
  * close() wakes the parked poll by asking the kernel for the current generation (NFT_MSG_GETGEN): the
  * reply lands on this socket and makes it readable.
