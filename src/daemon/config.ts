@@ -20,7 +20,7 @@ export interface DaemonConfig {
   kernel: 'netlink' | 'iproute';
   /** How nft scripts are applied: libnftables in-process (default) or the nft binary. */
   nft: 'libnftables' | 'cli';
-  /** Seconds between checks that cnm's nft tables are still there (0 disables). */
+  /** Seconds between backstop checks of cnm's nft tables (events trigger one at once); 0 disables the watchdog. */
   firewallCheckInterval: number;
   /** --dns / --dns-search / --dns-option: replace the host resolv.conf's entries for every sandbox. */
   dns: { servers: string[]; search: string[]; options: string[] };
@@ -52,7 +52,9 @@ Options:
   --mtu N                         MTU of the predefined "bridge" network
   --kernel netlink|iproute        kernel access: in-process rtnetlink (default) or iproute2 processes
   --nft libnftables|cli           nftables access (default libnftables)
-  --firewall-check-interval SEC   re-apply cnm's rules if they vanish (default 5, 0 = off)
+  --firewall-check-interval SEC   nftables events restore cnm's rules at once when another process
+                                  changes them; this is the period of the backstop check (default
+                                  30, 0 = no watchdog at all)
   --dns IP                        upstream DNS server for every sandbox instead of the host's
                                   resolv.conf ones (repeatable)
   --dns-search DOMAIN             DNS search domain for every sandbox (repeatable)
@@ -101,7 +103,7 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
   if (!['libnftables', 'cli'].includes(nft)) throw new InvalidParameterError(`invalid --nft ${nft}`);
   const mtu = v.mtu === undefined ? undefined : Number(v.mtu);
   if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 68 && mtu <= 65535)) throw new InvalidParameterError(`invalid --mtu ${v.mtu}`);
-  const interval = Number(v['firewall-check-interval'] ?? 5);
+  const interval = Number(v['firewall-check-interval'] ?? 30);
   if (!(interval >= 0)) throw new InvalidParameterError('invalid --firewall-check-interval');
   const servers = v.dns ?? [];
   for (const server of servers) {

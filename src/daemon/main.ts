@@ -13,6 +13,7 @@ import type { AnyNetworkDriver } from '../drivers/types.js';
 import { DnsRegistry, EmbeddedDnsDiscovery, EmbeddedDnsServer, parseResolvConf, type ResolverConfig } from '../dns/index.js';
 import { errorMessage } from '../errors.js';
 import { NftFirewall } from '../firewall/nft-firewall.js';
+import { FirewallWatchdog } from '../firewall/watchdog.js';
 import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
 import type { KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
@@ -111,19 +112,13 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   });
   logger.info('API listening', { socket: config.socket, pid: process.pid });
 
-  const watchdog =
-    config.firewallCheckInterval > 0
-      ? setInterval(() => {
-          controller.restoreFirewallIfLost().catch((err) => logger.error('firewall check failed', { error: errorMessage(err) }));
-        }, config.firewallCheckInterval * 1000)
-      : undefined;
-  watchdog?.unref();
+  const watchdog = config.firewallCheckInterval > 0 ? await startFirewallWatchdog(controller, config, logger) : undefined;
 
   return {
     controller,
     logger,
     async close() {
-      if (watchdog) clearInterval(watchdog);
+      await watchdog?.close();
       await api.close();
       await controller.drain();
       await dnsServer.close();
@@ -153,6 +148,21 @@ async function prepareStateDirs(config: DaemonConfig): Promise<void> {
     await mkdir(dir, { recursive: true, mode });
     await chmod(dir, mode);
   }
+}
+
+/**
+ * Restore cnm's rules when another process changes them: nftables events in the daemon's namespace
+ * (where its rules are) trigger a check at once, --firewall-check-interval is the periodic backstop.
+ */
+async function startFirewallWatchdog(controller: CnmController, config: DaemonConfig, logger: ReturnType<typeof createLogger>): Promise<FirewallWatchdog> {
+  const { NftEventMonitor } = await import('../kernel/netlink/nft-monitor.js');
+  const { loadLibc } = await import('../kernel/netlink/libc.js');
+  return new FirewallWatchdog({
+    check: () => controller.restoreFirewallIfLost(),
+    backstopMs: config.firewallCheckInterval * 1000,
+    openEvents: (handlers) => NftEventMonitor.open(loadLibc(), handlers),
+    logger: logger.child({ component: 'firewall' }),
+  });
 }
 
 /** Implementations are loaded on demand: the FFI ones pull in koffi and native libraries. */

@@ -1,37 +1,51 @@
 /**
  * The Firewall over nftables: the pure compiler produces one script per operation and an NftRunner
  * applies it as one atomic transaction. Operations are serialised so that a reconcile never interleaves
- * with an element update.
+ * with an element update. It remembers the desired state those operations built, so a check compares the
+ * kernel's tables with it element by element.
  */
 import { Mutex } from '../util/mutex.js';
 import {
-  BASE_CHAINS,
   TABLE_FAMILIES,
   TABLE_NAME,
   compileAddNetwork,
   compileBase,
   compileFull,
   compileRemoveNetwork,
-  type ChainSpec,
   type TableFamily,
 } from './compile.js';
+import { compareListings, expectedListing, parseTableListing } from './listing.js';
 import { isMissingObject } from './nft-error.js';
 import { compileRemoveService, compileSetService } from './services.js';
 import type { Firewall, FirewallNetwork, FirewallService, NftRunner } from './types.js';
 
-export type TableState = 'intact' | 'missing' | 'damaged';
+/**
+ * Per table: exactly the desired state; absent; base chains or sets missing or different ('damaged':
+ * rebuilt by ensureBase); or base intact but elements / service objects differ from the desired state
+ * ('drifted': a set element deleted or added by hand).
+ */
+export type TableState = 'intact' | 'missing' | 'damaged' | 'drifted';
+
+export interface FirewallInspection {
+  states: Record<TableFamily, TableState>;
+  /** What differs, in words (empty when intact). */
+  differences: string[];
+}
 
 export class NftFirewall implements Firewall {
   private readonly mutex = new Mutex();
+  /** The desired state: what the last reconcile and every later change made it. */
+  private readonly networks = new Map<string, FirewallNetwork>();
+  private readonly services = new Map<string, FirewallService>();
 
   constructor(private readonly runner: NftRunner) {}
 
   ensureBase(): Promise<void> {
     return this.mutex.run(async () => {
-      const states = await this.readStates();
+      const { states } = await this.readStates();
       // A damaged table (rules flushed, chain deleted, older layout) is replaced like a missing one; its
       // elements are lost, which isIntact() reported beforehand so the caller reconciles.
-      const broken = TABLE_FAMILIES.filter((f) => states[f] !== 'intact');
+      const broken = TABLE_FAMILIES.filter((f) => states[f] === 'missing' || states[f] === 'damaged');
       if (broken.length > 0) await this.runner.run(compileBase(broken));
     });
   }
@@ -39,7 +53,10 @@ export class NftFirewall implements Firewall {
   async addNetwork(net: FirewallNetwork): Promise<void> {
     // Compiled (and validated) before queueing: invalid input is rejected without waiting or touching nft.
     const script = compileAddNetwork(net);
-    await this.mutex.run(() => this.runner.run(script));
+    await this.mutex.run(async () => {
+      await this.runner.run(script);
+      this.networks.set(net.id, net);
+    });
   }
 
   async removeNetwork(net: FirewallNetwork): Promise<void> {
@@ -54,12 +71,16 @@ export class NftFirewall implements Firewall {
         if (present.length === TABLE_FAMILIES.length) throw err;
         if (present.length > 0) await this.runner.run(compileRemoveNetwork(net, present));
       }
+      this.networks.delete(net.id);
     });
   }
 
   async setService(service: FirewallService): Promise<void> {
     const script = compileSetService(service);
-    await this.mutex.run(() => this.runner.run(script));
+    await this.mutex.run(async () => {
+      await this.runner.run(script);
+      this.services.set(service.id, service);
+    });
   }
 
   async removeService(service: FirewallService): Promise<void> {
@@ -71,43 +92,57 @@ export class NftFirewall implements Firewall {
         // Without cnm's inet table there is no service left to remove.
         if (!isMissingObject(err) || (await this.presentTables()).includes('inet')) throw err;
       }
+      this.services.delete(service.id);
     });
   }
 
   async reconcile(networks: FirewallNetwork[], services: FirewallService[] = []): Promise<void> {
     const script = compileFull(networks, services);
-    await this.mutex.run(() => this.runner.run(script));
+    await this.mutex.run(async () => {
+      await this.runner.run(script);
+      this.networks.clear();
+      for (const net of networks) this.networks.set(net.id, net);
+      this.services.clear();
+      for (const svc of services) this.services.set(svc.id, svc);
+    });
   }
 
+  /** True when both tables hold exactly the desired state: chains, sets, elements, service maps. */
   isIntact(): Promise<boolean> {
     return this.mutex.run(async () => {
-      const states = await this.readStates();
+      const { states } = await this.readStates();
       return TABLE_FAMILIES.every((f) => states[f] === 'intact');
     });
   }
 
-  /** Per table: present with exactly cnm's base chains and rules, absent, or present but different. */
-  inspect(): Promise<Record<TableFamily, TableState>> {
+  /** Each table's state and what differs from the desired state. */
+  inspect(): Promise<FirewallInspection> {
     return this.mutex.run(() => this.readStates());
   }
 
-  private async readStates(): Promise<Record<TableFamily, TableState>> {
-    const listed = new Map<string, ListedChain>();
-    let somethingMissing = false;
-    // One chain per command: nft 1.0.6 fails ("No such file or directory") on the second of several
-    // `list chain` commands in one script, its cache filter only covering the first.
-    for (const chain of BASE_CHAINS) {
+  /**
+   * One `list table` per command: nft 1.0.6 fails ("No such file or directory") on the second of several
+   * list commands in one script, its cache filter only covering the first.
+   */
+  private async readStates(): Promise<FirewallInspection> {
+    const states = {} as Record<TableFamily, TableState>;
+    const differences: string[] = [];
+    for (const family of TABLE_FAMILIES) {
+      let output: string;
       try {
-        const output = await this.runner.run(`list chain ${chain.family} ${TABLE_NAME} ${chain.name}`);
-        const found = parseChainListing(output).get(chainKey(chain.family, chain.name));
-        if (found) listed.set(chainKey(chain.family, chain.name), found);
+        output = await this.runner.run(`list table ${family} ${TABLE_NAME}`);
       } catch (err) {
         if (!isMissingObject(err)) throw err;
-        somethingMissing = true;
+        states[family] = 'missing';
+        differences.push(`${family} ${TABLE_NAME}: table is missing`);
+        continue;
       }
+      const expected = expectedListing(family, this.networks.values(), this.services.values());
+      const diff = compareListings(family, expected, parseTableListing(output));
+      states[family] = diff.structure.length > 0 ? 'damaged' : diff.content.length > 0 ? 'drifted' : 'intact';
+      differences.push(...diff.structure, ...diff.content);
     }
-    const present = somethingMissing ? await this.presentTables() : TABLE_FAMILIES;
-    return tableStates(listed, new Set(present));
+    return { states, differences };
   }
 
   close(): void {
@@ -118,63 +153,4 @@ export class NftFirewall implements Firewall {
     const out = await this.runner.run('list tables');
     return TABLE_FAMILIES.filter((f) => out.split('\n').some((line) => line.trim() === `table ${f} ${TABLE_NAME}`));
   }
-}
-
-function tableStates(listed: Map<string, ListedChain>, present: Set<TableFamily>): Record<TableFamily, TableState> {
-  const state = (family: TableFamily): TableState => {
-    if (!present.has(family)) return 'missing';
-    const ok = BASE_CHAINS.filter((c) => c.family === family).every((c) => chainMatches(listed.get(chainKey(c.family, c.name)), c));
-    return ok ? 'intact' : 'damaged';
-  };
-  return { inet: state('inet'), bridge: state('bridge') };
-}
-
-function chainMatches(listed: ListedChain | undefined, spec: ChainSpec): boolean {
-  return (
-    listed !== undefined &&
-    listed.header === spec.header &&
-    listed.rules.length === spec.rules.length &&
-    listed.rules.every((rule, i) => rule === spec.rules[i])
-  );
-}
-
-export interface ListedChain {
-  header: string;
-  rules: string[];
-}
-
-function chainKey(family: string, chain: string): string {
-  return `${family} ${chain}`;
-}
-
-/**
- * Parse `nft list chain` output (tables named cnm only) into family+chain → header and rules.
- * Exported for unit tests.
- */
-export function parseChainListing(output: string): Map<string, ListedChain> {
-  const chains = new Map<string, ListedChain>();
-  let family: string | undefined;
-  let current: ListedChain | undefined;
-  for (const raw of output.split('\n')) {
-    const line = raw.trim();
-    const table = /^table (\S+) (\S+) \{$/.exec(line);
-    if (table) {
-      family = table[2] === TABLE_NAME ? table[1] : undefined;
-      continue;
-    }
-    const chain = /^chain (\S+) \{$/.exec(line);
-    if (chain && family !== undefined) {
-      current = { header: '', rules: [] };
-      chains.set(chainKey(family, chain[1]!), current);
-      continue;
-    }
-    if (line === '}') {
-      current = undefined;
-      continue;
-    }
-    if (!current || line === '') continue;
-    if (current.header === '' && line.startsWith('type ')) current.header = line;
-    else current.rules.push(line);
-  }
-  return chains;
 }

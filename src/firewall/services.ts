@@ -75,6 +75,29 @@ export function assignSlots(backends: readonly string[]): string[] {
   return slots;
 }
 
+/**
+ * What a service looks like in `nft list table inet cnm`: its slot map (declaration and elements), its
+ * chain's rule, and its entries in the shared VIP sets. Used to check the kernel against the desired state.
+ */
+export interface ServiceListing {
+  name: string;
+  mapDeclaration: string;
+  slots: string[];
+  rule: string;
+  sets: Array<{ set: string; elements: string[] }>;
+}
+
+export function serviceListing(svc: FirewallService): ServiceListing {
+  const name = checkService(svc);
+  return {
+    name,
+    mapDeclaration: `typeof numgen random mod ${SERVICE_SLOTS} : ip daddr`,
+    slots: assignSlots(svc.backends).map((b, s) => `${s} : ${b}`),
+    rule: `dnat ip to numgen random mod ${SERVICE_SLOTS} map @${name}`,
+    sets: vipElements(svc, name).map(([set, elements]) => ({ set: set.name, elements })),
+  };
+}
+
 function vipElements(svc: FirewallService, name: string): Array<[(typeof SETS)[number], string[]]> {
   const set = (n: string) => SETS.find((s) => s.name === n)!;
   const out: Array<[(typeof SETS)[number], string[]]> = [[set('vips'), [svc.vip]]];

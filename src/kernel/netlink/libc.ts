@@ -19,6 +19,9 @@ export interface Libc extends NetnsLibc {
   /** send/recv on a libuv pool thread: for calls that may block (a link deletion waits for the kernel). */
   sendAsync(fd: number, buffer: Buffer, length: number, flags: number): Promise<number>;
   recvAsync(fd: number, buffer: Buffer, length: number, flags: number): Promise<number>;
+  bind(fd: number, address: Buffer, length: number): number;
+  /** poll(2) on a libuv pool thread: waits for a socket to become readable without blocking the event loop. */
+  pollAsync(fds: Buffer, count: number, timeoutMs: number): Promise<number>;
 }
 
 type AsyncCapable = ((...args: unknown[]) => unknown) & {
@@ -34,9 +37,12 @@ export function loadLibc(): Libc {
   const lib = koffi.load('libc.so.6');
   const send = lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)') as AsyncCapable;
   const recv = lib.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)') as AsyncCapable;
+  const poll = lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)') as AsyncCapable;
   return {
     ...loadNetnsLibc(),
     sendAsync: promisifyAsync(send),
+    pollAsync: promisifyAsync(poll),
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
     recvAsync: promisifyAsync(recv),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)'),
