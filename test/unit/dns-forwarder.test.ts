@@ -100,7 +100,7 @@ describe('Forwarder', () => {
     assert.equal(m.id, 4242);
   });
 
-  it('answers SERVFAIL when every upstream stays silent past the forwarder's timeout', { timeout: 10_000 }, async () => {
+  it('answers SERVFAIL when every upstream stays silent past the forwarder timeout', { timeout: 10_000 }, async () => {
     good.mode = 'silent';
     other.mode = 'silent';
     try {
