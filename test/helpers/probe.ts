@@ -54,6 +54,11 @@ export function inNamespace(ns: string): CommandRunner {
   return (argv) => runCommand('ip', ['netns', 'exec', ns, ...argv]);
 }
 
+/** `nsenter --net=PATH argv...` (a namespace known by its file, e.g. a sandbox pin). */
+export function inNetnsPath(path: string): CommandRunner {
+  return (argv) => runCommand('nsenter', [`--net=${path}`, ...argv]);
+}
+
 /** One ICMP echo, 1 s to answer. */
 export async function ping(run: CommandRunner, address: string): Promise<ProbeResult> {
   const r = await run(['ping', '-c1', '-W1', address]);
