@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KernelError } from '../../src/errors.js';
 import { addOrSkipUnsupported, type CaseRunner, eventually, expectKernelError, mustGet, names } from './kernel-support.js';
+import { blocked, inNetnsPath, ping as probePing, reached } from '../helpers/probe.js';
 
 export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner): void {
   describe('namespaces', () => {
@@ -197,16 +198,27 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
     it('a deleted veth pair frees both names at once, passes nothing, and is gone after settle()', (t) =>
       withSandbox(async (fx, k, sb) => {
         await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        await k.addrAdd(null, 'cnmbr0', '10.98.0.1/24');
         await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb, up: true } });
         await k.addrAdd(sb, 'cnmeth0', '10.98.0.2/24');
+        // Traffic: the fake carries none (it declares so); the real kernels pass it, then nothing once deleted.
+        const hostPing = fx.real ? (ip: string) => probePing(inNetnsPath(fx.hostNetnsPath!), ip) : undefined;
+        if (hostPing) reached(await hostPing('10.98.0.2'), 'the bridge reaches the sandbox through the pair');
+        else t.diagnostic('fake kernel carries no traffic: names and bookkeeping are still checked');
         await k.linkDel(null, 'cnmv0', { background: true });
+        if (hostPing) blocked(await hostPing('10.98.0.2'), 'the retired pair passes nothing', ['timeout', 'unreachable']);
         // Same names again straight away (a disconnect followed by a connect to the same sandbox).
         await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb, up: true } });
         assert.deepEqual(names(await k.linkList(sb)).sort(), ['cnmeth0', 'lo']);
         assert.deepEqual(names(await k.linkList(null)).filter((n) => n !== 'lo').sort(), ['cnmbr0', 'cnmv0']);
+        if (hostPing) {
+          await k.addrAdd(sb, 'cnmeth0', '10.98.0.3/24');
+          reached(await hostPing('10.98.0.3'), 'the new pair under the same names passes traffic');
+          blocked(await hostPing('10.98.0.2'), 'the retired sandbox end still passes nothing', ['timeout', 'unreachable']);
+        }
         await k.linkDel(null, 'cnmv0', { background: true });
         await k.settle();
-        if (!fx.real) return t.diagnostic('fake kernel: nothing pending to observe');
+        if (!fx.real) return;
         // Nothing of either pair is left in the kernel, tombstones included (ip sees them; linkList hides them).
         const { execFileSync } = await import('node:child_process');
         const raw = (path: string) => execFileSync('nsenter', [`--net=${path}`, 'ip', '-o', 'link'], { encoding: 'utf8' });

@@ -3,12 +3,9 @@
  */
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { KernelError } from '../../src/errors.js';
+import { inNetnsPath, ping as probePing } from '../helpers/probe.js';
 import type { KernelOps, LinkInfo, NetnsRef, RouteInfo } from '../../src/kernel/types.js';
-
-const execFileAsync = promisify(execFile);
 
 export interface KernelFixture {
   kernel: KernelOps;
@@ -99,15 +96,13 @@ export async function eventually(check: () => Promise<boolean>, what: string, de
   }
 }
 
-/** Ping from inside a namespace; retried because the first packets may race neighbour resolution. */
+/**
+ * Ping from inside a namespace; retried because the first packets may race neighbour resolution.
+ * false only when every attempt ran and was blocked; a ping that could not run throws.
+ */
 export async function ping(nsPath: string, ip: string, attempts = 3): Promise<boolean> {
   for (let i = 0; i < attempts; i++) {
-    try {
-      await execFileAsync('nsenter', [`--net=${nsPath}`, 'ping', '-c1', '-W1', ip]);
-      return true;
-    } catch {
-      /* try again */
-    }
+    if ((await probePing(inNetnsPath(nsPath), ip)).outcome === 'reached') return true;
   }
   return false;
 }

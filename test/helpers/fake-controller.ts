@@ -1,7 +1,8 @@
 /**
  * An in-memory test double of the Controller for exercising the API's routing, validation and
  * rendering. It fakes only the controller's surface (lookups, conflicts, events) with simple rules;
- * it is no model of the real controller's networking.
+ * it is no model of the real controller's networking. Its error messages and paths are its own: a test
+ * that asserts a message or path the controller writes runs on test/helpers/real-api.ts instead.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';

@@ -24,6 +24,7 @@ import { LibNftRunner } from '../../src/firewall/runner-libnft.js';
 import { CliNftRunner } from '../../src/firewall/runner-cli.js';
 import type { FirewallNetwork, NftRunner } from '../../src/firewall/types.js';
 import { KernelError } from '../../src/errors.js';
+import { inNamespace, ping, tcpRead } from '../helpers/probe.js';
 
 const SKIP = realKernelSkip();
 const OUTSIDE_V4 = '198.51.100.2';
@@ -136,24 +137,19 @@ class Topology {
   }
 }
 
-function canPing(fromNs: string, address: string): boolean {
-  try {
-    inNetns(fromNs, 'ping', ['-c1', '-W1', '-q', address]);
-    return true;
-  } catch {
-    return false;
-  }
+async function canPing(fromNs: string, address: string): Promise<boolean> {
+  return (await ping(inNamespace(fromNs), address)).outcome === 'reached';
 }
 
-/** The source address the outside server saw for a TCP connection, or undefined when none was made. */
-function sourceSeenOutside(fromNs: string, address: string): string | undefined {
-  try {
-    // bash splits /dev/tcp/HOST/PORT at the last slash, so IPv6 addresses go in unbracketed.
-    const out = inNetns(fromNs, 'timeout', ['2', 'bash', '-c', `exec 3<>/dev/tcp/${address}/${SERVER_PORT} && cat <&3`]);
-    return out.trim() || undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * The source address the outside server saw for a TCP connection, or undefined when the connection was
+ * blocked (no answer, ICMP unreachable, no route). A probe that could not run throws.
+ */
+async function sourceSeenOutside(fromNs: string, address: string): Promise<string | undefined> {
+  const r = await tcpRead(inNamespace(fromNs), address, SERVER_PORT);
+  if (r.outcome === 'blocked') return undefined;
+  assert.notEqual(r.output, '', `the server at ${address} answered nothing`);
+  return r.output;
 }
 
 /** A long-lived TCP connection from a container to the outside echo server, driven line by line. */
@@ -225,8 +221,9 @@ for (const runner of RUNNERS) {
 
       it('without cnm rules networks route to each other and nothing is translated', async () => {
         assert.equal(await fw.isIntact(), false);
-        assert.ok(canPing(c('c1'), v4Of('c3')), 'routed between networks');
-        assert.equal(sourceSeenOutside(c('c1'), OUTSIDE_V4), undefined, 'no route back without NAT');
+        assert.ok(await canPing(c('c1'), v4Of('c3')), 'routed between networks');
+        assert.equal(await sourceSeenOutside(topo.host, OUTSIDE_V4), HOST_OUT_V4, 'the server answers the host');
+        assert.equal(await sourceSeenOutside(c('c1'), OUTSIDE_V4), undefined, 'no route back without NAT');
       });
 
       it('same network talks, networks are isolated both ways, masquerade reaches the outside', async () => {
@@ -234,23 +231,23 @@ for (const runner of RUNNERS) {
         await fw.addNetwork(network(NET_A));
         await fw.addNetwork(network(NET_B));
         assert.equal(await fw.isIntact(), true);
-        assert.ok(canPing(c('c1'), v4Of('c2')));
-        assert.ok(canPing(c('c3'), v4Of('c4')));
-        assert.ok(canPing(c('c2'), v6Of('c1')));
-        assert.equal(canPing(c('c1'), v4Of('c3')), false, 'a → b');
-        assert.equal(canPing(c('c4'), v4Of('c2')), false, 'b → a');
-        assert.equal(canPing(c('c1'), v6Of('c4')), false, 'a → b over IPv6');
-        assert.equal(sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
-        assert.equal(sourceSeenOutside(c('c3'), OUTSIDE_V4), HOST_OUT_V4);
-        assert.equal(sourceSeenOutside(c('c2'), OUTSIDE_V6), 'fd99::1');
+        assert.ok(await canPing(c('c1'), v4Of('c2')));
+        assert.ok(await canPing(c('c3'), v4Of('c4')));
+        assert.ok(await canPing(c('c2'), v6Of('c1')));
+        assert.equal(await canPing(c('c1'), v4Of('c3')), false, 'a → b');
+        assert.equal(await canPing(c('c4'), v4Of('c2')), false, 'b → a');
+        assert.equal(await canPing(c('c1'), v6Of('c4')), false, 'a → b over IPv6');
+        assert.equal(await sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
+        assert.equal(await sourceSeenOutside(c('c3'), OUTSIDE_V4), HOST_OUT_V4);
+        assert.equal(await sourceSeenOutside(c('c2'), OUTSIDE_V6), 'fd99::1');
       });
 
-      it(`bridged traffic ${brNetfilter ? 'is' : 'is not'} seen by the inet forward hook`, () => {
+      it(`bridged traffic ${brNetfilter ? 'is' : 'is not'} seen by the inet forward hook`, async () => {
         inNetns(topo.host, 'nft', ['add table inet cnmprobe']);
         inNetns(topo.host, 'nft', ['add chain inet cnmprobe forward { type filter hook forward priority -10; }']);
         inNetns(topo.host, 'nft', ['add rule inet cnmprobe forward iifname "cnmbr-a" oifname "cnmbr-a" counter']);
         try {
-          assert.ok(canPing(c('c1'), v4Of('c2')));
+          assert.ok(await canPing(c('c1'), v4Of('c2')));
           const listing = inNetns(topo.host, 'nft', ['list', 'chain', 'inet', 'cnmprobe', 'forward']);
           const packets = Number(/counter packets (\d+)/.exec(listing)?.[1]);
           assert.equal(packets > 0, brNetfilter, listing);
@@ -261,32 +258,32 @@ for (const runner of RUNNERS) {
 
       it('icc=false blocks containers on that bridge; the gateway answers, ARP and ND still resolve', async () => {
         await fw.reconcile([network(NET_A, { icc: false }), network(NET_B)]);
-        assert.equal(canPing(c('c1'), v4Of('c2')), false, 'IPv4 between ports');
-        assert.equal(canPing(c('c2'), v6Of('c1')), false, 'IPv6 between ports');
+        assert.ok(await canPing(c('c1'), `${NET_A.v4}.1`), 'IPv4 gateway');
+        assert.ok(await canPing(c('c2'), `${NET_A.v6}:1`), 'IPv6 gateway');
+        assert.equal(await canPing(c('c1'), v4Of('c2')), false, 'IPv4 between ports');
+        assert.equal(await canPing(c('c2'), v6Of('c1')), false, 'IPv6 between ports');
         assert.ok(neighbourResolved(c('c1'), v4Of('c2')), 'ARP resolved');
         assert.ok(neighbourResolved(c('c2'), v6Of('c1')), 'neighbour discovery resolved');
-        assert.ok(canPing(c('c1'), `${NET_A.v4}.1`), 'IPv4 gateway');
-        assert.ok(canPing(c('c2'), `${NET_A.v6}:1`), 'IPv6 gateway');
-        assert.ok(canPing(c('c3'), v4Of('c4')), 'the other network is unaffected');
-        assert.equal(sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
+        assert.ok(await canPing(c('c3'), v4Of('c4')), 'the other network is unaffected');
+        assert.equal(await sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
       });
 
       it('an internal network reaches neither the outside nor other networks', async () => {
         await fw.reconcile([network(NET_A), network(NET_B, { internal: true })]);
-        assert.ok(canPing(c('c3'), v4Of('c4')), 'inside the internal network');
-        assert.ok(canPing(c('c4'), v6Of('c3')), 'inside the internal network, IPv6');
-        assert.equal(sourceSeenOutside(c('c3'), OUTSIDE_V4), undefined);
-        assert.equal(canPing(c('c3'), OUTSIDE_V6), false);
-        assert.equal(canPing(c('c3'), v4Of('c1')), false);
-        assert.equal(canPing(c('c1'), v4Of('c4')), false);
-        assert.equal(sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
+        assert.ok(await canPing(c('c3'), v4Of('c4')), 'inside the internal network');
+        assert.ok(await canPing(c('c4'), v6Of('c3')), 'inside the internal network, IPv6');
+        assert.equal(await sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
+        assert.equal(await sourceSeenOutside(c('c3'), OUTSIDE_V4), undefined);
+        assert.equal(await canPing(c('c3'), OUTSIDE_V6), false);
+        assert.equal(await canPing(c('c3'), v4Of('c1')), false);
+        assert.equal(await canPing(c('c1'), v4Of('c4')), false);
       });
 
       it('masquerade disabled translates nothing; host_ipv4 translates to that address', async () => {
         await fw.reconcile([network(NET_A, { masquerade: false }), network(NET_B, { hostIpv4: HOST_SNAT_V4 })]);
-        assert.equal(sourceSeenOutside(c('c1'), OUTSIDE_V4), undefined);
-        assert.equal(sourceSeenOutside(c('c3'), OUTSIDE_V4), HOST_SNAT_V4);
-        assert.equal(sourceSeenOutside(c('c4'), OUTSIDE_V6), 'fd99::1', 'IPv6 still masqueraded');
+        assert.equal(await sourceSeenOutside(c('c3'), OUTSIDE_V4), HOST_SNAT_V4);
+        assert.equal(await sourceSeenOutside(c('c1'), OUTSIDE_V4), undefined);
+        assert.equal(await sourceSeenOutside(c('c4'), OUTSIDE_V6), 'fd99::1', 'IPv6 still masqueraded');
       });
 
       it('reconcile restores everything after `nft flush ruleset`', async () => {
@@ -294,11 +291,11 @@ for (const runner of RUNNERS) {
         await fw.reconcile(networks);
         inNetns(topo.host, 'nft', ['flush', 'ruleset']);
         assert.equal(await fw.isIntact(), false);
-        assert.ok(canPing(c('c1'), v4Of('c3')), 'isolation is gone after the flush');
+        assert.ok(await canPing(c('c1'), v4Of('c3')), 'isolation is gone after the flush');
         await fw.reconcile(networks);
         assert.equal(await fw.isIntact(), true);
-        assert.equal(canPing(c('c1'), v4Of('c3')), false, 'isolation is back');
-        assert.equal(sourceSeenOutside(c('c2'), OUTSIDE_V4), HOST_OUT_V4);
+        assert.equal(await canPing(c('c1'), v4Of('c3')), false, 'isolation is back');
+        assert.equal(await sourceSeenOutside(c('c2'), OUTSIDE_V4), HOST_OUT_V4);
       });
 
       it('an established masqueraded connection survives reconcile, and flush + reconcile', async () => {
@@ -321,12 +318,12 @@ for (const runner of RUNNERS) {
         await fw.removeNetwork(network(NET_B));
         await fw.removeNetwork(network(NET_B));
         assert.equal(await fw.isIntact(), true);
-        assert.ok(canPing(c('c1'), v4Of('c2')));
-        assert.equal(sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
-        assert.equal(sourceSeenOutside(c('c3'), OUTSIDE_V4), undefined, "b's masquerade is gone");
-        assert.ok(canPing(c('c1'), v4Of('c3')), "b's bridge is no longer isolated");
+        assert.ok(await canPing(c('c1'), v4Of('c2')));
+        assert.equal(await sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4);
+        assert.equal(await sourceSeenOutside(c('c3'), OUTSIDE_V4), undefined, "b's masquerade is gone");
+        assert.ok(await canPing(c('c1'), v4Of('c3')), "b's bridge is no longer isolated");
         await fw.addNetwork(network(NET_B));
-        assert.equal(canPing(c('c1'), v4Of('c3')), false, 'isolated again once added back');
+        assert.equal(await canPing(c('c1'), v4Of('c3')), false, 'isolated again once added back');
       });
 
       it('removeNetwork succeeds when the tables are gone', async () => {

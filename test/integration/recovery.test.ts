@@ -10,12 +10,23 @@ import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { eventually } from '../conformance/kernel-support.js';
 import { realKernelSkip } from '../helpers/privileges.js';
+import { ping, reached } from '../helpers/probe.js';
 
 interface KernelView {
   links: string[];
   bridgeAddrs: string[];
   pins: string[];
-  nft: string;
+  sets: { bridges: string[]; same_bridge: string[]; masq_v4: string[] };
+}
+
+/** The elements of one set of `inet cnm`, as text ("cnm0", "10.0.0.0/24", "a . a"), sorted. */
+async function nftSet(d: TestDaemon, name: string): Promise<string[]> {
+  const r = await d.inHost('nft', ['-j', 'list', 'set', 'inet', 'cnm', name]);
+  assert.equal(r.code, 0, r.stderr);
+  const set = (JSON.parse(r.stdout).nftables as any[]).find((o) => o.set)!.set;
+  const text = (e: any): string =>
+    typeof e === 'string' ? e : e.prefix ? `${e.prefix.addr}/${e.prefix.len}` : e.concat ? e.concat.map(text).join(' . ') : JSON.stringify(e);
+  return ((set.elem ?? []) as any[]).map(text).sort();
 }
 
 async function kernelView(d: TestDaemon): Promise<KernelView> {
@@ -31,24 +42,28 @@ async function kernelView(d: TestDaemon): Promise<KernelView> {
       .flatMap((a) => a.addr_info.filter((i) => i.scope === 'global').map((i) => `${a.ifname} ${i.local}/${i.prefixlen}`))
       .sort(),
     pins: (await readdir(join(d.execRoot, 'netns')).catch(() => [] as string[])).sort(),
-    nft: (await d.inHost('nft', ['list', 'ruleset'])).stdout,
+    sets: { bridges: await nftSet(d, 'bridges'), same_bridge: await nftSet(d, 'same_bridge'), masq_v4: await nftSet(d, 'masq_v4') },
   };
 }
 
 /** What the kernel should hold according to the API. */
-async function expectedView(d: TestDaemon): Promise<{ bridges: string[]; veths: number; pins: string[]; gateways: string[] }> {
+async function expectedView(d: TestDaemon): Promise<{ bridges: string[]; veths: number; pins: string[]; gateways: string[]; masq: string[] }> {
   const nets = (await d.api('GET', '/networks')).json() as any[];
   const bridges: string[] = [];
   const gateways: string[] = [];
+  const masq: string[] = [];
   for (const n of nets.filter((x) => x.Driver === 'bridge')) {
     const name = n.Options['com.docker.network.bridge.name'] ?? `cnm-${n.Id.slice(0, 11)}`;
     bridges.push(name);
-    for (const c of n.IPAM.Config) gateways.push(`${name} ${c.Gateway}/${c.Subnet.split('/')[1]}`);
+    for (const c of n.IPAM.Config) {
+      gateways.push(`${name} ${c.Gateway}/${c.Subnet.split('/')[1]}`);
+      if (!c.Subnet.includes(':') && !n.Internal && n.Options['com.docker.network.bridge.enable_ip_masquerade'] !== 'false') masq.push(c.Subnet);
+    }
   }
   const sandboxes = (await d.api('GET', '/cnm/v1/sandboxes')).json() as any[];
   const veths = sandboxes.reduce((acc, s) => acc + Object.values(s.Networks).filter((e: any) => e.IPAddress).length, 0);
   const pins = sandboxes.filter((s) => !s.HostNetwork && !s.Adopted).map((s) => s.Id).sort();
-  return { bridges: bridges.sort(), veths, pins, gateways: gateways.sort() };
+  return { bridges: bridges.sort(), veths, pins, gateways: gateways.sort(), masq: masq.sort() };
 }
 
 /** Deleted veths and bridges are retired at once (renamed cnmz…) and destroyed in the background: they must go. */
@@ -65,7 +80,9 @@ async function assertConsistent(d: TestDaemon): Promise<void> {
   assert.equal(k.links.filter((l) => l.startsWith('cnmv')).length, e.veths, 'one host veth per endpoint');
   assert.deepEqual(k.pins, e.pins, 'one namespace pin per sandbox');
   assert.deepEqual(k.bridgeAddrs, e.gateways, 'bridge addresses are exactly the gateways');
-  for (const b of e.bridges) assert.ok(k.nft.includes(`"${b}"`), `nft knows bridge ${b}`);
+  assert.deepEqual(k.sets.bridges, e.bridges, 'nft bridges set: exactly the networks');
+  assert.deepEqual(k.sets.same_bridge, e.bridges.map((b) => `${b} . ${b}`).sort(), 'nft same_bridge set (every network has icc)');
+  assert.deepEqual(k.sets.masq_v4, e.masq, 'nft masq_v4 set: exactly the IPv4 subnets');
 }
 
 describe('crash recovery (real kernel)', { skip: realKernelSkip() }, () => {
@@ -96,20 +113,72 @@ describe('crash recovery (real kernel)', { skip: realKernelSkip() }, () => {
     await assertConsistent(d);
   });
 
-  it('leaks nothing when killed in the middle of a burst of requests', async () => {
-    const burst = Array.from({ length: 12 }, (_, i) =>
-      d.api('POST', '/cnm/v1/sandboxes', { Name: `burst${i}`, Networks: [{ Network: 'r1' }] }).catch(() => undefined),
-    );
-    const nets = Array.from({ length: 4 }, (_, i) => d.api('POST', '/networks/create', { Name: `bn${i}` }).catch(() => undefined));
-    await new Promise((r) => setTimeout(r, 150));
+  it('leaks nothing when killed while requests are in flight; answered requests stand, survivors work', async () => {
+    // Workers create sandboxes (and networks) back to back. Records are stored before the kernel is
+    // changed, so a sandbox listed by GET whose POST has not been answered is one the daemon accepted
+    // and has not completed: the kill lands only once such requests exist and some were answered.
+    const outcomes = new Map<string, number | string>(); // name -> HTTP status, or the connection error
+    const sent = new Set<string>();
+    let killed = false;
+    let seq = 0;
+    const worker = async (kind: 'sandbox' | 'network') => {
+      while (!killed) {
+        const name = `${kind === 'sandbox' ? 'burst' : 'bn'}${seq++}`;
+        sent.add(name);
+        try {
+          const r = kind === 'sandbox'
+            ? await d.api('POST', '/cnm/v1/sandboxes', { Name: name, Networks: [{ Network: 'r1' }] })
+            : await d.api('POST', '/networks/create', { Name: name });
+          outcomes.set(name, r.status);
+          assert.equal(r.status, 201, `${name} before the kill: ${r.body}`);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+          outcomes.set(name, code);
+          if (!killed) throw err;
+        }
+      }
+    };
+    const workers = [worker('sandbox'), worker('sandbox'), worker('sandbox'), worker('network')];
+    const failed = Promise.all(workers).then(() => undefined, (err: unknown) => err);
+    let inFlight: string[] = [];
+    for (let round = 0; round < 2000 && !killed; round++) {
+      const listed = ((await d.api('GET', '/cnm/v1/sandboxes')).json() as any[]).map((x) => x.Name as string);
+      inFlight = listed.filter((n) => sent.has(n) && !outcomes.has(n));
+      const answered = [...outcomes.values()].filter((v) => v === 201).length;
+      if (inFlight.length > 0 && answered >= 3) {
+        killed = true;
+        process.kill(d.pid(), 'SIGKILL');
+      }
+    }
+    assert.ok(killed, 'never saw an accepted, unanswered request');
     await d.stop('SIGKILL');
-    await Promise.all([...burst, ...nets]);
+    assert.equal(await failed, undefined, 'no request failed before the kill');
+    const statuses = [...outcomes.entries()];
+    const answered = statuses.filter(([, v]) => v === 201).map(([n]) => n);
+    const broken = statuses.filter(([, v]) => typeof v === 'string');
+    assert.ok(answered.length >= 3, 'requests succeeded before the kill');
+    assert.ok(broken.length >= 1, `requests in flight failed with the kill (in flight: ${inFlight.join(', ')})`);
+    for (const [name, v] of broken) assert.match(String(v), /ECONNRESET|ECONNREFUSED|ENOENT|socket hang up/, name);
+    assert.deepEqual(statuses.filter(([, v]) => v !== 201 && typeof v !== 'string'), [], 'no other answers');
+
     await d.start();
     await assertConsistent(d);
-    // Every sandbox that survived works and no address is handed out twice.
     const sandboxes = (await d.api('GET', '/cnm/v1/sandboxes')).json() as any[];
-    const ips = sandboxes.flatMap((s) => Object.values(s.Networks).map((e: any) => e.IPAddress)).filter(Boolean);
+    const names = new Set(sandboxes.map((x) => x.Name as string));
+    const networks = new Set(((await d.api('GET', '/networks')).json() as any[]).map((n) => n.Name as string));
+    for (const name of answered) assert.ok(name.startsWith('burst') ? names.has(name) : networks.has(name), `${name} was answered 201 and survives`);
+    // Every sandbox that survived works (s1 pings it) and no address is handed out twice.
+    const ips = sandboxes.flatMap((x) => Object.values(x.Networks).map((e: any) => e.IPAddress)).filter(Boolean);
     assert.equal(new Set(ips).size, ips.length, 'addresses are unique');
+    for (const x of sandboxes.filter((x) => x.Name !== 's1')) {
+      if (!x.Networks.r1) {
+        // Killed between storing the sandbox and its endpoint: the sandbox stays, without the network its
+        // unanswered request asked for (see the report of issue 11). Never for an answered request.
+        assert.ok(!answered.includes(x.Name) && sent.has(x.Name), `${x.Name} was answered 201 but has no endpoint`);
+        continue;
+      }
+      reached(await ping((argv) => d.exec('s1', argv), x.Networks.r1.IPAddress), `s1 -> ${x.Name}`);
+    }
   });
 
   it('removing everything leaves only the predefined bridge', async () => {

@@ -1,10 +1,10 @@
-/** The real docker CLI (28.x) against the API server on the FakeController: Docker’s client must work unchanged. */
+/** The real docker CLI (28.x) against the API server on the real controller (harness): Docker’s client must work unchanged. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { startFakeApi, type FakeApi } from '../helpers/fake-controller.js';
 import { realClientSkip } from '../helpers/privileges.js';
+import { startRealApi, type RealApi } from '../helpers/real-api.js';
 
 // Whichever docker CLI is on PATH (Debian's docker.io, installed by scripts/setup.sh test, or another).
 const skip = realClientSkip('docker');
@@ -16,7 +16,7 @@ interface Run {
 }
 
 describe('docker CLI against the cnm API', { skip }, () => {
-  let api: FakeApi;
+  let api: RealApi;
   const docker = (args: string[]): Promise<Run> =>
     new Promise((resolve) => {
       execFile(
@@ -36,7 +36,7 @@ describe('docker CLI against the cnm API', { skip }, () => {
   };
 
   before(async () => {
-    api = await startFakeApi();
+    api = await startRealApi();
     await api.controller.createSandbox({ name: 'web' });
   });
   after(async () => api?.close());
@@ -78,7 +78,8 @@ describe('docker CLI against the cnm API', { skip }, () => {
   it('network rm refuses a network in use, disconnect frees it, prune -f removes unused ones', async () => {
     const inUse = await docker(['network', 'rm', 'dn1']);
     assert.equal(inUse.code, 1);
-    assert.match(inUse.stderr, /Error response from daemon: network dn1 has active endpoints \(web\)/);
+    const dn1 = api.controller.getNetwork('dn1').network.id;
+    assert.match(inUse.stderr, new RegExp(`Error response from daemon: error while removing network: network dn1 id ${dn1} has active endpoints \\(web\\)`));
     await ok(['network', 'disconnect', 'dn1', 'web']);
     assert.equal((await ok(['network', 'rm', 'dn1'])).trim(), 'dn1');
     const gone = await docker(['network', 'inspect', 'dn1']);

@@ -1,13 +1,15 @@
 /**
  * Every API route over a real unix socket, against the in-memory FakeController: handshake and
- * versioned paths, Docker's network shapes, filters, statuses and messages, request validation,
- * and the oversized / malformed bodies (sandbox routes: api-sandboxes.test.ts).
+ * versioned paths, Docker's network shapes, filters, statuses, request validation, and the oversized /
+ * malformed bodies (sandbox routes: api-sandboxes.test.ts). Messages written by the controller are
+ * asserted against the real controller (last block), never against text the FakeController made up.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { lstat } from 'node:fs/promises';
 import { startFakeApi, type FakeApi } from '../helpers/fake-controller.js';
+import { startRealApi, type RealApi } from '../helpers/real-api.js';
 
 const filters = (f: object) => encodeURIComponent(JSON.stringify(f));
 
@@ -237,25 +239,6 @@ describe('API: networks', () => {
     assert.equal((await api.request('GET', `/networks?filters=${filters({ colour: ['x'] })}`)).status, 400);
   });
 
-  it('maps controller errors to their statuses and messages', async () => {
-    const missing = await api.request('GET', '/networks/ghost');
-    assert.equal(missing.status, 404);
-    assert.deepEqual(missing.json(), { message: 'network ghost not found' });
-    const dup = await api.request('POST', '/networks/create', { Name: 'front' });
-    assert.equal(dup.status, 409);
-    assert.equal(dup.json().message, 'network with name front already exists');
-    assert.equal((await api.request('POST', '/networks/create', { Name: 'bridge' })).status, 403);
-    assert.equal((await api.request('POST', '/networks/create', { Name: 'x', Driver: 'nope' })).status, 404);
-    const inUse = await api.request('DELETE', '/networks/front');
-    assert.equal(inUse.status, 403);
-    assert.equal(inUse.json().message, 'network front has active endpoints (web)');
-    const twice = await api.request('POST', '/networks/front/connect', { Container: 'web' });
-    assert.equal(twice.status, 403);
-    assert.equal(twice.json().message, 'endpoint with name web already exists in network front');
-    assert.equal((await api.request('GET', '/networks/front?scope=swarm')).status, 404);
-    assert.equal((await api.request('GET', '/networks/front?verbose=maybe')).status, 400);
-  });
-
   it('answers 500 with the message for unexpected errors', async () => {
     const original = api.controller.listNetworks;
     api.controller.listNetworks = () => {
@@ -362,8 +345,7 @@ describe('API: request bodies', () => {
 
   it('treats an empty body as defaults and ignores unknown fields', async () => {
     const empty = await api.request('POST', '/networks/create');
-    assert.equal(empty.status, 400);
-    assert.equal(empty.json().message, 'network name is required');
+    assert.equal(empty.status, 400, 'the message is the controller\'s: see the real-controller block below');
     const extra = await api.request('POST', '/networks/create', { Name: 'ok', Whatever: { deep: [1] } });
     assert.equal(extra.status, 201);
   });
@@ -391,5 +373,45 @@ describe('API: request bodies', () => {
     assert.equal(result.status, 400);
     assert.match(JSON.parse(result.body).message, /too large/);
     assert.equal((await api.request('GET', '/networks/chunky')).status, 404);
+  });
+});
+
+describe('API: controller errors reach the client with their status and message (real controller)', () => {
+  let api: RealApi;
+  before(async () => {
+    api = await startRealApi();
+    assert.equal((await api.request('POST', '/networks/create', { Name: 'front', IPAM: { Config: [{ Subnet: '10.10.0.0/24' }] } })).status, 201);
+    assert.equal((await api.request('POST', '/cnm/v1/sandboxes', { Name: 'web', Networks: [{ Network: 'front' }] })).status, 201);
+  });
+  after(async () => api?.close());
+
+  it('maps controller errors to their statuses and messages', async () => {
+    const front = api.controller.getNetwork('front').network.id;
+    const missing = await api.request('GET', '/networks/ghost');
+    assert.equal(missing.status, 404);
+    assert.deepEqual(missing.json(), { message: 'network ghost not found' });
+    const dup = await api.request('POST', '/networks/create', { Name: 'front' });
+    assert.equal(dup.status, 409);
+    assert.equal(dup.json().message, 'network with name front already exists');
+    const predefined = await api.request('POST', '/networks/create', { Name: 'bridge' });
+    assert.equal(predefined.status, 403);
+    assert.equal(predefined.json().message, 'bridge is a pre-defined network and cannot be created');
+    const plugin = await api.request('POST', '/networks/create', { Name: 'x', Driver: 'nope' });
+    assert.equal(plugin.status, 404);
+    assert.equal(plugin.json().message, 'plugin "nope" not found');
+    const inUse = await api.request('DELETE', '/networks/front');
+    assert.equal(inUse.status, 403);
+    assert.equal(inUse.json().message, `error while removing network: network front id ${front} has active endpoints (web)`);
+    const twice = await api.request('POST', '/networks/front/connect', { Container: 'web' });
+    assert.equal(twice.status, 403);
+    assert.equal(twice.json().message, 'endpoint with name web already exists in network front');
+    assert.equal((await api.request('GET', '/networks/front?scope=swarm')).status, 404);
+    assert.equal((await api.request('GET', '/networks/front?verbose=maybe')).status, 400);
+    const empty = await api.request('POST', '/networks/create');
+    assert.equal(empty.status, 400);
+    assert.equal(empty.json().message, 'invalid network name "": must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$');
+    // None of the refused requests changed anything.
+    assert.deepEqual(api.controller.listNetworks().map((n) => n.network.name).sort(), ['bridge', 'front', 'host', 'none']);
+    assert.equal(api.controller.getNetwork('front').endpoints.length, 1);
   });
 });

@@ -1,14 +1,18 @@
-/** Sandboxes over the API against the FakeController: the cnm extension routes and the Docker container views. */
+/**
+ * Sandboxes over the API against the real controller (recording kernel, memory store): the cnm extension
+ * routes and the Docker container views, with the paths and messages cnm itself produces.
+ */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeApi, type FakeApi } from '../helpers/fake-controller.js';
+import { readFileSync } from 'node:fs';
+import { startRealApi, type RealApi } from '../helpers/real-api.js';
 
 const filters = (f: object) => encodeURIComponent(JSON.stringify(f));
 
 describe('API: sandboxes and their container views', () => {
-  let api: FakeApi;
+  let api: RealApi;
   before(async () => {
-    api = await startFakeApi();
+    api = await startRealApi();
     await api.request('POST', '/networks/create', { Name: 'app', IPAM: { Config: [{ Subnet: '10.40.0.0/24' }] } });
     await api.request('POST', '/networks/create', { Name: 'sealed', Internal: true, IPAM: { Config: [{ Subnet: '10.41.0.0/24' }] } });
   });
@@ -44,10 +48,11 @@ describe('API: sandboxes and their container views', () => {
     assert.match(sb.Id, /^[0-9a-f]{64}$/);
     assert.equal(sb.Name, 'api1');
     assert.equal(sb.Hostname, 'api-host');
-    assert.equal(sb.NetnsPath, `/run/cnm/netns/${sb.Id}`);
+    assert.equal(sb.NetnsPath, `${api.harness.execRoot}/netns/${sb.Id}`);
     assert.equal(sb.Adopted, false);
     assert.equal(sb.HostNetwork, false);
-    assert.equal(sb.ResolvConfPath, `/run/cnm/sandboxes/${sb.Id}/resolv.conf`);
+    assert.equal(sb.ResolvConfPath, `${api.harness.execRoot}/sandboxes/${sb.Id}/resolv.conf`);
+    assert.match(readFileSync(sb.ResolvConfPath, 'utf8'), /nameserver 127\.0\.0\.11/, 'the file the controller wrote');
     assert.equal(sb.DaemonPid, process.pid);
     assert.deepEqual(sb.Dns, { Servers: ['1.1.1.1'], Search: ['example.test'], Options: ['ndots:2'] });
     const app = sb.Networks.app;
@@ -106,10 +111,11 @@ describe('API: sandboxes and their container views', () => {
     assert.equal(c.Name, '/api1');
     assert.equal(c.State.Running, true);
     assert.equal(c.Config.Hostname, 'api-host');
-    assert.equal(c.NetworkSettings.SandboxKey, `/run/cnm/netns/${c.Id}`);
+    assert.equal(c.NetworkSettings.SandboxKey, `${api.harness.execRoot}/netns/${c.Id}`);
     assert.equal(c.NetworkSettings.Networks.app.Gateway, '10.40.0.1');
     assert.equal(c.NetworkSettings.Networks.app.MacAddress.length, 17);
-    assert.equal(c.HostsPath, `/run/cnm/sandboxes/${c.Id}/hosts`);
+    assert.equal(c.HostsPath, `${api.harness.execRoot}/sandboxes/${c.Id}/hosts`);
+    assert.match(readFileSync(c.HostsPath, 'utf8'), /10\.40\.0\.9\s+api-host/, 'the hosts file the controller wrote');
     const missing = await api.request('GET', '/containers/ghost/json');
     assert.equal(missing.status, 404);
     assert.equal(missing.json().message, 'No such container: ghost');

@@ -1,11 +1,14 @@
-/** The cnm CLI end to end against the API server on the FakeController: in-process main() and the bin/cnm launcher. */
+/**
+ * The cnm CLI end to end against the API server on the real controller (recording kernel, memory store):
+ * in-process main() and the bin/cnm launcher; the daemon's error messages are the controller's own.
+ */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { main } from '../../src/cli/cli.js';
 import type { Io } from '../../src/cli/command.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-controller.js';
+import { startRealApi, type RealApi } from '../helpers/real-api.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -16,7 +19,7 @@ interface Result {
 }
 
 describe('cnm CLI against the API', () => {
-  let api: FakeApi;
+  let api: RealApi;
   const cnm = async (argv: string[], answer = ''): Promise<Result> => {
     let out = '';
     let err = '';
@@ -31,7 +34,7 @@ describe('cnm CLI against the API', () => {
   };
 
   before(async () => {
-    api = await startFakeApi();
+    api = await startRealApi();
   });
   after(async () => api?.close());
 
@@ -64,16 +67,20 @@ describe('cnm CLI against the API', () => {
     assert.ok(sb.Networks.cli2);
     const ls = (await ok(['sandbox', 'ls'])).trimEnd().split('\n');
     assert.match(ls[0]!, /^SANDBOX ID\s+NAME\s+NETWORKS\s+IP ADDRESSES\s+CREATED$/);
-    assert.match(ls[1]!, new RegExp(`^${sbId.slice(0, 12)}\\s+app\\s+cli1,cli2\\s+10\\.70\\.0\\.20,10\\.99\\.\\d+\\.2\\s+.* ago$`));
+    assert.match(ls[1]!, new RegExp(`^${sbId.slice(0, 12)}\\s+app\\s+cli1,cli2\\s+10\\.70\\.0\\.20,172\\.17\\.\\d+\\.2\\s+.* ago$`));
     await ok(['network', 'disconnect', '-f', 'cli2', 'app']);
     assert.deepEqual(api.controller.calls.filter((c) => c.method === 'disconnect').at(-1)!.args, ['cli2', 'app', true]);
   });
 
   it('prints daemon errors as Docker does and exits 1; keeps going over several references', async () => {
+    const cli1 = api.controller.getNetwork('cli1').network.id;
     const r = await cnm(['network', 'rm', 'cli1', 'ghost', 'cli2']);
     assert.equal(r.code, 1);
-    assert.equal(r.out, 'cli2\n');
-    assert.equal(r.err, 'Error response from daemon: network cli1 has active endpoints (app)\nError response from daemon: network ghost not found\n');
+    assert.equal(r.out, 'cli2\n', r.err);
+    assert.equal(
+      r.err,
+      `Error response from daemon: error while removing network: network cli1 id ${cli1} has active endpoints (app)\nError response from daemon: network ghost not found\n`,
+    );
     assert.equal((await cnm(['network', 'rm', '-f', 'ghost'])).code, 0);
     const inspect = await cnm(['network', 'inspect', 'cli10', 'ghost']);
     assert.equal(inspect.code, 1);
@@ -115,7 +122,7 @@ describe('cnm CLI against the API', () => {
   it('shows client and server versions', async () => {
     const out = await ok(['version']);
     assert.match(out, /^Client:\n Version: +\d/);
-    assert.match(out, /\nServer: cnm\n Engine:\n  Version: +0\.1\.0-test\n  API version: +1\.51 \(minimum version 1\.40\)/);
+    assert.match(out, /\nServer: cnm\n Engine:\n  Version: +0\.1\.0\n  API version: +1\.51 \(minimum version 1\.40\)/);
     assert.equal((await ok(['version', '--format', '{{.Server.ApiVersion}}'])).trim(), '1.51');
   });
 

@@ -91,7 +91,7 @@ describe('controller', () => {
     assert.equal(def?.via, '10.30.0.1');
   });
 
-  it('handles static addresses: taken → 403, outside → 400, released ones are not reused at once', async () => {
+  it('handles static addresses: taken → 403, outside → 400', async () => {
     const c = await h.controller.createSandbox({ name: 'c', networks: [{ network: 'netb', ipv4Address: '10.30.0.50' }] });
     assert.equal(c.endpoints[0]!.endpoint.ipv4Address, '10.30.0.50/24');
     await rejects(h.controller.createSandbox({ name: 'c2', networks: [{ network: 'netb', ipv4Address: '10.30.0.50' }] }), 403, /in use/);
@@ -100,6 +100,22 @@ describe('controller', () => {
     await h.controller.disconnect('netb', 'c', false);
     const again = await h.controller.connect({ network: 'netb', sandbox: 'c' });
     assert.notEqual(again.ipv4Address, '10.30.0.50/24');
+  });
+
+  it('a released dynamic address is not reused at once, though first-fit would hand it out next', async () => {
+    await h.controller.createNetwork({ name: 'netd', ipam: { configs: [{ subnet: '10.32.0.0/24' }] } });
+    const e = await h.controller.createSandbox({ name: 'reuse-e', networks: [{ network: 'netd' }] });
+    const f = await h.controller.createSandbox({ name: 'reuse-f', networks: [{ network: 'netd' }] });
+    assert.equal(e.endpoints[0]!.endpoint.ipv4Address, '10.32.0.2/24');
+    assert.equal(f.endpoints[0]!.endpoint.ipv4Address, '10.32.0.3/24');
+    await h.controller.disconnect('netd', 'reuse-e', false);
+    // .1 is the gateway and .3 is taken: .2 is now the lowest free address, what first-fit would return.
+    const inUse = h.controller.getNetwork('netd').endpoints.map((x) => x.endpoint.ipv4Address);
+    assert.deepEqual(inUse, ['10.32.0.3/24']);
+    const again = await h.controller.connect({ network: 'netd', sandbox: 'reuse-e' });
+    assert.equal(again.ipv4Address, '10.32.0.4/24', 'next-fit continues after the last address handed out');
+    for (const name of ['reuse-e', 'reuse-f']) await h.controller.removeSandbox(name, true);
+    await h.controller.removeNetwork('netd');
   });
 
   it('refuses to remove a network with endpoints, then removes it and its bridge', async () => {

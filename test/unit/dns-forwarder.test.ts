@@ -86,7 +86,7 @@ describe('Forwarder', () => {
     });
   });
 
-  it('fails over from an unreachable upstream at once (ICMP), not after the timeout', { timeout: 10_000 }, async () => {
+  it('fails over from an ICMP-unreachable upstream to the next one (the 60 s timeout never runs out)', { timeout: 10_000 }, async () => {
     good.mode = 'answer';
     // A 60 s budget: only the ICMP error can make this finish within the test's 10 s.
     const m = await ask(forwarder(60_000), [await deadPort(), goodPort]);
@@ -100,7 +100,7 @@ describe('Forwarder', () => {
     assert.equal(m.id, 4242);
   });
 
-  it('answers SERVFAIL when upstreams stay silent, within the time budget', { timeout: 10_000 }, async () => {
+  it('answers SERVFAIL when every upstream stays silent past the forwarder timeout', { timeout: 10_000 }, async () => {
     good.mode = 'silent';
     other.mode = 'silent';
     try {
@@ -144,7 +144,7 @@ describe('Forwarder', () => {
     assert.deepEqual(good.seen, ['svc.example/1/tcp']);
   });
 
-  it('answers SERVFAIL at once beyond the in-flight bound, and frees the slots afterwards', { timeout: 10_000 }, async () => {
+  it('answers SERVFAIL beyond the in-flight bound without waiting for the queries in flight, and frees the slots afterwards', { timeout: 10_000 }, async () => {
     good.mode = 'silent';
     const f = forwarder(1500, 2);
     const budget = new InFlightBudget(2);

@@ -3,9 +3,6 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   BASE_CHAINS,
   compileAddNetwork,
@@ -17,19 +14,10 @@ import {
 } from '../../src/firewall/compile.js';
 import type { FirewallNetwork } from '../../src/firewall/types.js';
 import { httpStatusOf } from '../../src/errors.js';
-
-const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'firewall');
-const UPDATE = process.env.CNM_UPDATE_GOLDEN === '1';
+import { assertGolden } from '../helpers/golden.js';
 
 function golden(name: string, actual: string): void {
-  const path = join(GOLDEN_DIR, name);
-  if (UPDATE) {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(path, actual);
-    return;
-  }
-  assert.ok(existsSync(path), `golden file ${name} missing: run with CNM_UPDATE_GOLDEN=1`);
-  assert.equal(actual, readFileSync(path, 'utf8'), `${name} differs (CNM_UPDATE_GOLDEN=1 regenerates it)`);
+  assertGolden('firewall', name, actual);
 }
 
 function net(n: number, over: Partial<FirewallNetwork> = {}): FirewallNetwork {
@@ -201,5 +189,14 @@ describe('firewall compiler: invalid input is rejected', () => {
   it('duplicate network ids and bridges', () => {
     rejects400(() => compileFull([net(1), net(1, { bridge: 'other', ipv4Subnets: [] })]), /duplicate network id/);
     rejects400(() => compileFull([net(1), net(2, { bridge: 'cnmbr-1' })]), /duplicate bridge/);
+  });
+});
+
+describe('golden update mode', () => {
+  it('is refused under CI, so a CI run can never rewrite a golden file and pass', async () => {
+    const { goldenUpdateMode } = await import('../helpers/golden.js');
+    assert.throws(() => goldenUpdateMode({ CNM_UPDATE_GOLDEN: '1', CI: 'true' }), /refused under CI/);
+    assert.equal(goldenUpdateMode({ CNM_UPDATE_GOLDEN: '1' }), true);
+    assert.equal(goldenUpdateMode({ CI: 'true' }), false);
   });
 });

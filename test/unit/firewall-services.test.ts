@@ -1,21 +1,14 @@
 /** Service load-balancing scripts: golden files, slot assignment, validation. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InvalidParameterError } from '../../src/errors.js';
 import { compileFull } from '../../src/firewall/compile.js';
 import { assignSlots, compileRemoveService, compileSetService, SERVICE_SLOTS } from '../../src/firewall/services.js';
 import type { FirewallService } from '../../src/firewall/types.js';
-
-const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'firewall');
+import { assertGolden } from '../helpers/golden.js';
 
 function golden(name: string, actual: string): void {
-  const path = join(GOLDEN_DIR, name);
-  if (process.env.CNM_UPDATE_GOLDEN === '1') return writeFileSync(path, actual);
-  assert.ok(existsSync(path), `golden file ${name} missing: run with CNM_UPDATE_GOLDEN=1`);
-  assert.equal(actual, readFileSync(path, 'utf8'), `${name} differs (CNM_UPDATE_GOLDEN=1 regenerates it)`);
+  assertGolden('firewall', name, actual);
 }
 
 const SVC: FirewallService = {
