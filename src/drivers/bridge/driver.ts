@@ -132,6 +132,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       ipv6Subnets: net.enableIPv6 ? net.ipv6Pools.map((p) => p.subnet) : [],
       icc: o.enableIcc,
       masquerade: o.enableIpMasquerade && natMode(o.gatewayModeIpv4) && !net.internal,
+      masqueradeIpv6: o.enableIpMasquerade && natMode(o.gatewayModeIpv6) && !net.internal,
       internal: net.internal || o.gatewayModeIpv4 === 'isolated',
       hostIpv4: o.hostIpv4,
     };
