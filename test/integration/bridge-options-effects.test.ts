@@ -56,7 +56,7 @@ describe('bridge option keys by their effect in the kernel', () => {
       'import socket',
       's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
       `s.bind(('${OUTSIDE_IP}', ${p}))`,
-      's.settimeout(6)',
+      's.settimeout(60)',
       'print("ready", flush=True)',
       'try:',
       '    data, peer = s.recvfrom(100)',
@@ -74,7 +74,7 @@ describe('bridge option keys by their effect in the kernel', () => {
     const send = await d.exec(from, ['python3', '-c', [
       'import socket, time',
       's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-      'for _ in range(20):',
+      'for _ in range(30):',
       `    s.sendto(b'x', ('${OUTSIDE_IP}', ${p}))`,
       '    time.sleep(0.1)',
     ].join('\n')]);
