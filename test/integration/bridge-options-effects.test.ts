@@ -303,6 +303,10 @@ describe('bad input is refused before anything is touched (real daemon)', () => 
       const r = await d.api('POST', '/networks/create', { Name: 'obad', Options: options });
       assert.equal(r.status, 400, `${JSON.stringify(options)}: ${r.body}`);
     }
+    // default_bridge belongs to the predefined "bridge" network: a second one would be silently meaningless.
+    const second = await d.api('POST', '/networks/create', { Name: 'obad', Options: { 'com.docker.network.bridge.default_bridge': 'true' } });
+    assert.equal(second.status, 403, second.body);
+    assert.match(second.json().message, /network bridge is already the default bridge/);
     assert.deepEqual({ links: await links(), sandboxes: await sandboxes() }, before);
     assert.deepEqual(await nets(), netsBefore);
     const ok = await d.api('POST', '/cnm/v1/sandboxes', { Name: 'aok', Networks: [{ Network: 'n1', Aliases: ['web.v1', 'my_db'] }] });
