@@ -1,6 +1,7 @@
 /**
- * Request body shapes (zod) and their translation into controller requests. Only shapes are checked
- * here; what the values mean (addresses, names, options) is the controller's business.
+ * Request body shapes (zod) and their translation into controller requests. Shapes, sizes and the
+ * text that ends up in files or DNS answers (aliases, resolver settings: see inputRules) are checked
+ * here; what the values mean (addresses, options) is the controller's business.
  *
  * Decoding follows Go's encoding/json as the Docker daemon does: unknown fields are ignored, field
  * names match case-insensitively, and `null` means "not set".
@@ -15,6 +16,7 @@ import type {
   IpamConfigRequest,
 } from '../controller/types.js';
 import { InvalidParameterError } from '../errors.js';
+import { aliasError, dnsOptionError, dnsServerError, searchDomainError } from '../util/dns-names.js';
 import { compareVersions } from './router.js';
 
 /** An object schema whose input keys match the shape's keys case-insensitively (as Go's decoder does). */
@@ -35,11 +37,50 @@ function goStruct<Shape extends z.ZodRawShape>(shape: Shape) {
   }, z.object(shape));
 }
 
+/** Longest network, sandbox or service name: they are DNS names on the embedded server. */
+export const MAX_NAME = 253;
+/** Label and option maps: longest key, longest value, most entries. */
+export const MAX_KEY = 255;
+export const MAX_VALUE = 4096;
+export const MAX_ENTRIES = 256;
+const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+
 const str = z.string().nullish();
+const name = z.string().max(MAX_NAME, `at most ${MAX_NAME} characters`).nullish();
 const bool = z.boolean().nullish();
-const int = z.number().int().nullish();
-const strMap = z.record(z.string(), z.string()).nullish();
+/** Go's int on the wire; beyond ±2^53 a JSON number is no longer exact. */
+const int = z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish();
+const strMap = z
+  .record(z.string(), z.string())
+  .superRefine((m, ctx) => {
+    const entries = Object.entries(m);
+    const fail = (message: string) => ctx.addIssue({ code: 'custom', message });
+    if (entries.length > MAX_ENTRIES) return fail(`more than ${MAX_ENTRIES} entries`);
+    for (const [k, v] of entries) {
+      const shown = JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}...` : k);
+      if (k.length === 0) return fail('empty key');
+      if (k.length > MAX_KEY) return fail(`key ${shown} longer than ${MAX_KEY} characters`);
+      if (!NO_CONTROL.test(k)) return fail(`control character in key ${shown}`);
+      if (v.length > MAX_VALUE) return fail(`value of ${shown} longer than ${MAX_VALUE} characters`);
+      if (!NO_CONTROL.test(v)) return fail(`control character in value of ${shown}`);
+    }
+  })
+  .nullish();
 const strList = z.array(z.string()).nullish();
+
+/** A list whose every element passes `check` (an error text or undefined). */
+function checkedList(check: (v: string) => string | undefined, what: string) {
+  return z
+    .array(
+      z.string().superRefine((v, ctx) => {
+        const err = check(v);
+        if (err) ctx.addIssue({ code: 'custom', message: `${what} ${JSON.stringify(v)} ${err}` });
+      }),
+    )
+    .max(MAX_ENTRIES, `more than ${MAX_ENTRIES} entries`)
+    .nullish();
+}
+const aliasList = checkedList(aliasError, 'alias');
 
 const ipamConfigSchema = goStruct({
   Subnet: str,
@@ -49,7 +90,7 @@ const ipamConfigSchema = goStruct({
 });
 
 const networkCreateSchema = goStruct({
-  Name: str,
+  Name: name,
   Driver: str,
   Scope: str,
   EnableIPv4: bool,
@@ -67,7 +108,7 @@ const networkCreateSchema = goStruct({
 const endpointConfigSchema = goStruct({
   IPAMConfig: goStruct({ IPv4Address: str, IPv6Address: str, LinkLocalIPs: strList }).nullish(),
   Links: strList,
-  Aliases: strList,
+  Aliases: aliasList,
   MacAddress: str,
   DriverOpts: strMap,
   GwPriority: int,
@@ -82,7 +123,7 @@ const sandboxNetworkSchema = goStruct({
   Network: z.string(),
   IPv4Address: str,
   IPv6Address: str,
-  Aliases: strList,
+  Aliases: aliasList,
   MacAddress: str,
   DriverOpts: strMap,
   GwPriority: int,
@@ -90,14 +131,15 @@ const sandboxNetworkSchema = goStruct({
 });
 
 const sandboxCreateSchema = goStruct({
-  Name: str,
+  Name: name,
   Hostname: str,
   Networks: z.array(sandboxNetworkSchema).nullish(),
   NetnsPath: str,
   Labels: strMap,
-  Dns: strList,
-  DnsSearch: strList,
-  DnsOptions: strList,
+  // Written into the sandbox's resolv.conf: a newline or a space would add lines or words there.
+  Dns: checkedList(dnsServerError, 'DNS server'),
+  DnsSearch: checkedList(searchDomainError, 'DNS search domain'),
+  DnsOptions: checkedList(dnsOptionError, 'DNS option'),
 });
 
 /** Parse `body` with `schema`; 400 naming the first offending field. An empty body is `{}`. */
@@ -189,7 +231,7 @@ export function toDisconnectRequest(body: unknown): { sandbox: string; force: bo
 }
 
 const serviceCreateSchema = goStruct({
-  Name: str,
+  Name: name,
   Network: str,
   Mode: str,
   Ports: strList,

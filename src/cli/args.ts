@@ -135,6 +135,21 @@ function parseBool(raw: string, shown: string): boolean {
   throw new UsageError(`invalid argument "${raw}" for "${shown}" flag: strconv.ParseBool: parsing "${raw}": invalid syntax`);
 }
 
+/**
+ * A decimal integer flag value as Go's strconv.ParseInt reads it, bounded to [min, max] (by default the
+ * integers a JSON number carries exactly), with pflag's wording.
+ */
+export function parseIntFlag(raw: string, shown: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^[+-]?\d+$/.test(raw)) {
+    throw new UsageError(`invalid argument "${raw}" for "${shown}" flag: strconv.ParseInt: parsing "${raw}": invalid syntax`);
+  }
+  const n = Number(raw);
+  if (n < min || n > max) {
+    throw new UsageError(`invalid argument "${raw}" for "${shown}" flag: value out of range (${min} to ${max})`);
+  }
+  return n;
+}
+
 /** "k=v" pairs into a map (Docker's MapOpts / ConvertKVStringsToMap: a bare "k" maps to ""). */
 export function keyValueMap(pairs: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};

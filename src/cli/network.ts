@@ -1,6 +1,6 @@
 /** `cnm network ...`: the docker CLI's network commands, flags and output, over the API. */
 import { isIP } from 'node:net';
-import { UsageError, filtersJson, keyValueMap, type FlagSpec, type ParsedArgs } from './args.js';
+import { UsageError, filtersJson, keyValueMap, parseIntFlag, type FlagSpec, type ParsedArgs } from './args.js';
 import type { ApiClient } from './client.js';
 import { dispatch, type Io, type Subcommand } from './command.js';
 import { forEachRef, inspectRefs, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
@@ -127,9 +127,7 @@ function driverOpts(values: string[]): Record<string, string> {
 /** The body of POST /networks/{id}/connect for `network connect`'s flags (pure; exported for tests). */
 export function connectBody(a: ParsedArgs): Record<string, unknown> {
   const gw = a.string('gw-priority');
-  if (gw !== undefined && !/^[+-]?\d+$/.test(gw)) {
-    throw new UsageError(`invalid argument "${gw}" for "--gw-priority" flag: strconv.ParseInt: parsing "${gw}": invalid syntax`);
-  }
+  const gwPriority = gw === undefined ? 0 : parseIntFlag(gw, '--gw-priority');
   const linkLocal = a.list('link-local-ip');
   return {
     Container: a.positionals[1],
@@ -143,7 +141,7 @@ export function connectBody(a: ParsedArgs): Record<string, unknown> {
       Aliases: a.list('alias'),
       MacAddress: a.string('mac-address'),
       DriverOpts: driverOpts(a.list('driver-opt')),
-      GwPriority: gw === undefined ? 0 : Number(gw),
+      GwPriority: gwPriority,
       CnmServices: a.list('service').length > 0 ? a.list('service') : undefined,
     },
   };

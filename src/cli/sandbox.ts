@@ -1,6 +1,6 @@
 /** `cnm sandbox ...`: sandboxes stand where Docker has containers (create / ls / inspect / rm). */
 import { humanDuration } from '../api/human-duration.js';
-import { UsageError, keyValueMap, type FlagSpec, type ParsedArgs } from './args.js';
+import { UsageError, keyValueMap, parseIntFlag, type FlagSpec, type ParsedArgs } from './args.js';
 import type { ApiClient } from './client.js';
 import { dispatch, type Io, type Subcommand } from './command.js';
 import { forEachRef, inspectRefs, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
@@ -73,8 +73,7 @@ export function parseNetworkFlag(value: string): NetworkEntry {
         entry.MacAddress = v;
         break;
       case 'gw-priority':
-        if (!/^[+-]?\d+$/.test(v)) throw new UsageError(`invalid gw-priority "${v}"`);
-        entry.GwPriority = Number(v);
+        entry.GwPriority = parseIntFlag(v, '--network gw-priority');
         break;
       case 'driver-opt':
         Object.assign(opts, keyValueMap([v]));

@@ -11,6 +11,7 @@ import {
   StoreConflictError,
   TeardownErrors,
 } from '../errors.js';
+import { goParseBool } from '../drivers/option-schema.js';
 import type { Pool, PoolRequest } from '../ipam/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import { driverOf, runtimeOf, toDriverNetwork, type Ctx } from './context.js';
@@ -52,8 +53,10 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   const source = configSource(ctx, req);
   const rawOptions = source.options ?? {};
   const options = driver.parseNetworkOptions(rawOptions);
-  const enableIPv6 = req.enableIPv6 ?? optionBool(rawOptions['com.docker.network.enable_ipv6']) ?? false;
-  const enableIPv4 = req.enableIPv4 ?? true;
+  // As Docker: the EnableIPv4/EnableIPv6 fields win over the options of the same meaning, which are only
+  // read (with strconv.ParseBool) when the field is not set.
+  const enableIPv6 = req.enableIPv6 ?? familyOption(rawOptions, 'com.docker.network.enable_ipv6') ?? false;
+  const enableIPv4 = req.enableIPv4 ?? familyOption(rawOptions, 'com.docker.network.enable_ipv4') ?? true;
   if (!enableIPv4 && !enableIPv6 && driver.needsIpam) {
     throw new InvalidParameterError('a network needs IPv4, IPv6 or both enabled');
   }
@@ -225,8 +228,12 @@ async function hostRouteSubnets(ctx: Ctx): Promise<string[]> {
   return routes.map((r) => r.dst).filter((d) => d !== 'default' && d.includes('/') && !own.has(d));
 }
 
-function optionBool(v: string | undefined): boolean | undefined {
-  return v === undefined ? undefined : v === 'true' || v === '1';
+function familyOption(options: Record<string, string>, key: string): boolean | undefined {
+  const v = options[key];
+  if (v === undefined) return undefined;
+  const b = goParseBool(v);
+  if (b === undefined) throw new InvalidParameterError(`driver-opt "${key}" is not a valid bool`);
+  return b;
 }
 
 export async function removeNetwork(ctx: Ctx, ref: string): Promise<void> {

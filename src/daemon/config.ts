@@ -1,6 +1,8 @@
 /** `cnm daemon` flags → a typed configuration. */
 import { parseArgs } from 'node:util';
 import { InvalidParameterError } from '../errors.js';
+import { isValidIfName } from '../drivers/option-schema.js';
+import { dnsOptionError, searchDomainError } from '../util/dns-names.js';
 import { canonicalIp } from '../util/ip.js';
 import type { LogLevel } from '../util/log.js';
 
@@ -54,7 +56,7 @@ Options:
   --nft libnftables|cli           nftables access (default libnftables)
   --firewall-check-interval SEC   nftables events restore cnm's rules at once when another process
                                   changes them; this is the period of the backstop check (default
-                                  30, 0 = no watchdog at all)
+                                  30, 0 = no watchdog at all, otherwise 0.1 to 86400)
   --dns IP                        upstream DNS server for every sandbox instead of the host's
                                   resolv.conf ones (repeatable)
   --dns-search DOMAIN             DNS search domain for every sandbox (repeatable)
@@ -102,31 +104,59 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
   const nft = (v.nft ?? 'libnftables') as DaemonConfig['nft'];
   if (!['libnftables', 'cli'].includes(nft)) throw new InvalidParameterError(`invalid --nft ${nft}`);
   const mtu = v.mtu === undefined ? undefined : Number(v.mtu);
-  if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 68 && mtu <= 65535)) throw new InvalidParameterError(`invalid --mtu ${v.mtu}`);
-  const interval = Number(v['firewall-check-interval'] ?? 30);
-  if (!(interval >= 0)) throw new InvalidParameterError('invalid --firewall-check-interval');
+  if (mtu !== undefined && !(/^\d{1,5}$/.test(v.mtu!) && mtu >= 68 && mtu <= 65535)) {
+    throw new InvalidParameterError(`invalid --mtu ${JSON.stringify(v.mtu)}: an integer from 68 to 65535`);
+  }
+  const interval = parseInterval(v['firewall-check-interval']);
+  const bridgeName = v['bridge-name'] ?? 'cnm0';
+  if (!isValidIfName(bridgeName)) {
+    throw new InvalidParameterError(`invalid --bridge-name ${JSON.stringify(bridgeName)}: 1 to 15 characters of letters, digits and _ . - @ +`);
+  }
   const servers = v.dns ?? [];
   for (const server of servers) {
     if (canonicalIp(server) === undefined) throw new InvalidParameterError(`invalid --dns ${JSON.stringify(server)}: not an IP address`);
   }
   if (v.group !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(v.group)) throw new InvalidParameterError(`invalid --group ${JSON.stringify(v.group)}`);
+  // These go into every sandbox's resolv.conf: a newline or a space would add lines or words there.
+  const search = v['dns-search'] ?? [];
+  for (const domain of search) {
+    const err = searchDomainError(domain);
+    if (err) throw new InvalidParameterError(`invalid --dns-search ${JSON.stringify(domain)}: ${err}`);
+  }
+  const options = v['dns-option'] ?? [];
+  for (const option of options) {
+    const err = dnsOptionError(option);
+    if (err) throw new InvalidParameterError(`invalid --dns-option ${JSON.stringify(option)}: ${err}`);
+  }
   return {
     root: v.root ?? '/var/lib/cnm',
     execRoot,
     socket: v.socket ?? `${execRoot}/cnm.sock`,
     defaultAddressPools: v['default-address-pool'] ?? [],
     logLevel,
-    bridgeName: v['bridge-name'] ?? 'cnm0',
+    bridgeName,
     bip: v.bip,
     mtu,
     kernel,
     nft,
     firewallCheckInterval: interval,
-    dns: { servers, search: v['dns-search'] ?? [], options: v['dns-option'] ?? [] },
+    dns: { servers, search, options },
     group: v.group,
     maxConnections: boundedInt(v['max-connections'], 512, 16, 65536, '--max-connections'),
     maxQueuedChanges: boundedInt(v['max-queued-changes'], 256, 1, 65536, '--max-queued-changes'),
   };
+}
+
+/** Seconds: 0 (off) or a plain decimal from 0.1 to 86400 (a day; setTimeout wraps beyond 24.8 days). */
+function parseInterval(raw: string | undefined): number {
+  if (raw === undefined) return 30;
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !(n === 0 || (n >= 0.1 && n <= 86400))) {
+    throw new InvalidParameterError(
+      `invalid --firewall-check-interval ${JSON.stringify(raw)}: seconds, 0 (off) or from 0.1 to 86400`,
+    );
+  }
+  return n;
 }
 
 function boundedInt(text: string | undefined, fallback: number, min: number, max: number, flag: string): number {

@@ -47,19 +47,28 @@ export function parseOptions<Out>(
   return out;
 }
 
+/** Go's strconv.ParseBool, exactly: these twelve spellings and nothing else (no spaces, no "yes"). */
+export function goParseBool(value: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  return undefined;
+}
+
 export const parseBoolOption: OptionParser<boolean> = (value, key) => {
-  const v = value.trim().toLowerCase();
-  if (['true', '1', 't', 'yes'].includes(v)) return true;
-  if (['false', '0', 'f', 'no'].includes(v)) return false;
-  throw new InvalidParameterError(`invalid value ${JSON.stringify(value)} for option ${key}: expected a boolean`);
+  const b = goParseBool(value);
+  if (b === undefined) {
+    throw new InvalidParameterError(`invalid value ${JSON.stringify(value)} for option ${key}: expected a boolean (true/false/1/0/t/f)`);
+  }
+  return b;
 };
 
+/** A decimal integer within [min, max] (no sign, spaces, exponent or fraction). */
 export function intOption(min: number, max: number): OptionParser<number> {
   return (value, key) => {
-    if (!/^\d+$/.test(value.trim())) {
+    if (!/^\d{1,10}$/.test(value)) {
       throw new InvalidParameterError(`invalid value ${JSON.stringify(value)} for option ${key}: expected an integer`);
     }
-    const n = Number(value.trim());
+    const n = Number(value);
     if (n < min || n > max) {
       throw new InvalidParameterError(`invalid value ${n} for option ${key}: must be between ${min} and ${max}`);
     }
@@ -85,9 +94,26 @@ export function isValidIfName(name: string): boolean {
 
 export const ifNameOption: OptionParser<string> = (value, key) => {
   if (!isValidIfName(value)) {
-    throw new InvalidParameterError(`invalid interface name ${JSON.stringify(value)} for option ${key}`);
+    throw new InvalidParameterError(
+      `invalid interface name ${JSON.stringify(value)} for option ${key}: 1 to 15 characters of letters, digits and _ . - @ +`,
+    );
   }
   return value;
+};
+
+/**
+ * An interface name inside a sandbox. Its per-interface sysctls are addressed as net.ipv4.conf.NAME.key,
+ * where a dot in NAME would read as a path separator (eth0.5 → conf/eth0/5), so a dot is refused here
+ * rather than letting every connect fail afterwards.
+ */
+export const sandboxIfNameOption: OptionParser<string> = (value, key) => {
+  const name = ifNameOption(value, key);
+  if (name.includes('.')) {
+    throw new InvalidParameterError(
+      `invalid interface name ${JSON.stringify(value)} for option ${key}: a sandbox interface name cannot contain '.'`,
+    );
+  }
+  return name;
 };
 
 /** An interface-name prefix: the index is appended, so leave room for it. */

@@ -217,10 +217,12 @@ export function networkElements(net: FirewallNetwork): NetworkElements {
   if (net.internal) {
     // Nothing leaves an internal network, so there is nothing to translate either.
     out.internal = [{ text: bridge }];
-  } else if (net.masquerade) {
-    if (hostIpv4 === undefined) out.masq_v4 = v4.map(subnetElement);
-    else out.snat_v4 = v4.map((range) => ({ text: `${range.text} : ${hostIpv4}`, range }));
-    out.masq_v6 = v6.map(subnetElement);
+  } else {
+    if (net.masquerade) {
+      if (hostIpv4 === undefined) out.masq_v4 = v4.map(subnetElement);
+      else out.snat_v4 = v4.map((range) => ({ text: `${range.text} : ${hostIpv4}`, range }));
+    }
+    if (net.masqueradeIpv6 ?? net.masquerade) out.masq_v6 = v6.map(subnetElement);
   }
   return out;
 }

@@ -16,6 +16,8 @@ export interface FirewallNetwork {
   icc: boolean;
   /** Masquerade traffic leaving the host (com.docker.network.bridge.enable_ip_masquerade). */
   masquerade: boolean;
+  /** IPv6 on its own (gateway_mode_ipv6 differs from gateway_mode_ipv4); absent = as `masquerade`. */
+  masqueradeIpv6?: boolean;
   /** --internal: nothing is forwarded into or out of the network. */
   internal: boolean;
   /** SNAT to this address instead of masquerading (com.docker.network.host_ipv4). */

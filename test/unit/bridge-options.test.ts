@@ -23,23 +23,20 @@ describe('bridge network options', () => {
       'com.docker.network.bridge.name': 'br-test',
       'com.docker.network.bridge.enable_ip_masquerade': 'false',
       'com.docker.network.bridge.enable_icc': 'false',
-      'com.docker.network.bridge.host_binding_ipv4': '127.0.0.1',
       'com.docker.network.bridge.gateway_mode_ipv4': 'routed',
       'com.docker.network.bridge.gateway_mode_ipv6': 'nat-unprotected',
       'com.docker.network.bridge.inhibit_ipv4': 'true',
-      'com.docker.network.bridge.trusted_host_interfaces': 'eth1:eth2',
       'com.docker.network.driver.mtu': '1450',
       'com.docker.network.container_iface_prefix': 'net',
       'com.docker.network.host_ipv4': '192.0.2.10',
       'unrelated.key': 'ignored',
     });
     assert.deepEqual(
-      [o.bridgeName, o.enableIpMasquerade, o.enableIcc, o.hostBindingIpv4, o.gatewayModeIpv4, o.gatewayModeIpv6],
-      ['br-test', false, false, '127.0.0.1', 'routed', 'nat-unprotected'],
+      [o.bridgeName, o.enableIpMasquerade, o.enableIcc, o.gatewayModeIpv4, o.gatewayModeIpv6],
+      ['br-test', false, false, 'routed', 'nat-unprotected'],
     );
-    assert.deepEqual([o.inhibitIpv4, o.trustedHostInterfaces, o.mtu, o.containerIfacePrefix, o.hostIpv4], [
+    assert.deepEqual([o.inhibitIpv4, o.mtu, o.containerIfacePrefix, o.hostIpv4], [
       true,
-      ['eth1', 'eth2'],
       1450,
       'net',
       '192.0.2.10',
@@ -54,6 +51,39 @@ describe('bridge network options', () => {
     status400(() => parseBridgeNetworkOptions({ 'com.docker.network.bridge.gateway_mode_ipv4': 'magic' }), /one of/);
     status400(() => parseBridgeNetworkOptions({ 'com.docker.network.bridge.enable_ipmasq': 'true' }), /unknown option/);
     status400(() => parseBridgeNetworkOptions({ 'com.docker.network.host_ipv4': '300.1.1.1' }), /IP address/);
+    status400(() => parseBridgeNetworkOptions({ 'com.docker.network.driver.mtu': '99999999999999999999' }), /integer/);
+    status400(() => parseBridgeNetworkOptions({ 'com.docker.network.driver.mtu': ' 1500' }), /integer/);
+    status400(() => parseBridgeNetworkOptions({ 'com.docker.network.container_iface_prefix': 'eth.' }), /prefix/);
+  });
+
+  it("parses booleans exactly as Go's strconv.ParseBool", () => {
+    const icc = (v: string) => parseBridgeNetworkOptions({ 'com.docker.network.bridge.enable_icc': v }).enableIcc;
+    for (const v of ['1', 't', 'T', 'TRUE', 'true', 'True']) assert.equal(icc(v), true, v);
+    for (const v of ['0', 'f', 'F', 'FALSE', 'false', 'False']) assert.equal(icc(v), false, v);
+    for (const v of ['true\n', ' true', 'yes', 'no', 'tRUE', 'on', '']) status400(() => icc(v), /boolean/);
+  });
+
+  it('takes MTU 0 as "not set", as Docker does', () => {
+    assert.equal(parseBridgeNetworkOptions({ 'com.docker.network.driver.mtu': '0' }).mtu, undefined);
+  });
+
+  it('refuses the published-port options (no port publishing yet) after checking their value', () => {
+    // Their defaults (as the predefined "bridge" network carries them) mean nothing to publish.
+    assert.equal(parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0' }).hostBindingIpv4, undefined);
+    assert.equal(parseBridgeNetworkOptions({ 'com.docker.network.bridge.trusted_host_interfaces': '' }).trustedHostInterfaces, undefined);
+    status400(
+      () => parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': '127.0.0.1' }),
+      /host_binding_ipv4 is not supported: it applies to published ports/,
+    );
+    status400(() => parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': 'nope' }), /invalid IP address/);
+    status400(
+      () => parseBridgeNetworkOptions({ 'com.docker.network.bridge.trusted_host_interfaces': 'eth1:eth2' }),
+      /trusted_host_interfaces is not supported: it applies to published ports/,
+    );
+    status400(
+      () => parseBridgeNetworkOptions({ 'com.docker.network.bridge.trusted_host_interfaces': 'eth1:bad/name' }),
+      /invalid interface name/,
+    );
   });
 });
 
@@ -76,5 +106,9 @@ describe('bridge endpoint options', () => {
     status400(() => parseBridgeEndpointOptions({ 'com.docker.network.endpoint.sysctls': 'net.ipv4.ip_forward=1' }), /only/);
     status400(() => parseBridgeEndpointOptions({ 'com.docker.network.endpoint.macaddress': '01:00:5e:00:00:01' }), /multicast/);
     status400(() => parseBridgeEndpointOptions({ 'com.docker.network.endpoint.ifname': 'bad/name' }), /interface name/);
+    for (const bad of ['eth0.5', 'a b', 'x:y', 'sixteen-chars-xx', '', 'tab\tx', 'nl\n']) {
+      status400(() => parseBridgeEndpointOptions({ 'com.docker.network.endpoint.ifname': bad }), /interface name/);
+    }
+    status400(() => parseBridgeEndpointOptions({ 'com.docker.network.endpoint.ifname': 'eth0.5' }), /cannot contain '\.'/);
   });
 });

@@ -102,6 +102,16 @@ describe('firewall compiler: elements', () => {
     assert.deepEqual(Object.keys(e).sort(), ['bridges', 'same_bridge']);
   });
 
+  it('IPv6 masquerades on its own when told (gateway_mode_ipv6 differs from gateway_mode_ipv4)', () => {
+    const routed4 = texts(networkElements(net(1, { masquerade: false, masqueradeIpv6: true, ipv6Subnets: ['fd00::/64'] })));
+    assert.equal(routed4.masq_v4, undefined);
+    assert.deepEqual(routed4.masq_v6, ['fd00::/64']);
+    const routed6 = texts(networkElements(net(1, { masquerade: true, masqueradeIpv6: false, ipv6Subnets: ['fd00::/64'] })));
+    assert.deepEqual(routed6.masq_v4, ['10.1.0.0/24']);
+    assert.equal(routed6.masq_v6, undefined);
+    golden('add-gateway-modes.nft', compileAddNetwork(net(7, { masquerade: false, masqueradeIpv6: true, ipv6Subnets: ['fd00:7::/64'] })));
+  });
+
   it('icc=false: subnets go to the bridge table, the bridge leaves same_bridge', () => {
     const e = texts(networkElements(net(1, { icc: false, ipv4Subnets: ['10.1.0.0/24', '10.9.0.0/16'] })));
     assert.deepEqual(e.no_icc_v4, ['10.1.0.0/24', '10.9.0.0/16']);

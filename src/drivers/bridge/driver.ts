@@ -69,6 +69,11 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     if (clash) {
       throw new ForbiddenError(`bridge name ${name} is already used by network ${clash.name}`);
     }
+    // default_bridge marks the predefined "bridge" network; on a second network it would mean nothing.
+    const other = net.options.defaultBridge ? others.find((o) => o.id !== net.id && o.options.defaultBridge) : undefined;
+    if (other) {
+      throw new ForbiddenError(`option com.docker.network.bridge.default_bridge: network ${other.name} is already the default bridge`);
+    }
   }
 
   async createNetwork(net: BridgeNet): Promise<NetworkProgram> {
@@ -132,6 +137,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       ipv6Subnets: net.enableIPv6 ? net.ipv6Pools.map((p) => p.subnet) : [],
       icc: o.enableIcc,
       masquerade: o.enableIpMasquerade && natMode(o.gatewayModeIpv4) && !net.internal,
+      masqueradeIpv6: o.enableIpMasquerade && natMode(o.gatewayModeIpv6) && !net.internal,
       internal: net.internal || o.gatewayModeIpv4 === 'isolated',
       hostIpv4: o.hostIpv4,
     };

@@ -9,6 +9,7 @@ import {
   macOption,
   parseBoolOption,
   parseOptions,
+  sandboxIfNameOption,
   stringListOption,
   type OptionSchema,
 } from '../option-schema.js';
@@ -22,12 +23,13 @@ export interface BridgeNetworkOptions {
   bridgeName?: string;
   enableIpMasquerade: boolean;
   enableIcc: boolean;
-  hostBindingIpv4?: string;
   gatewayModeIpv4: GatewayMode;
   gatewayModeIpv6: GatewayMode;
   /** Do not put the IPv4 gateway address on the bridge (it lives elsewhere). */
   inhibitIpv4: boolean;
-  trustedHostInterfaces: string[];
+  /** Only their defaults are accepted (see notYetWithoutPorts); declared so the keys are recognised and checked. */
+  hostBindingIpv4?: undefined;
+  trustedHostInterfaces?: undefined;
   mtu?: number;
   /** Interface name prefix inside sandboxes (eth → eth0, eth1, ...). */
   containerIfacePrefix: string;
@@ -35,8 +37,6 @@ export interface BridgeNetworkOptions {
   hostIpv4?: string;
   /** Marks the predefined "bridge" network. */
   defaultBridge: boolean;
-  /** com.docker.network.enable_ipv6 given as an option (older clients). */
-  enableIpv6Option?: boolean;
 }
 
 export interface BridgeEndpointOptions {
@@ -52,17 +52,34 @@ const networkSchema: OptionSchema<BridgeNetworkOptions> = {
   bridgeName: { key: `${BRIDGE}name`, parse: ifNameOption },
   enableIpMasquerade: { key: `${BRIDGE}enable_ip_masquerade`, parse: parseBoolOption },
   enableIcc: { key: `${BRIDGE}enable_icc`, parse: parseBoolOption },
-  hostBindingIpv4: { key: `${BRIDGE}host_binding_ipv4`, parse: ipOption },
+  // 0.0.0.0 is Docker's default (every host address), what the predefined "bridge" network shows.
+  hostBindingIpv4: { key: `${BRIDGE}host_binding_ipv4`, parse: (v, k) => (ipOption(v, k) === '0.0.0.0' ? undefined : notYetWithoutPorts(k)) },
   gatewayModeIpv4: { key: `${BRIDGE}gateway_mode_ipv4`, parse: gatewayMode },
   gatewayModeIpv6: { key: `${BRIDGE}gateway_mode_ipv6`, parse: gatewayMode },
   inhibitIpv4: { key: `${BRIDGE}inhibit_ipv4`, parse: parseBoolOption },
-  trustedHostInterfaces: { key: `${BRIDGE}trusted_host_interfaces`, parse: (v) => v.split(':').filter(Boolean) },
-  mtu: { key: 'com.docker.network.driver.mtu', parse: intOption(68, 65535) },
+  trustedHostInterfaces: {
+    key: `${BRIDGE}trusted_host_interfaces`,
+    parse: (v, k) => (v.split(':').filter(Boolean).map((name) => ifNameOption(name, k)).length === 0 ? undefined : notYetWithoutPorts(k)),
+  },
+  // Docker's default "0" means "not set" (the kernel's default).
+  mtu: { key: 'com.docker.network.driver.mtu', parse: (v, k) => (v === '0' ? undefined : intOption(68, 65535)(v, k)) },
   containerIfacePrefix: { key: 'com.docker.network.container_iface_prefix', parse: ifPrefixOption },
   hostIpv4: { key: 'com.docker.network.host_ipv4', parse: ipOption },
   defaultBridge: { key: `${BRIDGE}default_bridge`, parse: parseBoolOption },
-  enableIpv6Option: { key: 'com.docker.network.enable_ipv6', parse: parseBoolOption },
 };
+
+/**
+ * host_binding_ipv4 (the default host address of published ports) and trusted_host_interfaces
+ * (interfaces allowed to reach published ports directly on container addresses) act on published ports
+ * only, in Docker too. cnm publishes no ports yet, so either would be accepted and do nothing: a value
+ * other than the default (0.0.0.0, no interfaces) is refused, after it is checked, until port
+ * publishing exists.
+ */
+function notYetWithoutPorts(key: string): never {
+  throw new InvalidParameterError(
+    `option ${key} is not supported: it applies to published ports, and cnm does not publish ports yet`,
+  );
+}
 
 export function parseBridgeNetworkOptions(raw: Record<string, string>): BridgeNetworkOptions {
   const o = parseOptions(networkSchema, raw, { strictPrefixes: [BRIDGE] });
@@ -73,7 +90,6 @@ export function parseBridgeNetworkOptions(raw: Record<string, string>): BridgeNe
     gatewayModeIpv4: o.gatewayModeIpv4 ?? 'nat',
     gatewayModeIpv6: o.gatewayModeIpv6 ?? 'nat',
     inhibitIpv4: o.inhibitIpv4 ?? false,
-    trustedHostInterfaces: o.trustedHostInterfaces ?? [],
     containerIfacePrefix: o.containerIfacePrefix ?? 'eth',
     defaultBridge: o.defaultBridge ?? false,
   };
@@ -82,7 +98,7 @@ export function parseBridgeNetworkOptions(raw: Record<string, string>): BridgeNe
 const ENDPOINT = 'com.docker.network.endpoint.';
 
 const endpointSchema: OptionSchema<BridgeEndpointOptions> = {
-  ifName: { key: `${ENDPOINT}ifname`, parse: ifNameOption },
+  ifName: { key: `${ENDPOINT}ifname`, parse: sandboxIfNameOption },
   macAddress: { key: `${ENDPOINT}macaddress`, parse: macOption },
   sysctls: { key: `${ENDPOINT}sysctls`, parse: parseEndpointSysctls },
 };
