@@ -14,6 +14,7 @@ import type { KernelOps } from '../../src/kernel/types.js';
 import { createTestNetns, deleteTestNetns, netnsPath } from '../helpers/netns.js';
 import { addressingCases } from './kernel-addressing.js';
 import { namespaceAndLinkCases } from './kernel-links.js';
+import { ownershipCases } from './kernel-ownership.js';
 import { caseRunner, type KernelFixture } from './kernel-support.js';
 
 export type { KernelFixture } from './kernel-support.js';
@@ -25,6 +26,7 @@ export function kernelConformance(label: string, setup: () => Promise<KernelFixt
   describe(`KernelOps conformance: ${label}`, () => {
     namespaceAndLinkCases(runner);
     addressingCases(runner);
+    ownershipCases(runner);
   });
 }
 
