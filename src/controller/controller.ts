@@ -3,11 +3,12 @@
  * IPAM decisions and name checks never race inside one daemon; store transactions with create-only
  * claims protect against other writers. Reads are served from memory without waiting.
  */
+import { ForbiddenError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import type { ControllerDeps, Ctx } from './context.js';
 import { connect, disconnect } from './endpoints.js';
 import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
-import { reconcile, type ReconcileReport } from './reconcile.js';
+import { reconcile, retryBrokenNetwork, retryBrokenNetworks, type ReconcileReport } from './reconcile.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 import { Repository } from './repository.js';
 import { createSandbox, removeSandbox } from './sandboxes.js';
@@ -108,8 +109,10 @@ export class CnmController implements Controller {
 
   private networkDetail(network: NetworkRecord): NetworkDetail {
     const { state } = this.ctx;
+    const error = this.ctx.networks.get(network.id)?.error;
     return {
       network,
+      ...(error === undefined ? {} : { error }),
       endpoints: state.endpointsOfNetwork(network.id).map((endpoint) => ({
         endpoint,
         sandbox: state.sandboxes.get(endpoint.sandboxId)!,
@@ -133,9 +136,11 @@ export class CnmController implements Controller {
   }
 
   connect(req: ConnectRequest): Promise<EndpointRecord> {
-    return this.mutex.run(() => {
+    return this.mutex.run(async () => {
       const net = this.ctx.state.network(req.network);
       const sb = this.ctx.state.sandbox(req.sandbox);
+      const broken = await retryBrokenNetwork(this.ctx, net);
+      if (broken !== undefined) throw new ForbiddenError(`network ${net.name} is out of service: ${broken}`);
       return connect(this.ctx, net, sb, req);
     });
   }
@@ -195,6 +200,11 @@ export class CnmController implements Controller {
    * Re-apply cnm's firewall when its tables were removed behind its back (a `nft flush ruleset`, a
    * firewall reload: moby#12294). Returns true when it had to restore them.
    */
+  /** Networks that could not be restored at start-up, tried again (the daemon calls this periodically). */
+  retryBrokenNetworks(): Promise<void> {
+    return this.mutex.run(() => retryBrokenNetworks(this.ctx));
+  }
+
   restoreFirewallIfLost(): Promise<boolean> {
     return this.mutex.run(async () => {
       if (await this.ctx.firewall.isIntact()) return false;
