@@ -38,6 +38,11 @@ export class CnmController implements Controller {
   private readonly ctx: Ctx;
   private readonly mutex = new Mutex();
   private readonly listeners = new Set<(e: ControllerEvent) => void>();
+  /**
+   * Events of the start (a network that could not be restored, ...) happen before anyone can subscribe:
+   * kept for the first subscriber (the API's event history), then dropped.
+   */
+  private startupEvents: ControllerEvent[] | undefined = [];
 
   private constructor(deps: ControllerDeps) {
     this.ctx = {
@@ -85,6 +90,7 @@ export class CnmController implements Controller {
 
   private emit(event: Omit<ControllerEvent, 'timeNano'>): void {
     const full: ControllerEvent = { ...event, timeNano: BigInt(Date.now()) * 1_000_000n };
+    if (this.startupEvents && this.listeners.size === 0 && this.startupEvents.length < 1000) this.startupEvents.push(full);
     for (const listener of this.listeners) {
       try {
         listener(full);
@@ -95,6 +101,9 @@ export class CnmController implements Controller {
   }
 
   subscribe(listener: (event: ControllerEvent) => void): () => void {
+    const early = this.startupEvents ?? [];
+    this.startupEvents = undefined;
+    for (const event of early) listener(event);
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -137,10 +146,8 @@ export class CnmController implements Controller {
 
   connect(req: ConnectRequest): Promise<EndpointRecord> {
     return this.mutex.run(async () => {
-      const net = this.ctx.state.network(req.network);
+      const net = await this.usableNetwork(req.network);
       const sb = this.ctx.state.sandbox(req.sandbox);
-      const broken = await retryBrokenNetwork(this.ctx, net);
-      if (broken !== undefined) throw new ForbiddenError(`network ${net.name} is out of service: ${broken}`);
       return connect(this.ctx, net, sb, req);
     });
   }
@@ -170,7 +177,10 @@ export class CnmController implements Controller {
   }
 
   createSandbox(req: CreateSandboxRequest): Promise<SandboxDetail> {
-    return this.mutex.run(async () => this.getSandbox((await createSandbox(this.ctx, req)).id));
+    return this.mutex.run(async () => {
+      for (const n of req.networks ?? []) await this.usableNetwork(n.network);
+      return this.getSandbox((await createSandbox(this.ctx, req)).id);
+    });
   }
 
   removeSandbox(ref: string, force: boolean): Promise<void> {
@@ -200,6 +210,14 @@ export class CnmController implements Controller {
    * Re-apply cnm's firewall when its tables were removed behind its back (a `nft flush ruleset`, a
    * firewall reload: moby#12294). Returns true when it had to restore them.
    */
+  /** The network `ref` names; one that is out of service is tried again first, and refused (403) if still broken. */
+  private async usableNetwork(ref: string): Promise<NetworkRecord> {
+    const net = this.ctx.state.network(ref);
+    const broken = await retryBrokenNetwork(this.ctx, net);
+    if (broken !== undefined) throw new ForbiddenError(`network ${net.name} is out of service: ${broken}`);
+    return net;
+  }
+
   /** Networks that could not be restored at start-up, tried again (the daemon calls this periodically). */
   retryBrokenNetworks(): Promise<void> {
     return this.mutex.run(() => retryBrokenNetworks(this.ctx));

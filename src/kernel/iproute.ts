@@ -285,7 +285,7 @@ function parseLinks(out: string): LinkInfo[] {
   return (JSON.parse(out || '[]') as IpLinkJson[]).map((l) => {
     const info: LinkInfo = {
       index: l.ifindex, name: l.ifname, kind: l.linkinfo?.info_kind ?? '', mtu: l.mtu,
-      mac: l.address ?? '', up: (l.flags ?? []).includes('UP'), group: Number(l.group ?? 0),
+      mac: l.address ?? '', up: (l.flags ?? []).includes('UP'), group: Number(l.group ?? 0) >>> 0, // ip -N prints groups of 2^31 and above as negative numbers
     };
     if (l.master !== undefined) info.master = l.master;
     const snooping = l.linkinfo?.info_data?.mcast_snooping;

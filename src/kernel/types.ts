@@ -38,15 +38,15 @@ export const TOMBSTONE_GROUP = 0x636e6d7a;
 export const DEFAULT_OWNER_GROUP = 0x636e6d6f; // "cnmo"
 
 /**
- * The owner group of a daemon: a hash of what identifies it (state root, namespace), kept clear of the
- * groups people number by hand (below 2^24), of 0xffffffff and of TOMBSTONE_GROUP. Stable across restarts.
+ * The owner group of a daemon: a hash of what identifies it (state root, namespace) into
+ * [2^28, 2^31): clear of the small groups people number by hand, and below 2^31, which ip(8) prints as a
+ * negative number; never TOMBSTONE_GROUP. Stable across restarts.
  */
 export function ownerGroupFor(identity: string): number {
   let h = 0x811c9dc5; // FNV-1a
   for (const byte of Buffer.from(identity)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
-  let group = 0x10000000 + (h % 0xe0000000);
-  if (group === TOMBSTONE_GROUP || group >= 0xffffffff) group = DEFAULT_OWNER_GROUP;
-  return group >>> 0;
+  const group = 0x10000000 + (h % 0x70000000);
+  return group === TOMBSTONE_GROUP ? DEFAULT_OWNER_GROUP : group;
 }
 
 /** null = the daemon's own namespace; otherwise a path to a namespace file. */
