@@ -7,7 +7,7 @@
  * - a lost sandbox namespace is re-created with the same addresses and MACs; intact bridges and veths are
  *   left alone across a restart (same ifindex, a TCP connection across it survives).
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -70,6 +70,12 @@ if (!isRoot()) {
       d = await startTestDaemon();
     });
     after(async () => d?.cleanup());
+    // Each case starts with a running daemon, also when the one before failed with it stopped.
+    beforeEach(async () => {
+      if ((await d.api('GET', '/_ping').catch(() => undefined))?.status === 200) return;
+      await d.stop('SIGKILL');
+      await d.start();
+    });
 
     it('unmarked links survive start, stop, kill -9 + restart and network rm; marked leftovers are removed', async () => {
       const mark = Number((await link(d, 'cnm0'))!.group);
