@@ -39,7 +39,7 @@ export class CnmController implements Controller {
   private readonly mutex = new Mutex();
   private readonly listeners = new Set<(e: ControllerEvent) => void>();
   /**
-   * Events of the start (a network that could not be restored, ...) happen before anyone can subscribe:
+   * Errors of the start (a network that could not be restored, ...) happen before anyone can subscribe:
    * kept for the first subscriber (the API's event history), then dropped.
    */
   private startupEvents: ControllerEvent[] | undefined = [];
@@ -90,7 +90,9 @@ export class CnmController implements Controller {
 
   private emit(event: Omit<ControllerEvent, 'timeNano'>): void {
     const full: ControllerEvent = { ...event, timeNano: BigInt(Date.now()) * 1_000_000n };
-    if (this.startupEvents && this.listeners.size === 0 && this.startupEvents.length < 1000) this.startupEvents.push(full);
+    if (this.startupEvents && full.action === 'error' && this.listeners.size === 0 && this.startupEvents.length < 1000) {
+      this.startupEvents.push(full);
+    }
     for (const listener of this.listeners) {
       try {
         listener(full);
