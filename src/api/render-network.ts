@@ -43,6 +43,11 @@ export interface DockerEndpointResource {
 
 export interface DockerNetworkInspect extends DockerNetworkSummary {
   Containers: Record<string, DockerEndpointResource>;
+  /**
+   * cnm's own field, only on a network that is out of service: why it could not be restored at start-up
+   * (Docker has no such state; its clients ignore the unknown key).
+   */
+  CnmError?: string;
 }
 
 function renderPool(pool: Pool): DockerIpamConfig {
@@ -88,7 +93,9 @@ export function renderNetworkInspect(detail: NetworkDetail): DockerNetworkInspec
       IPv6Address: endpoint.ipv6Address ?? '',
     };
   }
-  return { ...renderNetworkSummary(detail.network), Containers: containers };
+  const inspect: DockerNetworkInspect = { ...renderNetworkSummary(detail.network), Containers: containers };
+  if (detail.error !== undefined) inspect.CnmError = detail.error;
+  return inspect;
 }
 
 const LIST_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'];

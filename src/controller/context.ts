@@ -31,6 +31,11 @@ export interface ControllerDeps {
   logger: Logger;
   /** Changes that may wait for the one being applied; one more is refused with 503 (default 256). */
   maxQueuedChanges?: number;
+  /**
+   * The interface group the daemon marks its links with (the drivers were given the same): only links in
+   * it are removed as leftovers. Default DEFAULT_OWNER_GROUP.
+   */
+  ownerGroup?: number;
 }
 
 export interface NetworkRuntime {
@@ -39,6 +44,8 @@ export interface NetworkRuntime {
   options: unknown;
   /** What the firewall holds for this network (needed to remove it again). */
   firewall?: FirewallNetwork;
+  /** Why the network could not be restored at start-up (see broken.ts); undefined when it works. */
+  error?: string;
 }
 
 export interface Ctx extends ControllerDeps {

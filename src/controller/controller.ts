@@ -3,12 +3,12 @@
  * IPAM decisions and name checks never race inside one daemon; store transactions with create-only
  * claims protect against other writers. Reads are served from memory without waiting.
  */
-import { UnavailableError } from '../errors.js';
+import { ForbiddenError, UnavailableError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import type { ControllerDeps, Ctx } from './context.js';
 import { connect, disconnect } from './endpoints.js';
 import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
-import { reconcile, type ReconcileReport } from './reconcile.js';
+import { reconcile, retryBrokenNetwork, retryBrokenNetworks, type ReconcileReport } from './reconcile.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 import { Repository } from './repository.js';
 import { createSandbox, removeSandbox } from './sandboxes.js';
@@ -41,6 +41,11 @@ export class CnmController implements Controller {
   private readonly ctx: Ctx;
   private readonly mutex: Mutex;
   private readonly listeners = new Set<(e: ControllerEvent) => void>();
+  /**
+   * Errors of the start (a network that could not be restored, ...) happen before anyone can subscribe:
+   * kept for the first subscriber (the API's event history), then dropped.
+   */
+  private startupEvents: ControllerEvent[] | undefined = [];
 
   private constructor(deps: ControllerDeps) {
     this.mutex = new Mutex(
@@ -92,6 +97,9 @@ export class CnmController implements Controller {
 
   private emit(event: Omit<ControllerEvent, 'timeNano'>): void {
     const full: ControllerEvent = { ...event, timeNano: BigInt(Date.now()) * 1_000_000n };
+    if (this.startupEvents && full.action === 'error' && this.listeners.size === 0 && this.startupEvents.length < 1000) {
+      this.startupEvents.push(full);
+    }
     for (const listener of this.listeners) {
       try {
         listener(full);
@@ -102,6 +110,9 @@ export class CnmController implements Controller {
   }
 
   subscribe(listener: (event: ControllerEvent) => void): () => void {
+    const early = this.startupEvents ?? [];
+    this.startupEvents = undefined;
+    for (const event of early) listener(event);
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -116,8 +127,10 @@ export class CnmController implements Controller {
 
   private networkDetail(network: NetworkRecord): NetworkDetail {
     const { state } = this.ctx;
+    const error = this.ctx.networks.get(network.id)?.error;
     return {
       network,
+      ...(error === undefined ? {} : { error }),
       endpoints: state.endpointsOfNetwork(network.id).map((endpoint) => ({
         endpoint,
         sandbox: state.sandboxes.get(endpoint.sandboxId)!,
@@ -141,10 +154,10 @@ export class CnmController implements Controller {
   }
 
   connect(req: ConnectRequest): Promise<EndpointRecord> {
-    return this.mutex.run(() => {
+    return this.mutex.run(async () => {
       // Docker looks the container up first: both missing is "No such container".
       const sb = this.ctx.state.sandbox(req.sandbox);
-      const net = this.ctx.state.network(req.network);
+      const net = await this.usableNetwork(req.network);
       return connect(this.ctx, net, sb, req);
     });
   }
@@ -174,7 +187,10 @@ export class CnmController implements Controller {
   }
 
   createSandbox(req: CreateSandboxRequest): Promise<SandboxDetail> {
-    return this.mutex.run(async () => this.getSandbox((await createSandbox(this.ctx, req)).id));
+    return this.mutex.run(async () => {
+      for (const n of req.networks ?? []) await this.usableNetwork(n.network);
+      return this.getSandbox((await createSandbox(this.ctx, req)).id);
+    });
   }
 
   removeSandbox(ref: string, force: boolean): Promise<void> {
@@ -204,6 +220,19 @@ export class CnmController implements Controller {
    * Re-apply cnm's firewall when its tables were removed behind its back (a `nft flush ruleset`, a
    * firewall reload: moby#12294). Returns true when it had to restore them.
    */
+  /** The network `ref` names; one that is out of service is tried again first, and refused (403) if still broken. */
+  private async usableNetwork(ref: string): Promise<NetworkRecord> {
+    const net = this.ctx.state.network(ref);
+    const broken = await retryBrokenNetwork(this.ctx, net);
+    if (broken !== undefined) throw new ForbiddenError(`network ${net.name} is out of service: ${broken}`);
+    return net;
+  }
+
+  /** Networks that could not be restored at start-up, tried again (the daemon calls this periodically). */
+  retryBrokenNetworks(): Promise<void> {
+    return this.mutex.run(() => retryBrokenNetworks(this.ctx));
+  }
+
   restoreFirewallIfLost(): Promise<boolean> {
     return this.mutex.runAlways(async () => {
       if (await this.ctx.firewall.isIntact()) return false;

@@ -111,6 +111,11 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   ctx.networks.set(record.id, { driver, options });
   try {
     const program = await driver.createNetwork(driverNet);
+    if (Object.keys(program.driverState).length > 0) {
+      // What the driver found (a bridge it created or adopted) decides what rm may delete: on record.
+      record.driverState = program.driverState;
+      await ctx.repo.updateNetwork(record);
+    }
     if (program.firewall) {
       await ctx.firewall.addNetwork(program.firewall);
       ctx.networks.get(record.id)!.firewall = program.firewall;

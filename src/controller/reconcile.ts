@@ -6,11 +6,12 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TeardownErrors } from '../errors.js';
+import { errorMessage, TeardownErrors } from '../errors.js';
+import { DEFAULT_OWNER_GROUP } from '../kernel/types.js';
 import type { FirewallNetwork } from '../firewall/types.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
-import type { EndpointRecord, SandboxRecord } from './records.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
 import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
 import { firewallServices, restoreServices, vipClaims } from './services.js';
@@ -43,7 +44,7 @@ export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<Re
   restoreDiscovery(ctx);
   restoreIpam(ctx);
   await restoreNetworks(ctx);
-  for (const sb of [...ctx.state.sandboxes.values()]) await restoreSandbox(ctx, sb, report);
+  for (const sb of [...ctx.state.sandboxes.values()]) await restoreSandboxOrReport(ctx, sb, report);
   await removeLeakedLinks(ctx, report);
   await removeLeakedNamespaces(ctx, report);
   report.networks = ctx.state.networks.size;
@@ -97,18 +98,82 @@ function restoreIpam(ctx: Ctx): void {
 }
 
 async function restoreNetworks(ctx: Ctx): Promise<void> {
-  const programs: FirewallNetwork[] = [];
   for (const net of ctx.state.networks.values()) {
-    if (net.configOnly) continue;
-    const rt = runtimeOf(ctx, net);
-    const program = await rt.driver.restoreNetwork(toDriverNetwork(net, rt.options));
-    if (program.firewall) {
-      rt.firewall = program.firewall;
-      programs.push(program.firewall);
-    }
+    if (!net.configOnly) await restoreOneNetwork(ctx, net);
   }
   await restoreServices(ctx);
-  await ctx.firewall.reconcile(programs, firewallServices(ctx));
+  await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx));
+}
+
+function firewallPrograms(ctx: Ctx): FirewallNetwork[] {
+  return [...ctx.networks.values()].flatMap((rt) => (rt.firewall && rt.error === undefined ? [rt.firewall] : []));
+}
+
+/**
+ * One network's kernel side. A network that cannot be restored (a link that is not a bridge holds its
+ * bridge's name, ...) does not stop the daemon: it is marked out of service — `CnmError` in inspect, a log
+ * line, an `error` event — gets no firewall elements, and is retried by retryBrokenNetwork.
+ */
+async function restoreOneNetwork(ctx: Ctx, net: NetworkRecord): Promise<boolean> {
+  const rt = runtimeOf(ctx, net);
+  try {
+    const program = await rt.driver.restoreNetwork(toDriverNetwork(net, rt.options));
+    rt.firewall = program.firewall;
+    if (rt.error !== undefined) ctx.logger.info('network restored', { network: net.name });
+    rt.error = undefined;
+    return true;
+  } catch (err) {
+    const error = errorMessage(err);
+    rt.firewall = undefined;
+    if (rt.error !== error) {
+      ctx.logger.error('network could not be restored; out of service until fixed', { network: net.name, id: net.id, error });
+      ctx.emit({ type: 'network', action: 'error', id: net.id, attributes: { name: net.name, type: net.driver, error } });
+    }
+    rt.error = error;
+    return false;
+  }
+}
+
+/**
+ * Try an out-of-service network again (before a connect to it, and on the daemon's periodic check): on
+ * success its firewall, VIPs and endpoints come back. Returns the error when it is still broken.
+ */
+export async function retryBrokenNetwork(ctx: Ctx, net: NetworkRecord): Promise<string | undefined> {
+  const rt = ctx.networks.get(net.id);
+  if (rt?.error === undefined) return undefined;
+  if (!(await restoreOneNetwork(ctx, net))) return rt.error;
+  for (const svc of ctx.state.servicesOfNetwork(net.id)) {
+    const vip = svc.vip?.split('/')[0];
+    if (vip) await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vip, true);
+  }
+  await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx));
+  for (const ep of ctx.state.endpointsOfNetwork(net.id)) {
+    const sb = ctx.state.sandboxes.get(ep.sandboxId);
+    if (!sb) continue;
+    await rejoinIfBroken(ctx, sb, ep, false);
+    await programRoutes(ctx, sb, ctx.state.endpointsOfSandbox(sb.id), true);
+  }
+  return undefined;
+}
+
+/** Every out-of-service network, tried again (the daemon's periodic check). */
+export async function retryBrokenNetworks(ctx: Ctx): Promise<void> {
+  for (const net of [...ctx.state.networks.values()]) {
+    await retryBrokenNetwork(ctx, net).catch((err: unknown) =>
+      ctx.logger.error('retry of an out-of-service network failed', { network: net.name, error: errorMessage(err) }),
+    );
+  }
+}
+
+/** One sandbox that cannot be restored does not stop the daemon either: logged, an `error` event. */
+async function restoreSandboxOrReport(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {
+  try {
+    await restoreSandbox(ctx, sb, report);
+  } catch (err) {
+    const error = errorMessage(err);
+    ctx.logger.error('sandbox could not be restored', { sandbox: sb.name, id: sb.id, error });
+    ctx.emit({ type: 'sandbox', action: 'error', id: sb.id, attributes: { name: sb.name, error } });
+  }
 }
 
 async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {
@@ -127,6 +192,8 @@ async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileRepo
     report.sandboxesRecreated++;
   }
   for (const ep of endpoints) {
+    // An endpoint of an out-of-service network waits for it (retryBrokenNetwork rejoins it).
+    if (ctx.networks.get(ep.networkId)?.error !== undefined) continue;
     if (await rejoinIfBroken(ctx, sb, ep, recreated)) report.endpointsRejoined++;
   }
   const current = ctx.state.endpointsOfSandbox(sb.id);
@@ -167,9 +234,10 @@ async function forgetSandbox(ctx: Ctx, sb: SandboxRecord, endpoints: EndpointRec
   ctx.state.deleteSandbox(sb.id);
 }
 
+/** Links carrying the daemon's owner mark that no record accounts for; unmarked links are never touched. */
 async function removeLeakedLinks(ctx: Ctx, report: ReconcileReport): Promise<void> {
   const owned = new Set<string>();
-  const prefixes = [...ctx.drivers.values()].flatMap((d) => d.linkPrefixes);
+  const mark = ctx.ownerGroup ?? DEFAULT_OWNER_GROUP;
   for (const driver of ctx.drivers.values()) {
     const nets = [...ctx.state.networks.values()].filter((n) => n.driver === driver.name && !n.configOnly);
     const eps = nets.flatMap((n) => {
@@ -182,7 +250,7 @@ async function removeLeakedLinks(ctx: Ctx, report: ReconcileReport): Promise<voi
   }
   const errors = new TeardownErrors();
   for (const link of await ctx.kernel.linkList(null)) {
-    if (!prefixes.some((p) => link.name.startsWith(p)) || owned.has(link.name)) continue;
+    if (link.group !== mark || owned.has(link.name)) continue;
     await errors.attempt(`remove leaked link ${link.name}`, () => ctx.kernel.linkDel(null, link.name));
     report.linksRemoved.push(link.name);
   }

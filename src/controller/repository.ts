@@ -61,6 +61,11 @@ export class Repository {
     ]);
   }
 
+  /** Rewrite an existing network's record (its name and pools are unchanged). */
+  async updateNetwork(net: NetworkRecord): Promise<void> {
+    await this.store.txn([{ op: 'put', key: keys.network(net.id), value: JSON.stringify(net) }]);
+  }
+
   async deleteNetwork(net: NetworkRecord): Promise<void> {
     await this.store.txn([
       { op: 'delete', key: keys.network(net.id) },

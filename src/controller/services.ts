@@ -7,7 +7,7 @@
  * every connect, disconnect, sandbox removal and reconcile ends in syncBackends, which tells the
  * firewall (vip mode) and the DNS the service's backends as they now are.
  */
-import { ConflictError, ForbiddenError, InvalidParameterError, StoreConflictError, TeardownErrors } from '../errors.js';
+import { ConflictError, errorMessage, ForbiddenError, InvalidParameterError, StoreConflictError, TeardownErrors } from '../errors.js';
 import type { FirewallService } from '../firewall/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import { runtimeOf, toDriverNetwork, type Ctx } from './context.js';
@@ -155,9 +155,16 @@ export async function restoreServices(ctx: Ctx): Promise<void> {
   for (const svc of ctx.state.services.values()) {
     const net = ctx.state.networks.get(svc.networkId);
     if (!net) continue;
-    if (svc.vip) {
-      const rt = runtimeOf(ctx, net);
-      await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vipAddress(svc)!, true);
+    const rt = runtimeOf(ctx, net);
+    // On an out-of-service network the VIP waits for it (reconcile's retryBrokenNetwork puts it back).
+    if (svc.vip && rt.error === undefined) {
+      try {
+        await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vipAddress(svc)!, true);
+      } catch (err) {
+        const error = errorMessage(err);
+        ctx.logger.error('service could not be restored', { service: svc.name, id: svc.id, error });
+        ctx.emit({ type: 'service', action: 'error', id: svc.id, attributes: { name: svc.name, error } });
+      }
     }
     ctx.discovery.serviceChanged(discoveryService(svc, ctx.state.backendsOf(svc)));
   }

@@ -87,6 +87,8 @@ export interface ServiceDetail {
 /** A network with the endpoints currently on it, each with the name of its sandbox. */
 export interface NetworkDetail {
   network: NetworkRecord;
+  /** Why the network is out of service (it could not be restored at start-up); absent when it works. */
+  error?: string;
   endpoints: Array<{ endpoint: EndpointRecord; sandbox: SandboxRecord }>;
 }
 
@@ -97,7 +99,8 @@ export interface SandboxDetail {
 
 export type ControllerEvent = {
   type: 'network' | 'sandbox' | 'service';
-  action: 'create' | 'destroy' | 'connect' | 'disconnect' | 'prune';
+  /** 'error': a network, sandbox or service could not be restored at start-up (attributes.error says why). */
+  action: 'create' | 'destroy' | 'connect' | 'disconnect' | 'prune' | 'error';
   /** ID of the network (or sandbox). */
   id: string;
   attributes: Record<string, string>;

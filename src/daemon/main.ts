@@ -1,8 +1,8 @@
 /**
  * `cnm daemon`: the only place that picks concrete implementations and wires them together.
  */
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CnmController } from '../controller/controller.js';
 import { Repository } from '../controller/repository.js';
@@ -15,12 +15,12 @@ import { errorMessage } from '../errors.js';
 import { NftFirewall } from '../firewall/nft-firewall.js';
 import { FirewallWatchdog } from '../firewall/watchdog.js';
 import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
-import type { KernelOps } from '../kernel/types.js';
+import { ownerGroupFor, type KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { startApiServer } from '../api/server.js';
 import { resolveGroup } from '../api/socket.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, type Logger } from '../util/log.js';
 import { DAEMON_USAGE, parseDaemonArgs, type DaemonConfig } from './config.js';
 
 export const CNM_VERSION = '0.1.0';
@@ -68,13 +68,16 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const store = await SqliteStore.open(join(config.root, 'cnm.db'));
   const repo = new Repository(store);
   const hostId = await repo.putSettingOnce('host-id', randomBytes(16).toString('hex'));
-  const kernel = await createKernel(config);
+  // The mark of this daemon's links: its state root and its namespace (a link moved in from another cnm
+  // daemon's namespace carries that daemon's mark, not ours).
+  const ownerGroup = ownerGroupFor(`${resolve(config.root)}\0${(await stat('/proc/self/ns/net')).ino}`);
+  const kernel = await createKernel(config, logger);
   const runner = await createNftRunner(config);
   const firewall = new NftFirewall(runner);
   const v4Pools = config.defaultAddressPools.length > 0 ? config.defaultAddressPools.map(parseAddressPoolFlag) : DEFAULT_V4_POOLS;
   const ipam = new DefaultIpam({ v4Pools, v6Pools: [ulaPoolForHost(hostId)] });
   const drivers = new Map<string, AnyNetworkDriver>(
-    [new BridgeDriver(kernel), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
+    [new BridgeDriver(kernel, ownerGroup), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
   );
 
   const dnsRegistry = new DnsRegistry();
@@ -96,10 +99,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       execRoot: config.execRoot,
       logger,
       maxQueuedChanges: config.maxQueuedChanges,
+      ownerGroup,
     },
     { bridgeName: config.bridgeName, subnet: config.bip, mtu: config.mtu },
   );
-  logger.info('reconciled kernel with store', { ms: Date.now() - started, ...report });
+  logger.info('reconciled kernel with store', { ms: Date.now() - started, ownerGroup, ...report });
 
   const api = await startApiServer({
     controller,
@@ -113,12 +117,21 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   logger.info('API listening', { socket: config.socket, pid: process.pid });
 
   const watchdog = config.firewallCheckInterval > 0 ? await startFirewallWatchdog(controller, config, logger) : undefined;
+  // Networks that could not be restored at start-up are tried again on the backstop period.
+  const retryBroken =
+    config.firewallCheckInterval > 0
+      ? setInterval(() => {
+          controller.retryBrokenNetworks().catch((err) => logger.error('retry of broken networks failed', { error: errorMessage(err) }));
+        }, config.firewallCheckInterval * 1000)
+      : undefined;
+  retryBroken?.unref();
 
   return {
     controller,
     logger,
     async close() {
       await watchdog?.close();
+      if (retryBroken) clearInterval(retryBroken);
       await api.close();
       await controller.drain();
       await dnsServer.close();
@@ -166,11 +179,13 @@ async function startFirewallWatchdog(controller: CnmController, config: DaemonCo
 }
 
 /** Implementations are loaded on demand: the FFI ones pull in koffi and native libraries. */
-async function createKernel(config: DaemonConfig): Promise<KernelOps> {
+async function createKernel(config: DaemonConfig, logger: Logger): Promise<KernelOps> {
   // netlink (in-process, default) is the fast path; iproute2 spawns a process per step and is kept as the
   // readable reference implementation (both pass the same conformance suite).
   if (config.kernel === 'iproute') return new (await import('../kernel/iproute.js')).IprouteKernel({});
-  return new (await import('../kernel/netlink/kernel.js')).NetlinkKernel({});
+  return new (await import('../kernel/netlink/kernel.js')).NetlinkKernel({
+    onBackgroundError: (err) => logger.error('background link deletion failed; left for the next start or stop', { error: errorMessage(err) }),
+  });
 }
 
 async function createNftRunner(config: DaemonConfig): Promise<NftRunner> {

@@ -13,7 +13,6 @@ abstract class PassiveDriver implements NetworkDriver<NoOptions, NoOptions> {
   abstract readonly name: string;
   readonly scope = 'local' as const;
   readonly needsIpam = false;
-  readonly linkPrefixes: readonly string[] = [];
 
   parseNetworkOptions(raw: Record<string, string>): NoOptions {
     return this.rejectAll(raw);

@@ -88,11 +88,10 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
   /** Start-up: true when the endpoint's kernel objects are all present and correct. */
   endpointIntact(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<boolean>;
   /**
-   * Prefixes of the link names this driver generates in the daemon's namespace: at start-up, a link
-   * with one of these prefixes that ownedLinks() does not list is debris from a crash and is removed.
+   * Names of links in the daemon's namespace that this driver creates for these networks/endpoints. At
+   * start-up a link carrying the daemon's owner mark (its interface group) that no driver lists is debris
+   * from a crash and is removed; unmarked links are never touched, whatever their names.
    */
-  readonly linkPrefixes: readonly string[];
-  /** Names of links in the daemon's namespace that this driver creates for these networks/endpoints. */
   ownedLinks(nets: DriverNetwork<NetOptions>[], eps: DriverEndpoint<EpOptions>[]): string[];
 }
 

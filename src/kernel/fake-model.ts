@@ -23,6 +23,8 @@ export interface FakeLink {
   mtu: number;
   mac: string;
   up: boolean;
+  /** Interface group (0 = default; TOMBSTONE_GROUP hides the link, settle() deletes it). */
+  group: number;
   master?: FakeLink;
   peer?: FakeLink;
   /** Lower device of a macvlan or vxlan: deleting it deletes this link too. */
@@ -54,16 +56,17 @@ export function newNamespace(): FakeNs {
   return ns;
 }
 
-export function addLink(ns: FakeNs, attrs: { name: string; kind: string; mtu: number; mac?: string }): FakeLink {
+export function addLink(ns: FakeNs, attrs: { name: string; kind: string; mtu: number; mac?: string; group?: number }): FakeLink {
   const mac = attrs.mac === undefined ? randomMac() : normalizeMac(attrs.mac, `linkAdd ${attrs.name}`);
-  const link: FakeLink = { ns, index: ns.nextIndex++, name: attrs.name, kind: attrs.kind, mtu: attrs.mtu, mac, up: false };
+  const group = checkGroup(attrs.group, `linkAdd ${attrs.name}`) ?? 0;
+  const link: FakeLink = { ns, index: ns.nextIndex++, name: attrs.name, kind: attrs.kind, mtu: attrs.mtu, mac, up: false, group };
   ns.links.set(link.name, link);
   addInterfaceSysctls(ns, link.name);
   return link;
 }
 
 export function linkInfo(link: FakeLink): LinkInfo {
-  const info: LinkInfo = { index: link.index, name: link.name, kind: link.kind, mtu: link.mtu, mac: link.mac, up: link.up };
+  const info: LinkInfo = { index: link.index, name: link.name, kind: link.kind, mtu: link.mtu, mac: link.mac, up: link.up, group: link.group };
   if (link.master) info.master = link.master.name;
   if (link.multicastSnooping !== undefined) info.multicastSnooping = link.multicastSnooping;
   return info;
@@ -121,6 +124,12 @@ export function bridgeFor(ns: FakeNs, name: string, what: string): FakeLink {
 
 export function checkName(name: string, what: string): void {
   if (name.length === 0 || name.length > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') fail('EINVAL', what);
+}
+
+/** IFLA_GROUP is a u32. */
+export function checkGroup(group: number | undefined, what: string): number | undefined {
+  if (group !== undefined && (!Number.isInteger(group) || group < 0 || group > 0xffffffff)) fail('EINVAL', what);
+  return group;
 }
 
 export function checkMtu(mtu: number | undefined, what: string): void {

@@ -7,11 +7,12 @@
  * secondary-address promotion, carrier.
  */
 import { KernelError } from '../errors.js';
-import type {
-  AddressInfo, KernelOps, LinkChange, LinkInfo, LinkSpec, NetnsRef, RouteInfo, RouteSpec,
+import {
+  TOMBSTONE_GROUP, type AddressInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NetnsRef, type RouteInfo,
+  type RouteSpec,
 } from './types.js';
 import {
-  addConnectedRoute, addInterfaceSysctls, addLink, bridgeFor, checkMtu, checkName, covers, type FakeAddr, type FakeLink,
+  addConnectedRoute, addInterfaceSysctls, addLink, bridgeFor, checkGroup, checkMtu, checkName, covers, type FakeAddr, type FakeLink,
   type FakeNs, fail, interfaceOfKey, linkInfo, mustLink, networkCidr, newNamespace, normalizeMac, parseDst,
   renameInterfaceSysctls, requireAddressWithPrefix, requireIp, sysctlAlias,
 } from './fake-model.js';
@@ -99,8 +100,10 @@ export class FakeKernel implements KernelOps {
         checkMtu(spec.peer.mtu, what);
         if (spec.peer.mac !== undefined) normalizeMac(spec.peer.mac, what);
         if (peerNs.links.has(spec.peer.name) || (peerNs === ns && spec.peer.name === spec.name)) fail('EEXIST', what);
-        const peer = addLink(peerNs, { name: spec.peer.name, kind: 'veth', mtu: spec.peer.mtu ?? 1500, mac: spec.peer.mac });
-        const self = addLink(ns, { name: spec.name, kind: 'veth', mtu, mac: spec.mac });
+        checkGroup(spec.group, what);
+        checkGroup(spec.peer.group, what);
+        const peer = addLink(peerNs, { name: spec.peer.name, kind: 'veth', mtu: spec.peer.mtu ?? 1500, mac: spec.peer.mac, group: spec.peer.group });
+        const self = addLink(ns, { name: spec.name, kind: 'veth', mtu, mac: spec.mac, group: spec.group });
         [peer.peer, self.peer, self.master] = [self, peer, master];
         if (spec.peer.up) this.setUp(peer, true);
         if (spec.up) this.setUp(self, true);
@@ -124,7 +127,7 @@ export class FakeKernel implements KernelOps {
       case 'dummy':
         break;
     }
-    const link = addLink(home, { name: spec.name, kind: spec.kind, mtu, mac: spec.mac });
+    const link = addLink(home, { name: spec.name, kind: spec.kind, mtu, mac: spec.mac, group: spec.group });
     [link.lower, link.master] = [lower, master];
     if (spec.kind === 'vxlan') [link.vni, link.dstPort] = [spec.vni, spec.dstPort ?? 4789];
     if (spec.kind === 'bridge') link.multicastSnooping = spec.multicastSnooping ?? true;
@@ -142,6 +145,7 @@ export class FakeKernel implements KernelOps {
     // one message, a refused change leaves the link as it was.
     checkName(newName, what);
     checkMtu(change.mtu, what);
+    checkGroup(change.group, what);
     const mac = change.mac === undefined ? undefined : normalizeMac(change.mac, what);
     if (ns !== from && (link.kind === 'bridge' || link.name === 'lo')) fail('EINVAL', what);
     if (ns.links.get(newName) !== undefined && ns.links.get(newName) !== link) fail('EEXIST', what);
@@ -155,6 +159,7 @@ export class FakeKernel implements KernelOps {
     }
     if (mac !== undefined) link.mac = mac;
     if (change.mtu !== undefined) link.mtu = change.mtu;
+    if (change.group !== undefined) link.group = change.group;
     // Current kernels (6.18 here) rename an up link too; older ones answered EBUSY.
     if (newName !== link.name) {
       renameInterfaceSysctls(ns, link.name, newName);
@@ -177,12 +182,13 @@ export class FakeKernel implements KernelOps {
   async linkGet(nsRef: NetnsRef, name: string): Promise<LinkInfo | undefined> {
     this.record('linkGet', nsRef, name);
     const link = this.ns(nsRef).links.get(name);
-    return link && linkInfo(link);
+    return link && link.group !== TOMBSTONE_GROUP ? linkInfo(link) : undefined;
   }
 
   async linkList(nsRef: NetnsRef): Promise<LinkInfo[]> {
     this.record('linkList', nsRef);
-    return [...this.ns(nsRef).links.values()].sort((a, b) => a.index - b.index).map(linkInfo);
+    const live = [...this.ns(nsRef).links.values()].filter((l) => l.group !== TOMBSTONE_GROUP);
+    return live.sort((a, b) => a.index - b.index).map(linkInfo);
   }
 
   async addrAdd(nsRef: NetnsRef, ifname: string, cidr: string): Promise<void> {
@@ -299,7 +305,8 @@ export class FakeKernel implements KernelOps {
   }
 
   async settle(): Promise<void> {
-    // Deletions are immediate here: nothing is ever pending.
+    // Deletions are immediate here: only links put in the tombstone group by hand can be left.
+    for (const link of [...this.ns(null).links.values()]) if (link.group === TOMBSTONE_GROUP) this.destroy(link);
   }
 
   close(): void {

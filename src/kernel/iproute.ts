@@ -12,7 +12,7 @@ import {
 } from './netns-file.js';
 import { ThreadNamespace } from './netns.js';
 import {
-  TOMBSTONE_PREFIX,
+  TOMBSTONE_GROUP,
   type AddressInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NetnsRef, type RouteInfo, type RouteSpec,
 } from './types.js';
 
@@ -147,6 +147,7 @@ export class IprouteKernel implements KernelOps {
     const args: string[] = [];
     if (change.mac !== undefined) args.push('address', change.mac);
     if (change.mtu !== undefined) args.push('mtu', String(change.mtu));
+    if (change.group !== undefined) args.push('group', String(change.group));
     if (change.name !== undefined && change.netns === undefined) args.push('name', change.name);
     if (change.master !== undefined) args.push(...(change.master === null ? ['nomaster'] : ['master', change.master]));
     if (change.up !== undefined) args.push(change.up ? 'up' : 'down');
@@ -159,8 +160,9 @@ export class IprouteKernel implements KernelOps {
 
   async linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined> {
     try {
-      const out = await this.ip(ns, ['-d', '-json', 'link', 'show', 'dev', name], `linkGet ${name}`);
-      return parseLinks(out)[0];
+      // -N: the group as a number, not a name from /etc/iproute2/group.
+      const out = await this.ip(ns, ['-N', '-d', '-json', 'link', 'show', 'dev', name], `linkGet ${name}`);
+      return parseLinks(out).find((l) => l.group !== TOMBSTONE_GROUP);
     } catch (err) {
       if (err instanceof KernelError && err.errno === 'ENODEV') return undefined;
       throw err;
@@ -168,7 +170,7 @@ export class IprouteKernel implements KernelOps {
   }
 
   async linkList(ns: NetnsRef): Promise<LinkInfo[]> {
-    return parseLinks(await this.ip(ns, ['-d', '-json', 'link', 'show'], 'linkList'));
+    return (await this.allLinks(ns)).filter((l) => l.group !== TOMBSTONE_GROUP);
   }
 
   async addrAdd(ns: NetnsRef, ifname: string, cidr: string): Promise<void> {
@@ -220,10 +222,15 @@ export class IprouteKernel implements KernelOps {
   }
 
   async settle(): Promise<void> {
-    // iproute2 deletes synchronously; only tombstones of an earlier netlink run can be left.
-    for (const link of await this.linkList(null)) {
-      if (link.name.startsWith(TOMBSTONE_PREFIX)) await this.linkDel(null, link.name);
+    // iproute2 deletes synchronously; only tombstones of an earlier netlink run can be left (by group, not name).
+    for (const link of await this.allLinks(null)) {
+      if (link.group === TOMBSTONE_GROUP) await this.ip(null, ['link', 'del', 'dev', link.name], 'settle').catch(ignore('ENODEV'));
     }
+  }
+
+  /** Every link, tombstones included. */
+  private async allLinks(ns: NetnsRef): Promise<LinkInfo[]> {
+    return parseLinks(await this.ip(ns, ['-N', '-d', '-json', 'link', 'show'], 'linkList'));
   }
 
   close(): void {
@@ -273,6 +280,7 @@ interface IpLinkJson {
   address?: string;
   flags?: string[];
   master?: string;
+  group?: string;
   linkinfo?: { info_kind?: string; info_data?: { mcast_snooping?: number } };
 }
 
@@ -294,7 +302,7 @@ function parseLinks(out: string): LinkInfo[] {
   return (JSON.parse(out || '[]') as IpLinkJson[]).map((l) => {
     const info: LinkInfo = {
       index: l.ifindex, name: l.ifname, kind: l.linkinfo?.info_kind ?? '', mtu: l.mtu,
-      mac: l.address ?? '', up: (l.flags ?? []).includes('UP'),
+      mac: l.address ?? '', up: (l.flags ?? []).includes('UP'), group: Number(l.group ?? 0) >>> 0, // ip -N prints groups of 2^31 and above as negative numbers
     };
     if (l.master !== undefined) info.master = l.master;
     const snooping = l.linkinfo?.info_data?.mcast_snooping;
@@ -315,10 +323,11 @@ function parseRoute(r: IpRouteJson, family: 4 | 6): RouteInfo {
   return route;
 }
 
-function attrArgs(attrs: { mac?: string; mtu?: number }): string[] {
+function attrArgs(attrs: { mac?: string; mtu?: number; group?: number }): string[] {
   return [
     ...(attrs.mac === undefined ? [] : ['address', attrs.mac]),
     ...(attrs.mtu === undefined ? [] : ['mtu', String(attrs.mtu)]),
+    ...(attrs.group === undefined ? [] : ['group', String(attrs.group)]),
   ];
 }
 

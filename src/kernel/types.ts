@@ -12,18 +12,42 @@
  */
 
 /**
- * Prefix of links on their way out: a deleted veth pair is taken down and renamed at once (so both names
- * are free) and destroyed in the background. Never listed; settle() removes any left by a crash.
+ * Prefix of the names links take on their way out: a deleted veth pair's sandbox end is taken down and
+ * renamed at once (so its name is free) and destroyed in the background. The name is cosmetic: what makes
+ * a link a tombstone is TOMBSTONE_GROUP, never its name (an administrator's `cnmzfoo` is left alone).
  */
 export const TOMBSTONE_PREFIX = 'cnmz';
 
 /**
- * Interface group ("ip link set group") of tombstones in the daemon's namespace: one RTM_DELLINK of the
- * group destroys every pending one with a single RCU grace period, so background deletion keeps pace with
- * any rate of disconnects (one by one, tombstones piled up on a busy bridge until it hit its 1,024-port
- * limit). 0x636e6d7a is "cnmz" in ASCII.
+ * Interface group ("ip link set group") of tombstones: one RTM_DELLINK of the group destroys every pending
+ * one in a namespace with a single RCU grace period, so background deletion keeps pace with any rate of
+ * disconnects (one by one, tombstones piled up on a busy bridge until it hit its 1,024-port limit). The
+ * kernel deletes in bulk by group only, so the group is the tombstone mark. Never listed; settle()
+ * removes any left by a crash. 0x636e6d7a is "cnmz" in ASCII.
  */
 export const TOMBSTONE_GROUP = 0x636e6d7a;
+
+/**
+ * Ownership mark: every link the daemon creates in its namespace is made in the daemon's own interface
+ * group (IFLA_GROUP, set in the creating message itself, also for a veth peer), and only links carrying
+ * it are ever removed as leftovers. A group rather than IFLA_IFALIAS: the kernel ignores an alias in
+ * RTM_NEWLINK create requests (it would cost a second message per link), while the group is applied at
+ * creation and kept when a link moves between namespaces. Each daemon derives its own group (see
+ * ownerGroupFor), so a link moved from one cnm daemon's namespace into another's is not the second's.
+ */
+export const DEFAULT_OWNER_GROUP = 0x636e6d6f; // "cnmo"
+
+/**
+ * The owner group of a daemon: a hash of what identifies it (state root, namespace) into
+ * [2^28, 2^31): clear of the small groups people number by hand, and below 2^31, which ip(8) prints as a
+ * negative number; never TOMBSTONE_GROUP. Stable across restarts.
+ */
+export function ownerGroupFor(identity: string): number {
+  let h = 0x811c9dc5; // FNV-1a
+  for (const byte of Buffer.from(identity)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  const group = 0x10000000 + (h % 0x70000000);
+  return group === TOMBSTONE_GROUP ? DEFAULT_OWNER_GROUP : group;
+}
 
 /** null = the daemon's own namespace; otherwise a path to a namespace file. */
 export type NetnsRef = string | null;
@@ -37,6 +61,8 @@ export interface LinkAttrs {
   up?: boolean;
   /** Name of a bridge (in the same namespace) to enslave the link to. */
   master?: string;
+  /** Interface group set at creation (the ownership mark, see DEFAULT_OWNER_GROUP); default 0. */
+  group?: number;
 }
 
 export interface BridgeSpec extends LinkAttrs {
@@ -61,6 +87,7 @@ export interface VethSpec extends LinkAttrs {
     mtu?: number;
     mac?: string;
     up?: boolean;
+    group?: number;
   };
 }
 
@@ -101,6 +128,8 @@ export interface LinkInfo {
   master?: string;
   /** Bridges only: whether IGMP/MLD snooping is on. */
   multicastSnooping?: boolean;
+  /** Interface group (IFLA_GROUP; 0 = "default"). */
+  group: number;
 }
 
 export interface LinkChange {
@@ -113,6 +142,8 @@ export interface LinkChange {
   name?: string;
   /** Move the link into this namespace (the link keeps its name unless `name` is also given). */
   netns?: NetnsRef;
+  /** Interface group (the ownership mark). */
+  group?: number;
 }
 
 export interface LinkDeleteOptions {

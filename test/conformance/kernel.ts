@@ -15,6 +15,7 @@ import { createTestNetns, deleteTestNetns, netnsPath } from '../helpers/netns.js
 import { adoptionCases } from './kernel-adopt.js';
 import { addressingCases } from './kernel-addressing.js';
 import { namespaceAndLinkCases } from './kernel-links.js';
+import { ownershipCases } from './kernel-ownership.js';
 import { caseRunner, type KernelFixture } from './kernel-support.js';
 
 export type { KernelFixture } from './kernel-support.js';
@@ -27,6 +28,7 @@ export function kernelConformance(label: string, setup: () => Promise<KernelFixt
     namespaceAndLinkCases(runner);
     addressingCases(runner);
     adoptionCases(runner);
+    ownershipCases(runner);
   });
 }
 

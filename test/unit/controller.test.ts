@@ -3,6 +3,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, type Harness } from '../helpers/controller-harness.js';
 import { httpStatusOf, KernelError } from '../../src/errors.js';
+import { DEFAULT_OWNER_GROUP } from '../../src/kernel/types.js';
 
 async function rejects(p: Promise<unknown>, status: number, match?: RegExp): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
@@ -183,12 +184,17 @@ describe('controller', () => {
     // Break b's veth and leave a leaked cnm link behind, as a crash might.
     const bVeth = `cnmv${h.controller.getSandbox('b').endpoints[0]!.endpoint.id.slice(0, 11)}`;
     await h.kernel.linkDel(null, bVeth);
-    await h.kernel.linkAdd(null, { kind: 'dummy', name: 'cnmvleaked0' });
+    await h.kernel.linkAdd(null, { kind: 'dummy', name: 'cnmvleaked0', group: DEFAULT_OWNER_GROUP });
+    // Named like cnm's but without the owner mark: an administrator's, never touched.
+    await h.kernel.linkAdd(null, { kind: 'dummy', name: 'cnmvadmin0' });
+    await h.kernel.linkAdd(null, { kind: 'bridge', name: 'cnm-admin0' });
     const h2 = await h.restart();
     assert.deepEqual(h2.controller.getSandbox('a').endpoints.map((e) => e.endpoint.ipv4Address), ['10.20.0.2/24']);
     assert.ok(await h2.kernel.linkGet(null, bVeth), 'b rejoined');
     assert.ok(await h2.kernel.linkGet(h2.controller.getSandbox('b').sandbox.netnsPath, 'eth0'));
     assert.equal(await h2.kernel.linkGet(null, 'cnmvleaked0'), undefined);
+    assert.ok(await h2.kernel.linkGet(null, 'cnmvadmin0'), 'an unmarked link survives');
+    assert.ok(await h2.kernel.linkGet(null, 'cnm-admin0'), 'an unmarked bridge survives');
     assert.ok(await h2.kernel.linkGet(ns, 'eth0'));
     // IPAM state survived: a new sandbox does not get a taken address.
     const d = await h2.controller.createSandbox({ name: 'd', networks: [{ network: 'neta' }] });

@@ -64,12 +64,12 @@ describe('netlink codec', () => {
       nested(IFLA.LINKINFO, [stringAttr(1, 'bridge'), nested(IFLA_INFO_DATA, [u8Attr(IFLA_BR_MCAST_SNOOPING, 0)])]),
     ]))[0]!;
     assert.deepEqual(decodeLink(reply), {
-      index: 5, name: 'cnm-x', kind: 'bridge', mtu: 1500, mac: '02:00:00:00:00:01', up: true, retired: false, masterIndex: 9,
+      index: 5, name: 'cnm-x', kind: 'bridge', mtu: 1500, mac: '02:00:00:00:00:01', up: true, group: 0, retired: false, masterIndex: 9,
       multicastSnooping: false,
     });
   });
 
-  it('a link in the tombstone group or with a tombstone name is retired', () => {
+  it('a link in the tombstone group is retired; a tombstone name alone (an administrator\'s cnmzfoo) is not', () => {
     const link = (name: string, group: number) =>
       decodeLink(splitMessages(message(RTM.NEWLINK, [
         Buffer.from([0, 0, 1, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
@@ -77,7 +77,9 @@ describe('netlink codec', () => {
       ]))[0]!);
     assert.equal(link('cnmv0123456789a', 0).retired, false);
     assert.equal(link('cnmv0123456789a', TOMBSTONE_GROUP).retired, true);
-    assert.equal(link(`${TOMBSTONE_PREFIX}0123456789a`, 0).retired, true);
+    assert.equal(link(`${TOMBSTONE_PREFIX}0123456789a`, 0).retired, false);
+    assert.equal(link(`${TOMBSTONE_PREFIX}foo`, 0).retired, false);
+    assert.equal(link('cnmv0123456789a', TOMBSTONE_GROUP).group, TOMBSTONE_GROUP);
   });
 
   it('encodes addresses and routes as iproute2 would, and decodes a route dump entry', () => {

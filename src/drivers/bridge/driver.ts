@@ -6,7 +6,7 @@
 import { ForbiddenError, KernelError } from '../../errors.js';
 import type { FirewallNetwork } from '../../firewall/types.js';
 import type { Pool } from '../../ipam/types.js';
-import type { KernelOps } from '../../kernel/types.js';
+import { DEFAULT_OWNER_GROUP, type KernelOps } from '../../kernel/types.js';
 import { randomMac } from '../../util/ids.js';
 import { subnetContainsIp } from '../../util/ip.js';
 import type {
@@ -27,7 +27,7 @@ import {
 type BridgeNet = DriverNetwork<BridgeNetworkOptions>;
 type BridgeEp = DriverEndpoint<BridgeEndpointOptions>;
 
-/** Prefix of every link this driver names itself; leak cleanup relies on it. */
+/** Prefixes of the links this driver names itself (ownership is the kernel group mark, not these). */
 export const BRIDGE_PREFIX = 'cnm-';
 export const VETH_PREFIX = 'cnmv';
 
@@ -51,9 +51,14 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   readonly name = 'bridge';
   readonly scope = 'local' as const;
   readonly needsIpam = true;
-  readonly linkPrefixes = [BRIDGE_PREFIX, VETH_PREFIX];
-
-  constructor(private readonly kernel: KernelOps) {}
+  /**
+   * `ownerGroup`: the interface group every link this driver creates in the daemon's namespace is made in
+   * (see DEFAULT_OWNER_GROUP); only links carrying it are ever deleted as the driver's own.
+   */
+  constructor(
+    private readonly kernel: KernelOps,
+    private readonly ownerGroup: number = DEFAULT_OWNER_GROUP,
+  ) {}
 
   parseNetworkOptions(raw: Record<string, string>): BridgeNetworkOptions {
     return parseBridgeNetworkOptions(raw);
@@ -76,12 +81,19 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     }
   }
 
+  /** driverState.bridge: "created" (cnm made the bridge and deletes it with the network) or "adopted". */
   async createNetwork(net: BridgeNet): Promise<NetworkProgram> {
-    return this.ensureBridge(net);
+    return this.ensureBridge(net, false);
+  }
+
+  /** True when the network's record says cnm made its bridge (records from before the mark: when cnm named it). */
+  private createdBridge(net: BridgeNet): boolean {
+    const recorded = net.driverState['bridge'];
+    return recorded === undefined ? net.options.bridgeName === undefined : recorded === 'created';
   }
 
   async restoreNetwork(net: BridgeNet): Promise<NetworkProgram> {
-    return this.ensureBridge(net);
+    return this.ensureBridge(net, true);
   }
 
   /** The VIP as a /32 on the bridge: sandboxes' ARP for it is answered, so their packets reach nftables. */
@@ -92,11 +104,18 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   }
 
   /** Create the bridge or bring an existing one to the desired state; never disturbs attached ports. */
-  private async ensureBridge(net: BridgeNet): Promise<NetworkProgram> {
+  private async ensureBridge(net: BridgeNet, restoring: boolean): Promise<NetworkProgram> {
     const name = bridgeNameOf(net);
     const existing = await this.kernel.linkGet(null, name);
     if (existing && existing.kind !== 'bridge') {
       throw new ForbiddenError(`interface ${name} exists and is not a bridge`);
+    }
+    // A bridge that is there before the network is created (bridge.name) is adopted: never marked, never deleted.
+    const unmarked = existing !== undefined && existing.group !== this.ownerGroup;
+    const adopted = unmarked && (!restoring || !this.createdBridge(net));
+    if (unmarked && !adopted) {
+      // The record says cnm made it, before links carried the owner mark: mark it now.
+      await this.kernel.linkSet(null, name, { group: this.ownerGroup });
     }
     if (!existing) {
       // A MAC of its own, as Docker gives it: otherwise the bridge takes its lowest port's, changing as
@@ -105,7 +124,9 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       // port comes or goes (br_port_state_selection), which made connect and disconnect grow with the
       // number of endpoints; and without a querier on the network (the bridge is none, nor are sandboxes
       // as a rule) it floods all multicast to every port anyway, so delivery is the same.
-      await this.kernel.linkAdd(null, { kind: 'bridge', name, mtu: net.options.mtu, mac: randomMac(), multicastSnooping: false });
+      await this.kernel.linkAdd(null, {
+        kind: 'bridge', name, mtu: net.options.mtu, mac: randomMac(), multicastSnooping: false, group: this.ownerGroup,
+      });
     } else if (net.options.mtu !== undefined && existing.mtu !== net.options.mtu) {
       await this.kernel.linkSet(null, name, { mtu: net.options.mtu });
     }
@@ -113,7 +134,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       await this.kernel.addrAdd(null, name, cidr);
     }
     if (!existing?.up) await this.kernel.linkSet(null, name, { up: true });
-    return { driverState: {}, firewall: this.firewallProgram(net) };
+    return { driverState: { bridge: adopted ? 'adopted' : 'created' }, firewall: this.firewallProgram(net) };
   }
 
   private bridgeAddresses(net: BridgeNet): string[] {
@@ -144,8 +165,19 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   }
 
   async deleteNetwork(net: BridgeNet): Promise<void> {
+    const name = bridgeNameOf(net);
+    const link = await this.kernel.linkGet(null, name);
+    if (!link) return;
+    if (link.kind !== 'bridge' || link.group !== this.ownerGroup) {
+      // Not cnm's (an adopted bridge, or whatever holds the name now): left alone, as Docker does; only the
+      // gateway addresses cnm put on an adopted bridge go.
+      if (link.kind === 'bridge' && !this.createdBridge(net)) {
+        for (const cidr of this.bridgeAddresses(net)) await this.kernel.addrDel(null, name, cidr);
+      }
+      return;
+    }
     // Nothing is ever stacked on a cnm bridge but its ports, which are gone by now: may finish in the background.
-    await this.kernel.linkDel(null, bridgeNameOf(net), { background: true });
+    await this.kernel.linkDel(null, name, { background: true });
   }
 
   async join(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<JoinResult> {
@@ -158,7 +190,8 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
         name: hostIf,
         mtu,
         master: bridgeNameOf(net),
-        peer: { name: ep.ifName, netns: sandbox.netnsPath, mtu, mac: ep.macAddress, up: false },
+        group: this.ownerGroup,
+        peer: { name: ep.ifName, netns: sandbox.netnsPath, mtu, mac: ep.macAddress, up: false, group: this.ownerGroup },
       })
       .catch((err: unknown) => {
         if (!(err instanceof KernelError && err.errno === 'EXFULL')) throw err;

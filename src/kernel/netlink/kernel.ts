@@ -35,6 +35,8 @@ import { RtnlSocket } from './socket.js';
 export interface NetlinkKernelOptions {
   /** Namespace that `null` means; default: the daemon's own. Tests point it at a throwaway namespace. */
   hostNetns?: string;
+  /** Told about background deletions that failed (default: ignored; their links go at the next settle()). */
+  onBackgroundError?: (err: unknown) => void;
 }
 
 export class NetlinkKernel implements KernelOps {
@@ -57,6 +59,7 @@ export class NetlinkKernel implements KernelOps {
     this.retirement = new LinkRetirement({
       withSocket: (ns, what, fn) => this.withSocket(ns, what, fn),
       openHostSocket: (what) => this.openSocket(null, what),
+      onError: (err) => options.onBackgroundError?.(err),
     });
     this.hostNetns = options.hostNetns === undefined ? undefined : resolve(options.hostNetns);
   }
@@ -174,12 +177,13 @@ export class NetlinkKernel implements KernelOps {
       where = target;
     }
     const renaming = change.name !== undefined && change.netns === undefined;
-    const anything = change.mac !== undefined || change.mtu !== undefined || renaming || change.master !== undefined || change.up !== undefined;
+    const anything = change.mac !== undefined || change.group !== undefined || change.mtu !== undefined || renaming || change.master !== undefined || change.up !== undefined;
     if (!anything) return;
     this.withSocket(where, what, (s) => {
       // One message: the kernel applies address, mtu, name, master, then flags (so rename-then-up works).
       const body = [linkHeader(indexOf(s, current, what), change.up)];
       if (change.mac !== undefined) body.push(macAttr(change.mac, what));
+      if (change.group !== undefined) body.push(u32Attr(IFLA.GROUP, change.group));
       if (change.mtu !== undefined) body.push(u32Attr(IFLA.MTU, change.mtu));
       if (renaming) {
         checkLinkName(change.name!, what);

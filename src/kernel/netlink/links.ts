@@ -1,7 +1,7 @@
 /** Link messages: LinkSpec / LinkChange → RTM_NEWLINK bodies, RTM_NEWLINK replies → LinkInfo. */
 import { KernelError } from '../../errors.js';
 import { ipToBytes, parseIp } from '../../util/ip.js';
-import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX, type LinkInfo, type LinkSpec, type MacvlanSpec, type VxlanSpec } from '../types.js';
+import { TOMBSTONE_GROUP, type LinkInfo, type LinkSpec, type MacvlanSpec, type VxlanSpec } from '../types.js';
 import {
   AF_UNSPEC, attr, be16Attr, formatMac, IFF_UP, IFLA, IFLA_BR_MCAST_SNOOPING, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
   ifinfomsg, nested, type NetlinkMessage, parseAttrs, parseMac, readString, readU32, stringAttr, u32Attr, u8Attr,
@@ -26,12 +26,13 @@ export function macAttr(mac: string, what: string): Buffer {
   return attr(IFLA.ADDRESS, bytes);
 }
 
-/** Attributes every link kind shares: name, mtu, mac. */
-export function commonAttrs(spec: { name: string; mtu?: number; mac?: string }, what: string): Buffer[] {
+/** Attributes every link kind shares: name, mtu, mac, group (the kernel applies IFLA_GROUP at creation). */
+export function commonAttrs(spec: { name: string; mtu?: number; mac?: string; group?: number }, what: string): Buffer[] {
   checkLinkName(spec.name, what);
   const attrs = [stringAttr(IFLA.IFNAME, spec.name)];
   if (spec.mtu !== undefined) attrs.push(u32Attr(IFLA.MTU, spec.mtu));
   if (spec.mac !== undefined) attrs.push(macAttr(spec.mac, what));
+  if (spec.group !== undefined) attrs.push(u32Attr(IFLA.GROUP, spec.group));
   return attrs;
 }
 
@@ -102,7 +103,7 @@ function vxlanData(spec: VxlanSpec, ctx: LinkCreateContext, what: string): Buffe
 /** A link as the kernel reported it, before master indexes are turned into names. */
 export interface RawLink extends Omit<LinkInfo, 'master'> {
   masterIndex?: number;
-  /** On its way out (see retirement.ts): a tombstone name or the tombstone group. Hidden from callers. */
+  /** On its way out (see retirement.ts): in the tombstone group (its name does not matter). Hidden from callers. */
   retired: boolean;
   /** The other end of a veth (IFLA_LINK), in the namespace `peerNetnsid` names when that is set. */
   peerIndex?: number;
@@ -122,6 +123,7 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
     mtu: readU32(attrs.get(IFLA.MTU)) ?? 0,
     mac: formatMac(attrs.get(IFLA.ADDRESS)),
     up: (flags & IFF_UP) !== 0,
+    group: readU32(attrs.get(IFLA.GROUP)) ?? 0,
     retired: false,
   };
   const data = info?.get(IFLA_INFO_DATA);
@@ -129,7 +131,7 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
     const snooping = parseAttrs(data).get(IFLA_BR_MCAST_SNOOPING);
     if (snooping !== undefined && snooping.length >= 1) link.multicastSnooping = snooping[0] !== 0;
   }
-  link.retired = link.name.startsWith(TOMBSTONE_PREFIX) || readU32(attrs.get(IFLA.GROUP)) === TOMBSTONE_GROUP;
+  link.retired = link.group === TOMBSTONE_GROUP;
   const master = readU32(attrs.get(IFLA.MASTER));
   if (master !== undefined && master !== 0) link.masterIndex = master;
   const peer = readU32(attrs.get(IFLA.LINK));

@@ -5,7 +5,7 @@
  *
  * Out of service means: nothing passes and the names are free for reuse.
  * - A veth pair: the sandbox end goes down (so nothing passes; the host end loses carrier) and takes a
- *   tombstone name (its name, eth1 say, is free at once). The host end only joins the tombstone group:
+ *   tombstone name (its name, eth1 say, is free at once) and the tombstone group (which hides it). The host end only joins the tombstone group:
  *   taking it down or renaming it would make the bridge recompute its port states synchronously (a walk
  *   over every port); it is hidden from lookups instead (see RawLink.retired), and linkAdd frees its
  *   name on demand.
@@ -14,6 +14,7 @@
  * runs again if more were retired meanwhile, so it keeps pace with any rate of deletions.
  */
 import { randomBytes } from 'node:crypto';
+import { KernelError } from '../../errors.js';
 import { resolve } from 'node:path';
 import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX, type NetnsRef } from '../types.js';
 import { IFLA, RTM, stringAttr, u32Attr } from './codec.js';
@@ -27,6 +28,8 @@ export interface RetirementDeps {
   withSocket<T>(ns: NetnsRef, what: string, fn: (s: RtnlSocket) => T): T;
   /** A new socket in the host namespace, for the reaper (used from the libuv pool only). */
   openHostSocket(what: string): RtnlSocket;
+  /** Told about a background deletion that failed (its links are left for the next settle()). */
+  onError(err: unknown): void;
 }
 
 export class LinkRetirement {
@@ -68,7 +71,7 @@ export class LinkRetirement {
     return this.reaping;
   }
 
-  /** Synchronously delete what a previous run (or an abandoned reaper) left: the group and any tombstone name. */
+  /** Synchronously delete what a previous run (or an abandoned reaper) left: the tombstone group's links. */
   settle(s: RtnlSocket): void {
     for (const link of dumpLinks(s, 'settle')) {
       if (link.retired) deleteLinkAt(s, link.index, `settle: delete ${link.name}`);
@@ -90,7 +93,8 @@ export class LinkRetirement {
         // Only the end that points back at this very link (a name can have been reused since).
         if (!other || other.kind !== 'veth' || other.peerIndex !== link.index) return false;
         ps.request(RTM.NEWLINK, 0, [linkHeader(other.index, false)], what);
-        ps.request(RTM.NEWLINK, 0, [linkHeader(other.index, undefined), stringAttr(IFLA.IFNAME, tombstoneName())], what);
+        const rename = [linkHeader(other.index, undefined), stringAttr(IFLA.IFNAME, tombstoneName()), u32Attr(IFLA.GROUP, TOMBSTONE_GROUP)];
+        ps.request(RTM.NEWLINK, 0, rename, what);
         return true;
       });
       if (!retiredPeer) return false;
@@ -134,10 +138,15 @@ export class LinkRetirement {
       this.reapPending = false;
       if (this.closed) return;
       const what = 'reap retired links';
-      this.reaperSocket ??= this.deps.openHostSocket(what);
-      await this.reaperSocket
-        .requestAsync(RTM.DELLINK, 0, [linkHeader(0, undefined), u32Attr(IFLA.GROUP, TOMBSTONE_GROUP)], what)
-        .catch(() => undefined); // none left (ENODEV: their namespaces took them), or left for the next settle()
+      // Nothing here may reject: the chain is nobody's to await but settle()'s, and a rejection would be
+      // unhandled (ending the process). A failure is reported; its links wait for the next settle().
+      try {
+        this.reaperSocket ??= this.deps.openHostSocket(what);
+        await this.reaperSocket.requestAsync(RTM.DELLINK, 0, [linkHeader(0, undefined), u32Attr(IFLA.GROUP, TOMBSTONE_GROUP)], what);
+      } catch (err) {
+        // ENODEV: none left (their namespaces took them).
+        if (!this.closed && !(err instanceof KernelError && err.errno === 'ENODEV')) this.deps.onError(err);
+      }
     });
   }
 }
