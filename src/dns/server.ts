@@ -16,7 +16,7 @@ import { NetnsSockets, type NamespaceHandle } from './netns-socket.js';
 import { LOCAL_TTL, QueryHandler, type HandlerStats, type QueryOrigin } from './query-handler.js';
 import type { DnsRegistry } from './registry.js';
 import { EMBEDDED_DNS_ADDRESS } from './resolv-conf.js';
-import { CurrentNamespaceSockets, NamespaceSockets, UpstreamPool } from './upstream.js';
+import { CurrentNamespaceSockets, NamespaceSockets, UpstreamPool, type MismatchListener } from './upstream.js';
 
 export interface EmbeddedDnsServerOptions {
   /** Where the server listens inside each sandbox. Default 127.0.0.11, port 53. */
@@ -63,13 +63,19 @@ class SandboxListener implements QueryOrigin {
     readonly ns: NamespaceHandle,
     private readonly netns: NetnsSockets,
     maxInFlight: number,
+    private readonly onMismatch: MismatchListener,
   ) {
     this.budget = new InFlightBudget(maxInFlight);
   }
 
   sandboxPool(): UpstreamPool {
-    this.pool ??= new UpstreamPool(new NamespaceSockets(this.netns, this.ns));
+    this.pool ??= new UpstreamPool(new NamespaceSockets(this.netns, this.ns), this.onMismatch);
     return this.pool;
+  }
+
+  /** Answers the sandbox's own upstream sockets dropped (wrong peer, ID or question). */
+  mismatched(): number {
+    return this.pool?.stats().mismatched ?? 0;
   }
 
   async close(): Promise<void> {
@@ -87,7 +93,10 @@ class SandboxListener implements QueryOrigin {
 export interface EmbeddedDnsStats {
   sandboxes: number;
   queries: HandlerStats;
-  forwarding: ForwarderStats;
+  forwarding: ForwarderStats & {
+    /** Upstream datagrams dropped: wrong source, ID or question (stray, late or forged answers). */
+    mismatchedAnswers: number;
+  };
 }
 
 export class EmbeddedDnsServer {
@@ -95,7 +104,8 @@ export class EmbeddedDnsServer {
   private readonly listeners = new Map<string, SandboxListener>();
   /** Attach / detach per sandbox run one at a time (a second attach waits for the first). */
   private readonly transitions = new Map<string, Promise<void>>();
-  private readonly daemonPool = new UpstreamPool(new CurrentNamespaceSockets());
+  private readonly daemonPool: UpstreamPool;
+  private readonly onMismatch: MismatchListener;
   private readonly forwarder: Forwarder;
   private readonly handler: QueryHandler;
   private netnsSockets: NetnsSockets | undefined;
@@ -109,6 +119,9 @@ export class EmbeddedDnsServer {
   ) {
     this.options = { ...DEFAULT_SERVER_OPTIONS, ...options };
     this.netnsSockets = netns;
+    this.onMismatch = (server, reason) =>
+      this.logger.debug('dns: dropped an upstream datagram that is not our answer', { upstream: server.address, port: server.port, reason });
+    this.daemonPool = new UpstreamPool(new CurrentNamespaceSockets(), this.onMismatch);
     this.forwarder = new Forwarder(this.options.forwarder, logger);
     this.handler = new QueryHandler(registry, this.forwarder, this.daemonPool, logger, this.options.ttl);
   }
@@ -145,7 +158,9 @@ export class EmbeddedDnsServer {
   }
 
   stats(): EmbeddedDnsStats {
-    return { sandboxes: this.listeners.size, queries: this.handler.stats(), forwarding: this.forwarder.stats() };
+    let mismatchedAnswers = this.daemonPool.stats().mismatched;
+    for (const listener of this.listeners.values()) mismatchedAnswers += listener.mismatched();
+    return { sandboxes: this.listeners.size, queries: this.handler.stats(), forwarding: { ...this.forwarder.stats(), mismatchedAnswers } };
   }
 
   /** Detach every sandbox (after any attach in progress) and release the upstream sockets. */
@@ -168,7 +183,7 @@ export class EmbeddedDnsServer {
       netns.closeNamespace(ns);
       throw err;
     }
-    const listener = new SandboxListener(sandboxId, netnsPath, ns, netns, this.options.forwarder.maxInFlight);
+    const listener = new SandboxListener(sandboxId, netnsPath, ns, netns, this.options.forwarder.maxInFlight, this.onMismatch);
     try {
       listener.udp = await this.adoptUdp(listener, fds.udp);
     } catch (err) {

@@ -75,7 +75,7 @@ describe('Forwarder', () => {
     assert.equal(nx.rcode, Rcode.NXDOMAIN, 'upstream NXDOMAIN passes through');
   });
 
-  it('multiplexes many queries on one socket, each answer to its own query', async () => {
+  it('answers many concurrent queries, each with its own answer', async () => {
     good.mode = 'answer';
     const f = forwarder();
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => ask(f, [goodPort], i % 2 ? 'svc.example' : `n${i}.example`, i)));
