@@ -8,6 +8,7 @@
  * query is dropped on a change (aardvark-dns reloads and drops packets).
  */
 import dgram from 'node:dgram';
+import { fstatSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../util/log.js';
@@ -49,12 +50,27 @@ const TCP_MAX_BUFFERED = 2 + 65535;
 const TCP_MAX_CONNECTIONS_PER_SANDBOX = 256;
 const TCP_MAX_UNREAD_BYTES = 1024 * 1024;
 
+/** The namespace the daemon's own sockets live in (its main thread's). */
+const DAEMON_NAMESPACE = '/proc/thread-self/ns/net';
+
+/** Whether the open namespace `fd` is the one at `path` (same nsfs inode). */
+function sameNamespace(fd: number, path: string): boolean {
+  try {
+    const a = fstatSync(fd);
+    const b = statSync(path);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
 class SandboxListener implements QueryOrigin {
   readonly connections = new Set<net.Socket>();
   readonly budget: InFlightBudget;
   udp: dgram.Socket | undefined;
   tcp: net.Server | undefined;
   closed = false;
+  inDaemonNamespace = false;
   private pool: UpstreamPool | undefined;
 
   constructor(
@@ -184,6 +200,7 @@ export class EmbeddedDnsServer {
       throw err;
     }
     const listener = new SandboxListener(sandboxId, netnsPath, ns, netns, this.options.forwarder.maxInFlight, this.onMismatch);
+    listener.inDaemonNamespace = sameNamespace(ns.fd, DAEMON_NAMESPACE);
     try {
       listener.udp = await this.adoptUdp(listener, fds.udp);
     } catch (err) {
