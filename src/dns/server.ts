@@ -17,6 +17,7 @@ import { NetnsSockets, type NamespaceHandle } from './netns-socket.js';
 import { LOCAL_TTL, QueryHandler, type HandlerStats, type QueryOrigin } from './query-handler.js';
 import type { DnsRegistry } from './registry.js';
 import { EMBEDDED_DNS_ADDRESS } from './resolv-conf.js';
+import { DEFAULT_TCP_OPTIONS, SandboxTcpState, serveDnsTcp, type DnsTcpOptions } from './tcp-connection.js';
 import { CurrentNamespaceSockets, NamespaceSockets, UpstreamPool, type MismatchListener } from './upstream.js';
 
 export interface EmbeddedDnsServerOptions {
@@ -26,8 +27,8 @@ export interface EmbeddedDnsServerOptions {
   /** TTL of local answers; Docker uses 600. */
   ttl: number;
   forwarder: ForwarderOptions;
-  /** A TCP client connection idle this long is closed. */
-  tcpIdleTimeoutMs: number;
+  /** Bounds on DNS over TCP (see tcp-connection.ts). */
+  tcp: DnsTcpOptions;
 }
 
 export const DEFAULT_SERVER_OPTIONS: EmbeddedDnsServerOptions = {
@@ -35,7 +36,7 @@ export const DEFAULT_SERVER_OPTIONS: EmbeddedDnsServerOptions = {
   port: 53,
   ttl: LOCAL_TTL,
   forwarder: DEFAULT_FORWARDER_OPTIONS,
-  tcpIdleTimeoutMs: 10_000,
+  tcp: DEFAULT_TCP_OPTIONS,
 };
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
@@ -43,12 +44,6 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, famil
 function literalLookup(address: string, _options: unknown, callback: LookupCallback): void {
   callback(null, address, address.includes(':') ? 6 : 4);
 }
-
-/** Largest DNS-over-TCP client buffer we accept before a message completes (one max-size message). */
-const TCP_MAX_BUFFERED = 2 + 65535;
-/** Bounds on what one sandbox can make the daemon hold through TCP: connections, and unread answers. */
-const TCP_MAX_CONNECTIONS_PER_SANDBOX = 256;
-const TCP_MAX_UNREAD_BYTES = 1024 * 1024;
 
 /** The namespace the daemon's own sockets live in (its main thread's). */
 const DAEMON_NAMESPACE = '/proc/thread-self/ns/net';
@@ -65,7 +60,7 @@ function sameNamespace(fd: number, path: string): boolean {
 }
 
 class SandboxListener implements QueryOrigin {
-  readonly connections = new Set<net.Socket>();
+  readonly tcpState = new SandboxTcpState();
   readonly budget: InFlightBudget;
   udp: dgram.Socket | undefined;
   tcp: net.Server | undefined;
@@ -97,7 +92,7 @@ class SandboxListener implements QueryOrigin {
   async close(): Promise<void> {
     this.closed = true;
     this.pool?.close();
-    for (const connection of this.connections) connection.destroy();
+    for (const connection of this.tcpState.connections) connection.destroy();
     await Promise.all([
       new Promise<void>((resolve) => (this.udp ? this.udp.close(() => resolve()) : resolve())),
       new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve())),
@@ -257,7 +252,7 @@ export class EmbeddedDnsServer {
 
   private adoptTcp(listener: SandboxListener, fd: number): Promise<net.Server> {
     const server = net.createServer((connection) => this.onConnection(listener, connection));
-    server.maxConnections = TCP_MAX_CONNECTIONS_PER_SANDBOX;
+    server.maxConnections = this.options.tcp.maxConnections; // beyond: accepted and closed at once
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ fd }, () => {
@@ -268,50 +263,20 @@ export class EmbeddedDnsServer {
     });
   }
 
-  /** RFC 7766 framing; several queries may be pipelined on one connection, answered as they complete. */
+  /** RFC 7766 framing; pipelined queries are answered as they complete, a bounded number at a time. */
   private onConnection(listener: SandboxListener, connection: net.Socket): void {
     if (listener.closed) {
       connection.destroy();
       return;
     }
-    listener.connections.add(connection);
-    connection.setNoDelay(true);
-    connection.setTimeout(this.options.tcpIdleTimeoutMs, () => connection.destroy());
-    connection.on('close', () => listener.connections.delete(connection));
-    connection.on('error', () => connection.destroy());
-    let buffered: Buffer = Buffer.alloc(0);
-    connection.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2) {
-        const length = buffered.readUInt16BE(0);
-        if (buffered.length < 2 + length) break;
-        const message = Buffer.from(buffered.subarray(2, 2 + length));
-        buffered = buffered.subarray(2 + length);
-        this.answerOverTcp(listener, connection, message);
-      }
-      if (buffered.length > TCP_MAX_BUFFERED) connection.destroy();
+    serveDnsTcp(connection, listener.tcpState, this.options.tcp, (message) => {
+      const reply = this.safeHandle(listener, message, true);
+      if (reply === undefined || Buffer.isBuffer(reply)) return reply;
+      return reply.catch((err: unknown) => {
+        this.logger.error('dns: forwarding failed', { sandbox: listener.sandboxId, err });
+        return undefined;
+      });
     });
-  }
-
-  private answerOverTcp(listener: SandboxListener, connection: net.Socket, message: Buffer): void {
-    const write = (response: Buffer): void => {
-      if (connection.destroyed) return;
-      if (connection.writableLength > TCP_MAX_UNREAD_BYTES) {
-        connection.destroy(); // the client sends but does not read: stop buffering for it
-        return;
-      }
-      const framed = Buffer.allocUnsafe(2 + response.length);
-      framed.writeUInt16BE(response.length, 0);
-      response.copy(framed, 2);
-      connection.write(framed);
-    };
-    const reply = this.safeHandle(listener, message, true);
-    if (reply === undefined) {
-      connection.destroy(); // not DNS: do not keep talking
-      return;
-    }
-    if (Buffer.isBuffer(reply)) write(reply);
-    else reply.then(write, (err: unknown) => this.logger.error('dns: forwarding failed', { sandbox: listener.sandboxId, err }));
   }
 
   private safeHandle(listener: SandboxListener, msg: Buffer, overTcp: boolean): Buffer | Promise<Buffer> | undefined {
