@@ -53,7 +53,7 @@ export class NamespaceSockets implements SocketFactory {
   ) {}
 
   async udp(family: IpFamily): Promise<dgram.Socket> {
-    const fd = this.netns.socketIn(this.ns, 'udp', family);
+    const fd = this.netns.udpOnRandomPortIn(this.ns, family); // bound now: see udpOnRandomPortIn
     const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);

@@ -25,6 +25,7 @@ import { CLASS_IN, RecordType } from '../../src/dns/codec.js';
 import { FakeUpstream } from '../../src/dns/fake-upstream.js';
 import { decodeMessage, encodeMessage } from '../../src/dns/message.js';
 import { NetnsSockets } from '../../src/dns/netns-socket.js';
+import { NamespaceSockets } from '../../src/dns/upstream.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns, isRoot, netnsPath } from '../helpers/netns.js';
 
@@ -227,5 +228,30 @@ describe('self-forwarding guard with a real daemon (real kernel)', { skip: SKIP 
     // gateway's server and its answer bubbles up. The daemon says so in its log.
     assert.doesNotMatch(d.logs(), /too many queries in flight/);
     assert.match(d.logs(), /"msg":"dns: attached"/, 'the log is there to read');
+  });
+});
+
+describe('per-query sockets made in a sandbox namespace (real kernel)', { skip: SKIP }, () => {
+  it('each gets a port of its own, also when many are open at once', async () => {
+    const name = createTestNetns();
+    const netns = new NetnsSockets();
+    const handle = netns.openNamespace(netnsPath(name));
+    const sockets: dgram.Socket[] = [];
+    try {
+      const factory = new NamespaceSockets(netns, handle);
+      for (let i = 0; i < 2000; i++) {
+        const socket = await factory.udp(4);
+        sockets.push(socket);
+        await new Promise<void>((resolve, reject) => socket.connect(9, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve())));
+      }
+      const ports = new Set(sockets.map((s) => s.address().port));
+      // Left to autobind on connect after Node's adoption (SO_REUSEADDR), about 5 % shared a port.
+      assert.equal(ports.size, sockets.length, 'no two open query sockets share a source port');
+    } finally {
+      for (const s of sockets) s.close();
+      netns.closeNamespace(handle);
+      netns.close();
+      deleteTestNetns(name);
+    }
   });
 });
