@@ -191,7 +191,6 @@ export function exchangeTcp(
     return Promise.resolve({ ok: false, reason: 'unreachable' });
   }
   return new Promise((resolve) => {
-    let received = Buffer.alloc(0);
     let done = false;
     const finish = (result: ExchangeResult): void => {
       if (done) return;
@@ -206,11 +205,17 @@ export function exchangeTcp(
     const timer = setTimeout(() => finish({ ok: false, reason: 'timeout' }), timeoutMs);
     socket.on('error', () => finish({ ok: false, reason: 'unreachable' }));
     socket.on('close', () => finish({ ok: false, reason: 'unreachable' }));
+    // Chunks are kept and joined once the announced length is there (not concatenated per chunk).
+    const chunks: Buffer[] = [];
+    let size = 0;
     socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      if (received.length < 2) return;
-      const length = received.readUInt16BE(0);
-      if (received.length < 2 + length) return;
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size < 2) return;
+      if (chunks[0]!.length < 2) chunks.splice(0, chunks.length, Buffer.concat(chunks, size));
+      const length = chunks[0]!.readUInt16BE(0);
+      if (size < 2 + length) return;
+      const received = Buffer.concat(chunks, size);
       const response = Buffer.from(received.subarray(2, 2 + length));
       const matches = isResponse(response) && response.readUInt16BE(0) === query.readUInt16BE(0);
       finish(matches ? { ok: true, response } : { ok: false, reason: 'unreachable' });
