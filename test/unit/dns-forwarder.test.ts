@@ -161,6 +161,22 @@ describe('Forwarder', () => {
     assert.equal(f.stats().overLimit, 1);
   });
 
+  it('bounds the queries in flight over all sandboxes too (each holds a socket)', { timeout: 10_000 }, async () => {
+    good.mode = 'silent';
+    const f = new Forwarder({ timeoutMs: 1500, maxInFlight: 1024, maxInFlightTotal: 2 }, silentLogger);
+    const [a, b, c] = [new InFlightBudget(1024), new InFlightBudget(1024), new InFlightBudget(1024)];
+    const seen = good.seen.length;
+    const slow = [ask(f, [goodPort], 'svc.example', 1, false, a), ask(f, [goodPort], 'svc.example', 2, false, b)];
+    const third = await ask(f, [goodPort], 'svc.example', 3, false, c);
+    assert.equal(third.rcode, Rcode.SERVFAIL, "a third sandbox's query is refused while two are in flight");
+    assert.equal(c.inFlight, 0, 'and does not keep its own slot');
+    assert.equal(f.stats().overLimit, 1);
+    good.mode = 'answer';
+    await Promise.all(slow);
+    assert.equal(good.seen.length - seen, 2, 'only two queries went upstream');
+    assert.equal((await ask(f, [goodPort], 'svc.example', 4, false, c)).rcode, Rcode.NOERROR);
+  });
+
   it('answers SERVFAIL without upstreams, and from a closed pool', async () => {
     assert.equal((await ask(forwarder(), [])).rcode, Rcode.SERVFAIL);
     const closed = new UpstreamPool(new CurrentNamespaceSockets());
