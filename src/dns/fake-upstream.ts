@@ -23,6 +23,10 @@ export class FakeUpstream {
   mode: FakeUpstreamMode = 'answer';
   /** Queries seen, as "name/type/transport" (name in lowercase). */
   readonly seen: string[] = [];
+  /** Source ports of the UDP queries seen, in order. */
+  readonly udpSourcePorts: number[] = [];
+  /** Answer UDP queries this much later (a slow upstream: the window a forger races against). */
+  delayMs = 0;
   private udp: dgram.Socket | undefined;
   private tcp: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
@@ -34,8 +38,11 @@ export class FakeUpstream {
     const udp = dgram.createSocket({ type: family, recvBufferSize: 1 << 20 });
     this.udp = udp;
     udp.on('message', (msg, peer) => {
+      this.udpSourcePorts.push(peer.port);
       const reply = this.reply(msg, 'udp');
-      if (reply) udp.send(reply, peer.port, peer.address);
+      if (!reply) return;
+      if (this.delayMs > 0) setTimeout(() => this.udp?.send(reply, peer.port, peer.address), this.delayMs);
+      else udp.send(reply, peer.port, peer.address);
     });
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);

@@ -5,8 +5,9 @@
  * - time: one budget per query (default 4 s, Docker's per-server I/O timeout) shared by the servers; each
  *   attempt gets an equal share of what is left, so a dead first server cannot eat the whole budget and
  *   a server that fails fast (ICMP unreachable, no route) hands its share to the next one;
- * - concurrency: at most `maxInFlight` forwarded queries per sandbox (default 1024, Docker's figure);
- *   beyond that the answer is SERVFAIL at once (Docker waits up to 4 s for a slot, then REFUSED).
+ * - concurrency: at most `maxInFlight` forwarded queries per sandbox (default 1024, Docker's figure)
+ *   and `maxInFlightTotal` over all sandboxes (each holds a socket of its own); beyond that the answer
+ *   is SERVFAIL at once (Docker waits up to 4 s for a slot, then REFUSED).
  * An upstream answering SERVFAIL or REFUSED is skipped like Docker does; when nobody gives a usable answer
  * the client gets SERVFAIL.
  */
@@ -20,9 +21,14 @@ export interface ForwarderOptions {
   timeoutMs: number;
   /** Forwarded queries in flight per sandbox. */
   maxInFlight: number;
+  /**
+   * Forwarded queries in flight over all sandboxes. Each holds a socket (a descriptor) of its own, so
+   * this keeps busy sandboxes together from running the daemon out of descriptors (RLIMIT_NOFILE).
+   */
+  maxInFlightTotal?: number;
 }
 
-export const DEFAULT_FORWARDER_OPTIONS: ForwarderOptions = { timeoutMs: 4000, maxInFlight: 1024 };
+export const DEFAULT_FORWARDER_OPTIONS: ForwarderOptions = { timeoutMs: 4000, maxInFlight: 1024, maxInFlightTotal: 8192 };
 
 /** Counts one sandbox's forwarded queries in flight. */
 export class InFlightBudget {
@@ -70,11 +76,14 @@ export interface ForwarderStats {
 export class Forwarder {
   private readonly counters: ForwarderStats = { forwarded: 0, answered: 0, failed: 0, overLimit: 0 };
   private lastOverLimitLog = 0;
+  private readonly total: InFlightBudget;
 
   constructor(
     readonly options: ForwarderOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.total = new InFlightBudget(options.maxInFlightTotal ?? DEFAULT_FORWARDER_OPTIONS.maxInFlightTotal!);
+  }
 
   /** The upstream's answer (client ID restored, not yet cut to the client's size) or SERVFAIL. */
   async forward(request: ForwardRequest): Promise<Buffer> {
@@ -83,6 +92,12 @@ export class Forwarder {
     if (!budget.tryAcquire()) {
       this.counters.overLimit++;
       this.logOverLimit(budget.limit);
+      return encodeError(raw, query, Rcode.SERVFAIL);
+    }
+    if (!this.total.tryAcquire()) {
+      budget.release();
+      this.counters.overLimit++;
+      this.logOverLimit(this.total.limit);
       return encodeError(raw, query, Rcode.SERVFAIL);
     }
     this.counters.forwarded++;
@@ -95,6 +110,7 @@ export class Forwarder {
       this.counters.failed++;
       return encodeError(raw, query, Rcode.SERVFAIL);
     } finally {
+      this.total.release();
       budget.release();
     }
   }

@@ -43,6 +43,11 @@ export interface QueryOrigin {
   readonly budget: InFlightBudget;
   /** Sockets in the sandbox's namespace, for its own --dns servers (created on first use). */
   sandboxPool(): UpstreamPool;
+  /**
+   * The sandbox's namespace is the daemon's own (an adopted namespace): there the daemon's upstream at
+   * our address would be ourselves, so it is skipped for this sandbox.
+   */
+  readonly inDaemonNamespace?: boolean;
 }
 
 export interface HandlerStats {
@@ -126,6 +131,7 @@ export class QueryHandler {
     }
     const targets: ForwardTarget[] = [];
     for (const server of this.registry.upstreams(origin.sandboxId)) {
+      if (origin.inDaemonNamespace && server.from === 'daemon' && this.registry.isOwnResolver(server)) continue;
       const pool = server.from === 'daemon' ? this.daemonPool : this.sandboxPoolOf(origin);
       if (pool) targets.push({ server, pool });
     }

@@ -27,6 +27,7 @@ import {
   EMBEDDED_DNS_ADDRESS,
   MAX_UPSTREAMS,
   ndotsOf,
+  isEmbeddedResolver,
   parseUpstream,
   type ResolverConfig,
   type UpstreamOrigin,
@@ -165,7 +166,10 @@ export class DnsRegistry {
   private hostDns: ResolverConfig = { servers: [], search: [], options: [] };
   private hostUpstreams: UpstreamServer[] = [];
 
-  constructor(private readonly listenAddress = EMBEDDED_DNS_ADDRESS) {}
+  constructor(
+    private readonly listenAddress = EMBEDDED_DNS_ADDRESS,
+    private readonly listenPort = 53,
+  ) {}
 
   // ---- Feeding ----
 
@@ -394,12 +398,24 @@ export class DnsRegistry {
     return sandbox;
   }
 
-  /** Valid addresses only, our own address removed (it would forward to itself), at most 3. */
+  /**
+   * Whether `server`, queried from the sandbox's own namespace, would reach the sandbox's own embedded
+   * resolver (a loop). From the daemon's namespace the same address is another resolver (Docker's, when
+   * cnm runs in a container), unless the sandbox lives in the daemon's namespace (see QueryHandler).
+   */
+  isOwnResolver(server: Pick<UpstreamServer, 'address' | 'port'>): boolean {
+    return isEmbeddedResolver(server, this.listenAddress, this.listenPort);
+  }
+
+  /**
+   * Valid addresses only, at most 3. A sandbox's own --dns servers are queried from its namespace, where
+   * our own address is ourselves: those are removed. The daemon's are kept (see isOwnResolver).
+   */
   private parseUpstreams(servers: readonly string[], from: UpstreamOrigin): UpstreamServer[] {
     const out: UpstreamServer[] = [];
     for (const text of servers) {
       const server = parseUpstream(text, from);
-      if (!server || (server.address === this.listenAddress && server.port === 53)) continue;
+      if (!server || (from === 'sandbox' && this.isOwnResolver(server))) continue;
       out.push(server);
       if (out.length === MAX_UPSTREAMS) break;
     }

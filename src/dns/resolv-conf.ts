@@ -67,6 +67,23 @@ export function parseUpstream(text: string, from: UpstreamOrigin): UpstreamServe
   return { address, port, family, from };
 }
 
+/** The same address in one spelling: IPv4-mapped IPv6 (::ffff:a.b.c.d, any notation) becomes IPv4. */
+export function normaliseAddress(text: string): string | undefined {
+  const address = canonicalIp(text);
+  if (address === undefined) return undefined;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  return mapped ? mapped[1] : address;
+}
+
+/**
+ * Whether `server` is the embedded resolver listening at `address`:`port` *when queried from the same
+ * namespace* (the caller knows whether it is): 127.0.0.11, ::ffff:127.0.0.11 and [::ffff:7f00:b]:53
+ * all reach a 127.0.0.11:53 listener (a dual-stack IPv6 socket delivers mapped addresses over IPv4).
+ */
+export function isEmbeddedResolver(server: Pick<UpstreamServer, 'address' | 'port'>, address: string, port: number): boolean {
+  return server.port === port && normaliseAddress(server.address) === normaliseAddress(address);
+}
+
 /** The ndots value in resolver options ("ndots:2"), or undefined when not set. */
 export function ndotsOf(options: readonly string[]): number | undefined {
   let ndots: number | undefined;

@@ -8,6 +8,7 @@
  * query is dropped on a change (aardvark-dns reloads and drops packets).
  */
 import dgram from 'node:dgram';
+import { fstatSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../util/log.js';
@@ -16,7 +17,8 @@ import { NetnsSockets, type NamespaceHandle } from './netns-socket.js';
 import { LOCAL_TTL, QueryHandler, type HandlerStats, type QueryOrigin } from './query-handler.js';
 import type { DnsRegistry } from './registry.js';
 import { EMBEDDED_DNS_ADDRESS } from './resolv-conf.js';
-import { CurrentNamespaceSockets, NamespaceSockets, UpstreamPool } from './upstream.js';
+import { DEFAULT_TCP_OPTIONS, SandboxTcpState, serveDnsTcp, type DnsTcpOptions } from './tcp-connection.js';
+import { CurrentNamespaceSockets, NamespaceSockets, UpstreamPool, type MismatchListener } from './upstream.js';
 
 export interface EmbeddedDnsServerOptions {
   /** Where the server listens inside each sandbox. Default 127.0.0.11, port 53. */
@@ -25,8 +27,8 @@ export interface EmbeddedDnsServerOptions {
   /** TTL of local answers; Docker uses 600. */
   ttl: number;
   forwarder: ForwarderOptions;
-  /** A TCP client connection idle this long is closed. */
-  tcpIdleTimeoutMs: number;
+  /** Bounds on DNS over TCP (see tcp-connection.ts). */
+  tcp: DnsTcpOptions;
 }
 
 export const DEFAULT_SERVER_OPTIONS: EmbeddedDnsServerOptions = {
@@ -34,7 +36,7 @@ export const DEFAULT_SERVER_OPTIONS: EmbeddedDnsServerOptions = {
   port: 53,
   ttl: LOCAL_TTL,
   forwarder: DEFAULT_FORWARDER_OPTIONS,
-  tcpIdleTimeoutMs: 10_000,
+  tcp: DEFAULT_TCP_OPTIONS,
 };
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
@@ -43,18 +45,27 @@ function literalLookup(address: string, _options: unknown, callback: LookupCallb
   callback(null, address, address.includes(':') ? 6 : 4);
 }
 
-/** Largest DNS-over-TCP client buffer we accept before a message completes (one max-size message). */
-const TCP_MAX_BUFFERED = 2 + 65535;
-/** Bounds on what one sandbox can make the daemon hold through TCP: connections, and unread answers. */
-const TCP_MAX_CONNECTIONS_PER_SANDBOX = 256;
-const TCP_MAX_UNREAD_BYTES = 1024 * 1024;
+/** The namespace the daemon's own sockets live in (its main thread's). */
+const DAEMON_NAMESPACE = '/proc/thread-self/ns/net';
+
+/** Whether the open namespace `fd` is the one at `path` (same nsfs inode). */
+function sameNamespace(fd: number, path: string): boolean {
+  try {
+    const a = fstatSync(fd);
+    const b = statSync(path);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
 
 class SandboxListener implements QueryOrigin {
-  readonly connections = new Set<net.Socket>();
+  readonly tcpState = new SandboxTcpState();
   readonly budget: InFlightBudget;
   udp: dgram.Socket | undefined;
   tcp: net.Server | undefined;
   closed = false;
+  inDaemonNamespace = false;
   private pool: UpstreamPool | undefined;
 
   constructor(
@@ -63,19 +74,25 @@ class SandboxListener implements QueryOrigin {
     readonly ns: NamespaceHandle,
     private readonly netns: NetnsSockets,
     maxInFlight: number,
+    private readonly onMismatch: MismatchListener,
   ) {
     this.budget = new InFlightBudget(maxInFlight);
   }
 
   sandboxPool(): UpstreamPool {
-    this.pool ??= new UpstreamPool(new NamespaceSockets(this.netns, this.ns));
+    this.pool ??= new UpstreamPool(new NamespaceSockets(this.netns, this.ns), this.onMismatch);
     return this.pool;
+  }
+
+  /** Answers the sandbox's own upstream sockets dropped (wrong peer, ID or question). */
+  mismatched(): number {
+    return this.pool?.stats().mismatched ?? 0;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.pool?.close();
-    for (const connection of this.connections) connection.destroy();
+    for (const connection of this.tcpState.connections) connection.destroy();
     await Promise.all([
       new Promise<void>((resolve) => (this.udp ? this.udp.close(() => resolve()) : resolve())),
       new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve())),
@@ -87,7 +104,10 @@ class SandboxListener implements QueryOrigin {
 export interface EmbeddedDnsStats {
   sandboxes: number;
   queries: HandlerStats;
-  forwarding: ForwarderStats;
+  forwarding: ForwarderStats & {
+    /** Upstream datagrams dropped: wrong source, ID or question (stray, late or forged answers). */
+    mismatchedAnswers: number;
+  };
 }
 
 export class EmbeddedDnsServer {
@@ -95,7 +115,8 @@ export class EmbeddedDnsServer {
   private readonly listeners = new Map<string, SandboxListener>();
   /** Attach / detach per sandbox run one at a time (a second attach waits for the first). */
   private readonly transitions = new Map<string, Promise<void>>();
-  private readonly daemonPool = new UpstreamPool(new CurrentNamespaceSockets());
+  private readonly daemonPool: UpstreamPool;
+  private readonly onMismatch: MismatchListener;
   private readonly forwarder: Forwarder;
   private readonly handler: QueryHandler;
   private netnsSockets: NetnsSockets | undefined;
@@ -109,6 +130,9 @@ export class EmbeddedDnsServer {
   ) {
     this.options = { ...DEFAULT_SERVER_OPTIONS, ...options };
     this.netnsSockets = netns;
+    this.onMismatch = (server, reason) =>
+      this.logger.debug('dns: dropped an upstream datagram that is not our answer', { upstream: server.address, port: server.port, reason });
+    this.daemonPool = new UpstreamPool(new CurrentNamespaceSockets(), this.onMismatch);
     this.forwarder = new Forwarder(this.options.forwarder, logger);
     this.handler = new QueryHandler(registry, this.forwarder, this.daemonPool, logger, this.options.ttl);
   }
@@ -145,7 +169,9 @@ export class EmbeddedDnsServer {
   }
 
   stats(): EmbeddedDnsStats {
-    return { sandboxes: this.listeners.size, queries: this.handler.stats(), forwarding: this.forwarder.stats() };
+    let mismatchedAnswers = this.daemonPool.stats().mismatched;
+    for (const listener of this.listeners.values()) mismatchedAnswers += listener.mismatched();
+    return { sandboxes: this.listeners.size, queries: this.handler.stats(), forwarding: { ...this.forwarder.stats(), mismatchedAnswers } };
   }
 
   /** Detach every sandbox (after any attach in progress) and release the upstream sockets. */
@@ -168,7 +194,8 @@ export class EmbeddedDnsServer {
       netns.closeNamespace(ns);
       throw err;
     }
-    const listener = new SandboxListener(sandboxId, netnsPath, ns, netns, this.options.forwarder.maxInFlight);
+    const listener = new SandboxListener(sandboxId, netnsPath, ns, netns, this.options.forwarder.maxInFlight, this.onMismatch);
+    listener.inDaemonNamespace = sameNamespace(ns.fd, DAEMON_NAMESPACE);
     try {
       listener.udp = await this.adoptUdp(listener, fds.udp);
     } catch (err) {
@@ -225,7 +252,7 @@ export class EmbeddedDnsServer {
 
   private adoptTcp(listener: SandboxListener, fd: number): Promise<net.Server> {
     const server = net.createServer((connection) => this.onConnection(listener, connection));
-    server.maxConnections = TCP_MAX_CONNECTIONS_PER_SANDBOX;
+    server.maxConnections = this.options.tcp.maxConnections; // beyond: accepted and closed at once
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ fd }, () => {
@@ -236,50 +263,20 @@ export class EmbeddedDnsServer {
     });
   }
 
-  /** RFC 7766 framing; several queries may be pipelined on one connection, answered as they complete. */
+  /** RFC 7766 framing; pipelined queries are answered as they complete, a bounded number at a time. */
   private onConnection(listener: SandboxListener, connection: net.Socket): void {
     if (listener.closed) {
       connection.destroy();
       return;
     }
-    listener.connections.add(connection);
-    connection.setNoDelay(true);
-    connection.setTimeout(this.options.tcpIdleTimeoutMs, () => connection.destroy());
-    connection.on('close', () => listener.connections.delete(connection));
-    connection.on('error', () => connection.destroy());
-    let buffered: Buffer = Buffer.alloc(0);
-    connection.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2) {
-        const length = buffered.readUInt16BE(0);
-        if (buffered.length < 2 + length) break;
-        const message = Buffer.from(buffered.subarray(2, 2 + length));
-        buffered = buffered.subarray(2 + length);
-        this.answerOverTcp(listener, connection, message);
-      }
-      if (buffered.length > TCP_MAX_BUFFERED) connection.destroy();
+    serveDnsTcp(connection, listener.tcpState, this.options.tcp, (message) => {
+      const reply = this.safeHandle(listener, message, true);
+      if (reply === undefined || Buffer.isBuffer(reply)) return reply;
+      return reply.catch((err: unknown) => {
+        this.logger.error('dns: forwarding failed', { sandbox: listener.sandboxId, err });
+        return undefined;
+      });
     });
-  }
-
-  private answerOverTcp(listener: SandboxListener, connection: net.Socket, message: Buffer): void {
-    const write = (response: Buffer): void => {
-      if (connection.destroyed) return;
-      if (connection.writableLength > TCP_MAX_UNREAD_BYTES) {
-        connection.destroy(); // the client sends but does not read: stop buffering for it
-        return;
-      }
-      const framed = Buffer.allocUnsafe(2 + response.length);
-      framed.writeUInt16BE(response.length, 0);
-      response.copy(framed, 2);
-      connection.write(framed);
-    };
-    const reply = this.safeHandle(listener, message, true);
-    if (reply === undefined) {
-      connection.destroy(); // not DNS: do not keep talking
-      return;
-    }
-    if (Buffer.isBuffer(reply)) write(reply);
-    else reply.then(write, (err: unknown) => this.logger.error('dns: forwarding failed', { sandbox: listener.sandboxId, err }));
   }
 
   private safeHandle(listener: SandboxListener, msg: Buffer, overTcp: boolean): Buffer | Promise<Buffer> | undefined {

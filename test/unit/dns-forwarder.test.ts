@@ -75,7 +75,7 @@ describe('Forwarder', () => {
     assert.equal(nx.rcode, Rcode.NXDOMAIN, 'upstream NXDOMAIN passes through');
   });
 
-  it('multiplexes many queries on one socket, each answer to its own query', async () => {
+  it('answers many concurrent queries, each with its own answer', async () => {
     good.mode = 'answer';
     const f = forwarder();
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => ask(f, [goodPort], i % 2 ? 'svc.example' : `n${i}.example`, i)));
@@ -159,6 +159,22 @@ describe('Forwarder', () => {
     assert.equal(budget.inFlight, 0);
     assert.equal((await ask(f, [goodPort], 'svc.example', 4, false, budget)).rcode, Rcode.NOERROR);
     assert.equal(f.stats().overLimit, 1);
+  });
+
+  it('bounds the queries in flight over all sandboxes too (each holds a socket)', { timeout: 10_000 }, async () => {
+    good.mode = 'silent';
+    const f = new Forwarder({ timeoutMs: 1500, maxInFlight: 1024, maxInFlightTotal: 2 }, silentLogger);
+    const [a, b, c] = [new InFlightBudget(1024), new InFlightBudget(1024), new InFlightBudget(1024)];
+    const seen = good.seen.length;
+    const slow = [ask(f, [goodPort], 'svc.example', 1, false, a), ask(f, [goodPort], 'svc.example', 2, false, b)];
+    const third = await ask(f, [goodPort], 'svc.example', 3, false, c);
+    assert.equal(third.rcode, Rcode.SERVFAIL, "a third sandbox's query is refused while two are in flight");
+    assert.equal(c.inFlight, 0, 'and does not keep its own slot');
+    assert.equal(f.stats().overLimit, 1);
+    good.mode = 'answer';
+    await Promise.all(slow);
+    assert.equal(good.seen.length - seen, 2, 'only two queries went upstream');
+    assert.equal((await ask(f, [goodPort], 'svc.example', 4, false, c)).rcode, Rcode.NOERROR);
   });
 
   it('answers SERVFAIL without upstreams, and from a closed pool', async () => {

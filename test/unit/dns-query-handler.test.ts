@@ -123,6 +123,22 @@ describe('QueryHandler', () => {
     assert.deepEqual(upstream.seen, ['example.test/1/udp', 'secret/1/udp']);
   });
 
+  it("forwards to the daemon's upstream at our own address, except for a sandbox living in the daemon's namespace", async () => {
+    // Here "our address" is the fake upstream's, as if the daemon's resolv.conf named 127.0.0.11.
+    const port = reg.upstreams('sb-client')[0]!.port;
+    const ownRegistry = new DnsRegistry('127.0.0.1', port);
+    ownRegistry.setNetwork({ id: 'n-app', name: 'app', internal: false });
+    ownRegistry.addEndpoint({ id: 'x@n-app', networkId: 'n-app', sandboxId: 'sb-x', sandboxName: 'x', hostname: 'x', shortId: '0123456789ab', aliases: [], ipv4: '10.5.0.9/24' });
+    ownRegistry.setHostDns({ servers: [`[::ffff:127.0.0.1]:${port}`], search: [], options: [] });
+    const ownHandler = new QueryHandler(ownRegistry, new Forwarder({ timeoutMs: 2000, maxInFlight: 16 }, silentLogger), daemonPool, silentLogger);
+    const seen = upstream.seen.length;
+    const elsewhere = decodeMessage(await ownHandler.handle(origin('sb-x'), encodeQuery(1, 'example.test', RecordType.A), false)!);
+    assert.deepEqual(elsewhere.answers.map((a) => a.data), ['192.0.2.80'], "another namespace: the daemon's resolver answers");
+    const inside = decodeMessage(await ownHandler.handle({ ...origin('sb-x'), inDaemonNamespace: true }, encodeQuery(2, 'example.test', RecordType.A), false)!);
+    assert.equal(inside.rcode, Rcode.SERVFAIL, 'in the daemon namespace that address is ourselves: never forwarded to');
+    assert.equal(upstream.seen.length, seen + 1, 'the upstream saw only the first query');
+  });
+
   it('never forwards for a sandbox on internal networks only: SERVFAIL at once', async () => {
     upstream.seen.length = 0;
     const reply = handler.handle(origin('sb-secret'), encodeQuery(2, 'example.test', RecordType.A), false);

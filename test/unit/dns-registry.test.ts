@@ -208,6 +208,30 @@ describe('DnsRegistry: forwarding policy and upstreams', () => {
     );
   });
 
+  it("never forwards a sandbox to its own resolver, in any spelling; the daemon's 127.0.0.11 is another resolver", () => {
+    const r = topology();
+    r.setSandboxDns('sb-front', {
+      servers: ['::ffff:127.0.0.11', '127.0.0.11:53', '[::ffff:7f00:b]:53', '[0:0:0:0:0:ffff:127.0.0.11]', '192.0.2.1'],
+      search: [],
+      options: [],
+    });
+    assert.deepEqual(r.upstreams('sb-front').map((u) => [u.address, u.port]), [['192.0.2.1', 53]], 'every spelling of 127.0.0.11:53 is dropped');
+    r.setSandboxDns('sb-front', { servers: ['127.0.0.11:5353', '::ffff:127.0.0.12'], search: [], options: [] });
+    assert.deepEqual(
+      r.upstreams('sb-front').map((u) => [u.address, u.port]),
+      [['127.0.0.11', 5353], ['::ffff:127.0.0.12', 53]],
+      'another port or address is not us',
+    );
+    // cnm inside a container: the host resolv.conf names Docker's resolver, reached from the daemon's namespace.
+    r.setSandboxDns('sb-front', { servers: [], search: [], options: [] });
+    r.setHostDns({ servers: ['127.0.0.11', '::ffff:127.0.0.11'], search: [], options: [] });
+    assert.deepEqual(
+      r.upstreams('sb-front').map((u) => [u.address, u.from]),
+      [['127.0.0.11', 'daemon'], ['::ffff:127.0.0.11', 'daemon']],
+    );
+    assert.equal(r.isOwnResolver(r.upstreams('sb-front')[1]!), true, 'the handler skips it for a sandbox in the daemon namespace');
+  });
+
   it('ndots counts as set when given explicitly or in the effective options', () => {
     const r = topology();
     assert.equal(r.ndotsSet('sb-front'), false);
