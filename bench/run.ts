@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: cnm side by side with a real dockerd on this machine (and, for connect/disconnect,
- * the kernel floor: the same kernel work done by `ip -batch` + `nft -f`), each driven through its own
+ * `npm run bench`: the compiled cnm daemon side by side with a real dockerd on this machine (and, for the
+ * connect rows, the kernel floor: the same netlink calls made in this process by cnm's own netlink code,
+ * see lib/floor.ts), each driven through its own
  * API, the subjects alternating so machine drift hits all alike. Prints one table and the issue's
  * targets, writes bench/results/<date>.json and <date>.svg. Every namespace and process it starts is
  * removed at the end, on errors and on Ctrl-C. See bench/README.md for what each row measures.
