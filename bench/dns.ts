@@ -13,6 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { buildDist } from './lib/build.js';
 import { dockerAvailable } from './lib/dockerd.js';
 import { percentile } from './lib/stats.js';
 import { startCnm, startDocker, type System } from './lib/systems.js';
@@ -59,7 +60,7 @@ async function upstreamIn(hostNetns: string, address: string): Promise<{ close()
 }
 
 async function prepareCnm(): Promise<Prepared> {
-  const system = await startCnm();
+  const system = await startCnm(undefined, await buildDist());
   const c = system.client;
   const net = SUBNET.cnm;
   await c.ok('POST', '/networks/create', { Name: 'dnsb', IPAM: { Config: [{ Subnet: `${net}.0/24`, Gateway: `${net}.1` }] } });

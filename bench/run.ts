@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: cnm side by side with a real dockerd on this machine (and, for connect/disconnect,
- * the kernel floor: the same kernel work done by `ip -batch` + `nft -f`), each driven through its own
+ * `npm run bench`: the compiled cnm daemon side by side with a real dockerd on this machine (and, for the
+ * connect rows, the kernel floor: the same netlink calls made in this process by cnm's own netlink code,
+ * see lib/floor.ts), each driven through its own
  * API, the subjects alternating so machine drift hits all alike. Prints one table and the issue's
  * targets, writes bench/results/<date>.json and <date>.svg. Every namespace and process it starts is
  * removed at the end, on errors and on Ctrl-C. See bench/README.md for what each row measures.
@@ -10,6 +11,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseDaemonArgs } from '../src/daemon/config.js';
 import { renderChart } from './lib/chart.js';
+import { buildDist } from './lib/build.js';
 import { Cleanup } from './lib/cleanup.js';
 import { KernelFloor } from './lib/floor.js';
 import { missingBenchPackages } from './lib/install.js';
@@ -19,6 +21,7 @@ import { startCnm, startDocker, type System } from './lib/systems.js';
 import { evaluateTargets, renderTable, renderTargets, type Row } from './lib/table.js';
 import { connectRows } from './scenarios/connect.js';
 import type { BenchContext } from './scenarios/context.js';
+import { firstConnectRows } from './scenarios/first-connect.js';
 import { memoryRows } from './scenarios/memory.js';
 import { networkRows } from './scenarios/networks.js';
 import { restartRows } from './scenarios/restart.js';
@@ -37,8 +40,10 @@ async function startSystems(options: BenchOptions, cleanup: Cleanup, skipped: st
   const systems: System[] = [];
   const problems = missingBenchPackages();
   for (const why of problems.values()) log(why);
-  log(`starting cnm (kernel: ${cnmKernelLabel(options)})`);
-  const cnm = await startCnm(options.cnmKernel);
+  log('building cnm (npm run build: tsc into dist/) — the bench measures the compiled daemon users run');
+  const entry = await buildDist();
+  log(`starting cnm: node ${entry.join(' ')} daemon (kernel: ${cnmKernelLabel(options)})`);
+  const cnm = await startCnm(options.cnmKernel, entry);
   cleanup.add('cnm daemon', () => cnm.stop());
   systems.push(cnm);
   const dockerProblem = !options.docker ? '--no-docker given' : (problems.get('docker.io') ?? problems.get('busybox-static'));
@@ -102,6 +107,8 @@ async function main(): Promise<void> {
     const idleMemory = await memoryRows(ctx, 'idle');
     log(`network create / rm (${options.reps} reps)`);
     rows.push(...(await networkRows(ctx)));
+    log(`connect to a new network, and of a new sandbox to its second network (${options.reps} reps)`);
+    rows.push(...(await firstConnectRows(ctx)));
     log(`sandbox create+rm throughput (${options.throughputOps} ops × ${options.throughputRounds} rounds per client count)`);
     rows.push(...(await throughputRows(ctx)));
     log(`connect / disconnect at ${options.sizes.join(', ')} endpoints (${options.reps} reps)`);

@@ -38,8 +38,9 @@ export interface System {
   stop(): Promise<void>;
 }
 
-export async function startCnm(kernel?: string): Promise<System & { daemon: TestDaemon }> {
-  const daemon = await startTestDaemon(['--log-level', 'warn', ...(kernel ? ['--kernel', kernel] : [])]);
+/** `nodeEntry`: how node runs the CLI (the bench passes the built dist, see build.ts). */
+export async function startCnm(kernel: string | undefined, nodeEntry: string[]): Promise<System & { daemon: TestDaemon }> {
+  const daemon = await startTestDaemon(['--log-level', 'warn', ...(kernel ? ['--kernel', kernel] : [])], { nodeEntry });
   const client = new SocketClient(daemon.socket);
   return {
     name: 'cnm',

@@ -50,7 +50,13 @@ export interface TestDaemon {
   cleanup(): Promise<void>;
 }
 
-export async function startTestDaemon(extraArgs: string[] = []): Promise<TestDaemon> {
+export interface TestDaemonOptions {
+  /** How node runs the CLI (default: the TypeScript sources through tsx); the bench passes the built dist. */
+  nodeEntry?: string[];
+}
+
+export async function startTestDaemon(extraArgs: string[] = [], options: TestDaemonOptions = {}): Promise<TestDaemon> {
+  const nodeEntry = options.nodeEntry ?? ['--import', TSX_LOADER, CLI_ENTRY];
   const hostNs = createTestNetns();
   const hostNsPath = netnsPath(hostNs);
   const base = await mkdtemp(join(tmpdir(), 'cnmt-d-'));
@@ -114,9 +120,7 @@ export async function startTestDaemon(extraArgs: string[] = []): Promise<TestDae
         [
           `--net=${hostNsPath}`,
           'node',
-          '--import',
-          TSX_LOADER,
-          CLI_ENTRY,
+          ...nodeEntry,
           'daemon',
           '--root',
           root,

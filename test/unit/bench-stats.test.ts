@@ -42,8 +42,22 @@ describe('bench stats', () => {
     assert.equal(byGoal(`${OP.connect} @1: ≥10×`)?.met, true);
     assert.equal(byGoal(`${OP.connect} @1000: ≥10×`)?.met, undefined);
     assert.equal(byGoal('connect @1000 within 1.5×')?.met, false);
-    assert.equal(byGoal('connect @1: within 3×')?.met, true);
+    assert.equal(byGoal(`${OP.connect} @1: within 2.5× of the kernel floor`)?.met, true);
     assert.equal(byGoal('RSS @1000')?.met, true);
+  });
+
+  it('holds the first-endpoint and second-interface connect rows to 10× Docker and 2.5× the floor', () => {
+    const fresh: Row[] = [
+      { operation: OP.connectNewNetwork, size: 'first endpoint', unit: 'ms', comparison: 'lower-is-better', cnm: valueCell(2.7), docker: valueCell(40), floor: valueCell(1) },
+      { operation: OP.connectSecond, size: 'its eth1', unit: 'ms', comparison: 'lower-is-better', cnm: valueCell(2), docker: valueCell(15), floor: valueCell(1) },
+    ];
+    const targets = evaluateTargets(fresh);
+    const byGoal = (text: string) => targets.find((t) => t.goal.includes(text));
+    assert.equal(byGoal(`${OP.connectNewNetwork} @first endpoint: ≥10×`)?.met, true);
+    assert.equal(byGoal(`${OP.connectNewNetwork} @first endpoint: within 2.5×`)?.met, false);
+    assert.equal(byGoal(`${OP.connectNewNetwork} @first endpoint: within 2.5×`)?.measured, '2.70×');
+    assert.equal(byGoal(`${OP.connectSecond} @its eth1: ≥10×`)?.met, false);
+    assert.equal(byGoal(`${OP.connectSecond} @its eth1: within 2.5×`)?.met, true);
   });
 
   it('renders one aligned table row per result', () => {
