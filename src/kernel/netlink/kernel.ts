@@ -356,12 +356,15 @@ export class NetlinkKernel implements KernelOps {
 
   /**
    * `name` is held by a retired link the reaper has not destroyed yet (a veth end keeps its name, see
-   * retirement.ts): destroy it now so the name can be used. False when the holder is a live link.
+   * retirement.ts): destroy it now so the name can be used (true also when the reaper got there first).
+   * False when the holder is a live link.
    */
   private freeRetiredName(ns: NetnsRef, name: string, what: string): boolean {
     return this.withSocket(ns, what, (s) => {
       const holder = getAnyLink(s, name, what);
-      if (!holder?.retired) return false;
+      // Gone already: the reaper destroyed it between the EEXIST and this lookup.
+      if (holder === undefined) return true;
+      if (!holder.retired) return false;
       deleteLinkAt(s, holder.index, what);
       return true;
     });
