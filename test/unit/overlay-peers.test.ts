@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type PeerOp, type PeerTables, planPeers, type RemotePeer } from '../../src/drivers/overlay/peers.js';
 import { readPeerTables, reconcilePeers } from '../../src/drivers/overlay/peer-apply.js';
+import { overlayMtu } from '../../src/drivers/overlay/mtu.js';
 import { FakeKernel } from '../../src/kernel/fake.js';
 import { FLOOD_MAC, type FdbInfo, type NeighInfo } from '../../src/kernel/types.js';
 
@@ -137,5 +138,16 @@ describe('overlay peers: reconcilePeers on the fake kernel', () => {
       assert.ok(plan.ops.length <= changed, `round ${round}: ${plan.ops.length} ops for ${changed} changed entries`);
       assert.ok(plan.ops.length >= changed - replaces, `round ${round}: no change without an op`);
     }
+  });
+});
+
+describe('overlay MTU', () => {
+  it('is the underlay MTU less 50 on IPv4, 70 on IPv6; too small an underlay is refused', () => {
+    assert.equal(overlayMtu(1500, 4), 1450);
+    assert.equal(overlayMtu(1500, 6), 1430);
+    assert.equal(overlayMtu(9000, 4), 8950);
+    assert.equal(overlayMtu(118, 4), 68);
+    assert.throws(() => overlayMtu(117, 4), RangeError);
+    assert.throws(() => overlayMtu(137, 6), RangeError);
   });
 });
