@@ -72,6 +72,25 @@ export function overlayCases({ withFixture, withSandbox }: CaseRunner): void {
         await k.fdbDel(null, { ifname: 'cnmvx0', mac: FLOOD_MAC, dst: '10.98.0.2' });
         await k.fdbDel(null, { ifname: 'cnmvx0', mac: MAC_A, dst: '10.98.0.3' });
         assert.deepEqual(await fdb(k, null, 'cnmvx0'), [`${FLOOD_MAC} 10.98.0.3 permanent`, `${MAC_B} 10.98.0.2 permanent`]);
+        // An IPv6 underlay.
+        await k.linkAdd(null, { kind: 'vxlan', name: 'cnmvx6', vni: 5006, local: 'fd00:98::1', up: true });
+        await k.fdbAdd(null, { ifname: 'cnmvx6', mac: MAC_A, dst: 'fd00:98:0:0::2' });
+        assert.deepEqual(await fdb(k, null, 'cnmvx6'), [`${MAC_A} fd00:98::2 permanent`]);
+      }));
+
+    it('entries the kernel learned or resolved are listed as not permanent (real kernels only)', (t) =>
+      withFixture(async (fx, k) => {
+        if (!fx.real) return void t.skip('the fake kernel learns nothing');
+        await k.linkAdd(null, { kind: 'vxlan', name: 'cnmvx0', vni: 5001, local: '10.98.0.1', up: true });
+        const { execFileSync } = await import('node:child_process');
+        const run = (...argv: string[]) => execFileSync('nsenter', [`--net=${fx.hostNetnsPath!}`, ...argv], { encoding: 'utf8' });
+        run('ip', 'neigh', 'replace', '10.77.0.7', 'lladdr', MAC_B, 'dev', 'cnmvx0', 'nud', 'reachable');
+        run('bridge', 'fdb', 'add', MAC_B, 'dev', 'cnmvx0', 'dst', '10.98.0.7', 'self', 'dynamic');
+        await k.neighReplace(null, { ifname: 'cnmvx0', ip: '10.77.0.8', mac: MAC_A });
+        await k.fdbAdd(null, { ifname: 'cnmvx0', mac: MAC_A, dst: '10.98.0.8' });
+        assert.deepEqual(await fdb(k, null, 'cnmvx0'), [`${MAC_A} 10.98.0.8 permanent`, `${MAC_B} 10.98.0.7 learned`]);
+        const listed = (await k.neighList(null, 'cnmvx0')).filter((n) => n.ip.startsWith('10.77.'));
+        assert.deepEqual(listed.map((n) => `${n.ip} ${n.mac} ${n.permanent}`).sort(), [`10.77.0.7 ${MAC_B} false`, `10.77.0.8 ${MAC_A} true`]);
       }));
 
     it('FDB deletes are idempotent (missing entry, missing link); listing a missing link is ENODEV', () =>

@@ -57,25 +57,24 @@ function decodeNeighbour(msg: NetlinkMessage, index: number, ifname: string): Ne
   return { ifname, ip: formatIp(ip), mac: formatMac(lladdr), permanent: (p.readUInt16LE(8) & NUD_PERMANENT) !== 0 };
 }
 
-function fdbBody(index: number, entry: FdbEntry, what: string): Buffer[] {
+function fdbBody(index: number, entry: FdbEntry, state: number, what: string): Buffer[] {
   const dst = requireIp(entry.dst, what);
-  return [ndmsg(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF), attr(NDA_LLADDR, requireMac(entry.mac, what)), attr(NDA_DST, ipToBytes(dst))];
+  return [ndmsg(AF_BRIDGE, index, state, NTF_SELF), attr(NDA_LLADDR, requireMac(entry.mac, what)), attr(NDA_DST, ipToBytes(dst))];
 }
 
 /** Unicast: replace the one destination; the flood MAC: append to its list (the kernel keeps a known one). */
 export function fdbAddAt(s: RtnlSocket, entry: FdbEntry, what: string): void {
   const flood = requireMac(entry.mac, what).equals(Buffer.alloc(6));
-  const body = fdbBody(indexOf(s, entry.ifname, what), entry, what);
+  const body = fdbBody(indexOf(s, entry.ifname, what), entry, NUD_PERMANENT, what);
   s.request(RTM.NEWNEIGH, NLM_F_CREATE | (flood ? NLM_F_APPEND : NLM_F_REPLACE), body, what);
 }
 
 export function fdbDelAt(s: RtnlSocket, entry: FdbEntry, what: string): void {
-  const body = fdbBody(0, entry, what);
+  fdbBody(0, entry, 0, what); // bad input is EINVAL even when the link is gone
   const index = findIndex(s, entry.ifname, what);
   if (index === undefined) return;
-  body[0] = ndmsg(AF_BRIDGE, index, 0, NTF_SELF);
   try {
-    s.request(RTM.DELNEIGH, 0, body, what);
+    s.request(RTM.DELNEIGH, 0, fdbBody(index, entry, 0, what), what);
   } catch (err) {
     if (!(err instanceof KernelError && ['ENOENT', 'ENODEV', 'ESRCH'].includes(err.errno ?? ''))) throw err;
   }
