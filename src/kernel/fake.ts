@@ -114,7 +114,7 @@ export class FakeKernel implements KernelOps {
         if (!Number.isInteger(spec.vni) || spec.vni < 0 || spec.vni >= 1 << 24) fail('ERANGE', what);
         if (spec.local !== undefined) requireIp(spec.local, what);
         if (spec.dev !== undefined) lower = mustLink(ns, spec.dev, what);
-        mtu = spec.mtu ?? (lower ? lower.mtu - 50 : 1450);
+        mtu = spec.mtu ?? (lower ? lower.mtu - (spec.local?.includes(":") ? 70 : 50) : 1500);
         if ([...ns.links.values()].some((l) => l.kind === 'vxlan' && l.vxlan?.vni === spec.vni && l.vxlan.port === port)) {
           fail('EEXIST', what);
         }

@@ -42,7 +42,9 @@ export function overlayCases({ withFixture, withSandbox }: CaseRunner): void {
           vni: 5001, local: '10.98.0.1', port: 4789, learning: false, arpProxy: true, ttl: 64, udpChecksum: true, txChecksumOffload: false,
         });
         await k.linkAdd(null, { kind: 'vxlan', name: 'cnmvx1', vni: 4097, dstPort: 8472, local: 'fd00:98::1' });
-        assert.deepEqual((await mustGet(k, null, 'cnmvx1')).vxlan, {
+        const v6 = await mustGet(k, null, 'cnmvx1');
+        assert.equal(v6.mtu, 1500, 'no MTU and no underlay device: the Ethernet default, not a guess');
+        assert.deepEqual(v6.vxlan, {
           vni: 4097, local: 'fd00:98::1', port: 8472, learning: false, arpProxy: false, ttl: 0, udpChecksum: false, txChecksumOffload: true,
         });
         const listed = (await k.linkList(null)).find((l) => l.name === 'cnmvx0');
