@@ -22,11 +22,13 @@ export interface KernelFixture {
 
 /** How a group of cases gets a fresh fixture (and optionally one sandbox namespace) per case. */
 export interface CaseRunner {
+  /** Known before any fixture exists: cases that need a real kernel (traffic, neighbour tables) are only registered then. */
+  real: boolean;
   withFixture(fn: (fx: KernelFixture, k: KernelOps) => Promise<void>): Promise<void>;
   withSandbox(fn: (fx: KernelFixture, k: KernelOps, sb: string) => Promise<void>): Promise<void>;
 }
 
-export function caseRunner(setup: () => Promise<KernelFixture>): CaseRunner {
+export function caseRunner(setup: () => Promise<KernelFixture>, real: boolean): CaseRunner {
   async function withFixture(fn: (fx: KernelFixture, k: KernelOps) => Promise<void>): Promise<void> {
     const fx = await setup();
     try {
@@ -36,6 +38,7 @@ export function caseRunner(setup: () => Promise<KernelFixture>): CaseRunner {
     }
   }
   return {
+    real,
     withFixture,
     withSandbox: (fn) =>
       withFixture(async (fx, k) => {

@@ -23,8 +23,8 @@ export type { KernelFixture } from './kernel-support.js';
 
 const execFileAsync = promisify(execFile);
 
-export function kernelConformance(label: string, setup: () => Promise<KernelFixture>): void {
-  const runner = caseRunner(setup);
+export function kernelConformance(label: string, setup: () => Promise<KernelFixture>, opts: { real?: boolean } = {}): void {
+  const runner = caseRunner(setup, opts.real ?? true);
   describe(`KernelOps conformance: ${label}`, () => {
     namespaceAndLinkCases(runner);
     addressingCases(runner);
