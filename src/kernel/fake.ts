@@ -3,7 +3,8 @@
  * per-namespace indices), addresses, main-table routes and sysctls, with the kernel's side effects
  * (connected routes follow addresses on up links; going down drops routes and IPv6 addresses; deleting a
  * veth end deletes its peer) and the kernel's errno names. Every call is logged in `calls`.
- * It passes test/conformance/kernel.ts; what it does not model: IPv6 link-local addresses, neighbours,
+ * Permanent neighbour entries and VXLAN FDB entries are kept per link (what cnm programs).
+ * It passes test/conformance/kernel.ts; what it does not model: IPv6 link-local addresses, learned neighbours,
  * secondary-address promotion, carrier.
  */
 import { KernelError } from '../errors.js';
