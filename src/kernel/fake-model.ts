@@ -3,7 +3,7 @@
  * between operations, in the kernel's terms and errno names. The operations themselves are in fake.ts.
  */
 import { KernelError } from '../errors.js';
-import type { LinkInfo, RouteInfo } from './types.js';
+import type { LinkInfo, RouteInfo, VxlanInfo } from './types.js';
 import { addressBits, cidrContains, formatCidr, formatIp, type IpAddress, maskCidr, parseCidr, parseIp } from '../util/ip.js';
 import { confDefaults, globalSysctls } from './fake-sysctls.js';
 
@@ -29,8 +29,12 @@ export interface FakeLink {
   peer?: FakeLink;
   /** Lower device of a macvlan or vxlan: deleting it deletes this link too. */
   lower?: FakeLink;
-  vni?: number;
-  dstPort?: number;
+  /** VXLAN links: the tunnel's settings as linkGet reports them. */
+  vxlan?: VxlanInfo;
+  /** Permanent neighbour entries by canonical IP. */
+  neighbours: Map<string, string>;
+  /** VXLAN FDB entries (MAC, underlay destination), in insertion order. */
+  fdb: Array<{ mac: string; dst: string }>;
   /** Bridges: IGMP/MLD snooping, on unless turned off at creation (as in the kernel). */
   multicastSnooping?: boolean;
 }
@@ -59,7 +63,9 @@ export function newNamespace(): FakeNs {
 export function addLink(ns: FakeNs, attrs: { name: string; kind: string; mtu: number; mac?: string; group?: number }): FakeLink {
   const mac = attrs.mac === undefined ? randomMac() : normalizeMac(attrs.mac, `linkAdd ${attrs.name}`);
   const group = checkGroup(attrs.group, `linkAdd ${attrs.name}`) ?? 0;
-  const link: FakeLink = { ns, index: ns.nextIndex++, name: attrs.name, kind: attrs.kind, mtu: attrs.mtu, mac, up: false, group };
+  const link: FakeLink = {
+    ns, index: ns.nextIndex++, name: attrs.name, kind: attrs.kind, mtu: attrs.mtu, mac, up: false, group, neighbours: new Map(), fdb: [],
+  };
   ns.links.set(link.name, link);
   addInterfaceSysctls(ns, link.name);
   return link;
@@ -69,6 +75,7 @@ export function linkInfo(link: FakeLink): LinkInfo {
   const info: LinkInfo = { index: link.index, name: link.name, kind: link.kind, mtu: link.mtu, mac: link.mac, up: link.up, group: link.group };
   if (link.master) info.master = link.master.name;
   if (link.multicastSnooping !== undefined) info.multicastSnooping = link.multicastSnooping;
+  if (link.vxlan) info.vxlan = { ...link.vxlan };
   return info;
 }
 
@@ -134,6 +141,13 @@ export function checkGroup(group: number | undefined, what: string): number | un
 
 export function checkMtu(mtu: number | undefined, what: string): void {
   if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) fail('EINVAL', what);
+}
+
+/** A MAC an entry may name (neighbour or FDB): any six octets, multicast and all-zeros included. */
+export function entryMac(mac: string, what: string): string {
+  const m = mac.toLowerCase();
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m)) fail('EINVAL', what);
+  return m;
 }
 
 export function normalizeMac(mac: string, what: string): string {

@@ -3,16 +3,17 @@
  * per-namespace indices), addresses, main-table routes and sysctls, with the kernel's side effects
  * (connected routes follow addresses on up links; going down drops routes and IPv6 addresses; deleting a
  * veth end deletes its peer) and the kernel's errno names. Every call is logged in `calls`.
- * It passes test/conformance/kernel.ts; what it does not model: IPv6 link-local addresses, neighbours,
+ * Permanent neighbour entries and VXLAN FDB entries are kept per link (what cnm programs).
+ * It passes test/conformance/kernel.ts; what it does not model: IPv6 link-local addresses, learned neighbours,
  * secondary-address promotion, carrier.
  */
 import { KernelError } from '../errors.js';
 import {
-  TOMBSTONE_GROUP, type AddressInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NetnsRef, type RouteInfo,
-  type RouteSpec,
+  FLOOD_MAC, TOMBSTONE_GROUP, type AddressInfo, type FdbEntry, type FdbInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec,
+  type NeighEntry, type NeighInfo, type NetnsRef, type RouteInfo, type RouteSpec, type VxlanInfo, type VxlanSpec,
 } from './types.js';
 import {
-  addConnectedRoute, addInterfaceSysctls, addLink, bridgeFor, checkGroup, checkMtu, checkName, covers, type FakeAddr, type FakeLink,
+  addConnectedRoute, addInterfaceSysctls, addLink, bridgeFor, checkGroup, checkMtu, checkName, covers, entryMac, type FakeAddr, type FakeLink,
   type FakeNs, fail, interfaceOfKey, linkInfo, mustLink, networkCidr, newNamespace, normalizeMac, parseDst,
   renameInterfaceSysctls, requireAddressWithPrefix, requireIp, sysctlAlias,
 } from './fake-model.js';
@@ -111,10 +112,11 @@ export class FakeKernel implements KernelOps {
       }
       case 'vxlan': {
         const port = spec.dstPort ?? 4789;
-        if (spec.vni < 0 || spec.vni >= 1 << 24) fail('ERANGE', what);
+        if (!Number.isInteger(spec.vni) || spec.vni < 0 || spec.vni >= 1 << 24) fail('ERANGE', what);
+        if (spec.local !== undefined) requireIp(spec.local, what);
         if (spec.dev !== undefined) lower = mustLink(ns, spec.dev, what);
-        mtu = spec.mtu ?? (lower ? lower.mtu - 50 : 1450);
-        if ([...ns.links.values()].some((l) => l.kind === 'vxlan' && l.vni === spec.vni && l.dstPort === port)) {
+        mtu = spec.mtu ?? (lower ? lower.mtu - (spec.local?.includes(":") ? 70 : 50) : 1500);
+        if ([...ns.links.values()].some((l) => l.kind === 'vxlan' && l.vxlan?.vni === spec.vni && l.vxlan.port === port)) {
           fail('EEXIST', what);
         }
         break;
@@ -129,7 +131,7 @@ export class FakeKernel implements KernelOps {
     }
     const link = addLink(home, { name: spec.name, kind: spec.kind, mtu, mac: spec.mac, group: spec.group });
     [link.lower, link.master] = [lower, master];
-    if (spec.kind === 'vxlan') [link.vni, link.dstPort] = [spec.vni, spec.dstPort ?? 4789];
+    if (spec.kind === 'vxlan') link.vxlan = vxlanInfo(spec);
     if (spec.kind === 'bridge') link.multicastSnooping = spec.multicastSnooping ?? true;
     if (spec.up) this.setUp(link, true);
   }
@@ -156,6 +158,7 @@ export class FakeKernel implements KernelOps {
       if ([...ns.links.values()].some((l) => l.index === link.index)) link.index = ns.nextIndex++;
       ns.links.set(name, link);
       addInterfaceSysctls(ns, name);
+      link.neighbours.clear(); // the kernel flushes a moved link's neighbour entries
     }
     if (mac !== undefined) link.mac = mac;
     if (change.mtu !== undefined) link.mtu = change.mtu;
@@ -188,7 +191,8 @@ export class FakeKernel implements KernelOps {
   async linkList(nsRef: NetnsRef): Promise<LinkInfo[]> {
     this.record('linkList', nsRef);
     const live = [...this.ns(nsRef).links.values()].filter((l) => l.group !== TOMBSTONE_GROUP);
-    return live.sort((a, b) => a.index - b.index).map(linkInfo);
+    // As the real kernels: the transmit checksum setting costs a query per link, so linkGet alone reports it.
+    return live.sort((a, b) => a.index - b.index).map(linkInfo).map((l) => (l.vxlan && delete l.vxlan.txChecksumOffload, l));
   }
 
   async addrAdd(nsRef: NetnsRef, ifname: string, cidr: string): Promise<void> {
@@ -293,8 +297,57 @@ export class FakeKernel implements KernelOps {
   }
 
   async neighDel(nsRef: NetnsRef, ifname: string, ip: string): Promise<void> {
-    // The fake keeps no neighbour table: nothing is ever cached, so there is nothing to forget.
+    // The fake keeps permanent entries only: nothing is ever learned, so only those can be forgotten.
     this.record('neighDel', nsRef, ifname, ip);
+    const canonical = formatIp(requireIp(ip, `neighDel ${ifname} ${ip}`));
+    this.ns(nsRef).links.get(ifname)?.neighbours.delete(canonical);
+  }
+
+  async neighReplace(nsRef: NetnsRef, entry: NeighEntry): Promise<void> {
+    this.record('neighReplace', nsRef, entry);
+    const what = `neighReplace ${entry.ifname} ${entry.ip}`;
+    const ip = formatIp(requireIp(entry.ip, what));
+    const mac = entryMac(entry.mac, what);
+    mustLink(this.ns(nsRef), entry.ifname, what).neighbours.set(ip, mac);
+  }
+
+  async neighList(nsRef: NetnsRef, ifname: string): Promise<NeighInfo[]> {
+    this.record('neighList', nsRef, ifname);
+    const link = mustLink(this.ns(nsRef), ifname, `neighList ${ifname}`);
+    return [...link.neighbours].map(([ip, mac]) => ({ ifname, ip, mac, permanent: true }));
+  }
+
+  async fdbAdd(nsRef: NetnsRef, entry: FdbEntry): Promise<void> {
+    this.record('fdbAdd', nsRef, entry);
+    const { link, mac, dst } = this.fdbTarget(nsRef, entry, `fdbAdd ${entry.ifname} ${entry.mac} ${entry.dst}`);
+    if (mac === FLOOD_MAC) {
+      if (!link.fdb.some((e) => e.mac === mac && e.dst === dst)) link.fdb.push({ mac, dst });
+      return;
+    }
+    const existing = link.fdb.find((e) => e.mac === mac);
+    if (existing) existing.dst = dst;
+    else link.fdb.push({ mac, dst });
+  }
+
+  async fdbDel(nsRef: NetnsRef, entry: FdbEntry): Promise<void> {
+    this.record('fdbDel', nsRef, entry);
+    const what = `fdbDel ${entry.ifname} ${entry.mac} ${entry.dst}`;
+    const [mac, dst] = [entryMac(entry.mac, what), formatIp(requireIp(entry.dst, what))];
+    const link = this.ns(nsRef).links.get(entry.ifname);
+    if (link) link.fdb = link.fdb.filter((e) => !(e.mac === mac && e.dst === dst));
+  }
+
+  async fdbList(nsRef: NetnsRef, ifname: string): Promise<FdbInfo[]> {
+    this.record('fdbList', nsRef, ifname);
+    const link = mustLink(this.ns(nsRef), ifname, `fdbList ${ifname}`);
+    return link.fdb.map((e) => ({ ifname, mac: e.mac, dst: e.dst, permanent: true }));
+  }
+
+  private fdbTarget(nsRef: NetnsRef, entry: FdbEntry, what: string): { link: FakeLink; mac: string; dst: string } {
+    const [mac, dst] = [entryMac(entry.mac, what), formatIp(requireIp(entry.dst, what))];
+    const link = mustLink(this.ns(nsRef), entry.ifname, what);
+    if (link.kind !== 'vxlan') fail('EOPNOTSUPP', what);
+    return { link, mac, dst };
   }
 
   async sysctlGet(nsRef: NetnsRef, key: string): Promise<string> {
@@ -368,4 +421,13 @@ export class FakeKernel implements KernelOps {
     const stillCovered = ns.addrs.some((a) => a.link === addr.link && a.prefix === addr.prefix && networkCidr(a.ip, a.prefix) === net);
     if (!stillCovered) ns.routes = ns.routes.filter((r) => !(r.protocol === 'kernel' && r.dev === addr.link.name && r.dst === net));
   }
+}
+
+function vxlanInfo(spec: VxlanSpec): VxlanInfo {
+  const info: VxlanInfo = {
+    vni: spec.vni, port: spec.dstPort ?? 4789, learning: spec.learning ?? false, arpProxy: spec.arpProxy ?? false,
+    ttl: spec.ttl ?? 0, udpChecksum: spec.udpChecksum ?? false, txChecksumOffload: spec.txChecksumOffload ?? true,
+  };
+  if (spec.local !== undefined) info.local = formatIp(requireIp(spec.local, `linkAdd ${spec.name}`));
+  return info;
 }

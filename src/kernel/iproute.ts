@@ -7,13 +7,15 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { KernelError } from '../errors.js';
+import { parseIp } from '../util/ip.js';
 import {
   adoptNetnsAt, createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, netnsIdentityAt, removePinPlaceholder,
 } from './netns-file.js';
 import { ThreadNamespace } from './netns.js';
 import {
-  TOMBSTONE_GROUP,
-  type AddressInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NetnsRef, type RouteInfo, type RouteSpec,
+  FLOOD_MAC, TOMBSTONE_GROUP,
+  type AddressInfo, type FdbEntry, type FdbInfo, type KernelOps, type LinkChange, type LinkInfo, type LinkSpec, type NeighEntry,
+  type NeighInfo, type NetnsRef, type RouteInfo, type RouteSpec, type VxlanInfo,
 } from './types.js';
 
 export interface IprouteKernelOptions {
@@ -76,6 +78,7 @@ export class IprouteKernel implements KernelOps {
     const args = ['link', 'add', 'name', spec.name, ...attrArgs(spec)];
     let home = ns;
     let deferred: LinkChange | undefined;
+    let deferredStep: (() => Promise<void>) | undefined;
     switch (spec.kind) {
       case 'bridge':
         args.push(...masterArg(spec.master), ...upArg(spec.up), 'type', 'bridge');
@@ -105,7 +108,12 @@ export class IprouteKernel implements KernelOps {
         args.push('dstport', String(spec.dstPort ?? 4789));
         if (spec.local !== undefined) args.push('local', spec.local);
         if (spec.dev !== undefined) args.push('dev', spec.dev);
-        args.push(spec.learning ? 'learning' : 'nolearning');
+        args.push(spec.learning ? 'learning' : 'nolearning', spec.arpProxy ? 'proxy' : 'noproxy', 'nol2miss', 'nol3miss');
+        args.push('ttl', String(spec.ttl ?? 0), spec.udpChecksum ? 'udpcsum' : 'noudpcsum');
+        if (spec.txChecksumOffload !== undefined) {
+          const tx = spec.txChecksumOffload ? 'on' : 'off';
+          deferredStep = () => this.exec(ns, ['ethtool', '-K', spec.name, 'tx', tx], what).then(() => undefined);
+        }
         break;
       case 'macvlan':
         if (spec.netns !== undefined) {
@@ -121,7 +129,11 @@ export class IprouteKernel implements KernelOps {
     }
     await this.ip(ns, args, what);
     if (deferred) {
-      await this.linkSet(home, spec.name, deferred).catch(async (err: unknown) => {
+      const change = deferred;
+      deferredStep = () => this.linkSet(home, spec.name, change);
+    }
+    if (deferredStep) {
+      await deferredStep().catch(async (err: unknown) => {
         await this.linkDel(home, spec.name).catch(() => undefined);
         throw err;
       });
@@ -162,7 +174,12 @@ export class IprouteKernel implements KernelOps {
     try {
       // -N: the group as a number, not a name from /etc/iproute2/group.
       const out = await this.ip(ns, ['-N', '-d', '-json', 'link', 'show', 'dev', name], `linkGet ${name}`);
-      return parseLinks(out).find((l) => l.group !== TOMBSTONE_GROUP);
+      const link = parseLinks(out).find((l) => l.group !== TOMBSTONE_GROUP);
+      if (link?.vxlan) {
+        const features = await this.exec(ns, ['ethtool', '-k', name], `linkGet ${name}`);
+        link.vxlan.txChecksumOffload = /^tx-checksumming: on/m.test(features);
+      }
+      return link;
     } catch (err) {
       if (err instanceof KernelError && err.errno === 'ENODEV') return undefined;
       throw err;
@@ -211,6 +228,39 @@ export class IprouteKernel implements KernelOps {
 
   async neighDel(ns: NetnsRef, ifname: string, ip: string): Promise<void> {
     await this.ip(ns, ['neigh', 'del', ip, 'dev', ifname], `neighDel ${ifname} ${ip}`).catch(ignore('ENOENT', 'ENODEV', 'ESRCH'));
+  }
+
+  async neighReplace(ns: NetnsRef, entry: NeighEntry): Promise<void> {
+    checkEntry(entry.ip, entry.mac, `neighReplace ${entry.ifname} ${entry.ip}`);
+    const args = ['neigh', 'replace', entry.ip, 'lladdr', entry.mac, 'dev', entry.ifname, 'nud', 'permanent'];
+    await this.ip(ns, args, `neighReplace ${entry.ifname} ${entry.ip}`);
+  }
+
+  async neighList(ns: NetnsRef, ifname: string): Promise<NeighInfo[]> {
+    const out = await this.ip(ns, ['-json', 'neigh', 'show', 'dev', ifname], `neighList ${ifname}`);
+    return (JSON.parse(out || '[]') as IpNeighJson[])
+      .filter((n) => n.lladdr !== undefined)
+      .map((n) => ({ ifname, ip: n.dst, mac: n.lladdr!, permanent: (n.state ?? []).includes('PERMANENT') }));
+  }
+
+  async fdbAdd(ns: NetnsRef, entry: FdbEntry): Promise<void> {
+    checkEntry(entry.dst, entry.mac, `fdbAdd ${entry.ifname} ${entry.mac} ${entry.dst}`);
+    // The flood list holds several destinations (append); a unicast MAC has one (replace).
+    const verb = entry.mac.toLowerCase() === FLOOD_MAC ? 'append' : 'replace';
+    const args = ['fdb', verb, entry.mac, 'dev', entry.ifname, 'dst', entry.dst, 'self', 'permanent'];
+    await this.exec(ns, ['bridge', ...args], `fdbAdd ${entry.ifname} ${entry.mac} ${entry.dst}`);
+  }
+
+  async fdbDel(ns: NetnsRef, entry: FdbEntry): Promise<void> {
+    const args = ['bridge', 'fdb', 'del', entry.mac, 'dev', entry.ifname, 'dst', entry.dst, 'self'];
+    await this.exec(ns, args, `fdbDel ${entry.ifname} ${entry.mac} ${entry.dst}`).catch(ignore('ENOENT', 'ENODEV', 'ESRCH'));
+  }
+
+  async fdbList(ns: NetnsRef, ifname: string): Promise<FdbInfo[]> {
+    const out = await this.exec(ns, ['bridge', '-json', 'fdb', 'show', 'dev', ifname], `fdbList ${ifname}`);
+    return (JSON.parse(out || '[]') as BridgeFdbJson[])
+      .filter((e) => e.dst !== undefined && (e.flags ?? []).includes('self'))
+      .map((e) => ({ ifname, mac: e.mac, dst: e.dst!, permanent: e.state === 'permanent' }));
   }
 
   async sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void> {
@@ -281,7 +331,32 @@ interface IpLinkJson {
   flags?: string[];
   master?: string;
   group?: string;
-  linkinfo?: { info_kind?: string; info_data?: { mcast_snooping?: number } };
+  linkinfo?: { info_kind?: string; info_data?: IpLinkInfoData };
+}
+
+interface IpLinkInfoData {
+  mcast_snooping?: number;
+  id?: number;
+  local?: string;
+  local6?: string;
+  port?: number;
+  learning?: boolean;
+  proxy?: boolean;
+  ttl?: number | string;
+  udp_csum?: boolean;
+}
+
+interface IpNeighJson {
+  dst: string;
+  lladdr?: string;
+  state?: string[];
+}
+
+interface BridgeFdbJson {
+  mac: string;
+  dst?: string;
+  flags?: string[];
+  state?: string;
 }
 
 interface IpAddrJson {
@@ -307,8 +382,21 @@ function parseLinks(out: string): LinkInfo[] {
     if (l.master !== undefined) info.master = l.master;
     const snooping = l.linkinfo?.info_data?.mcast_snooping;
     if (info.kind === 'bridge' && snooping !== undefined) info.multicastSnooping = snooping !== 0;
+    const data = l.linkinfo?.info_data;
+    if (info.kind === 'vxlan' && data) info.vxlan = parseVxlan(data);
     return info;
   });
+}
+
+function parseVxlan(d: IpLinkInfoData): VxlanInfo {
+  const vxlan: VxlanInfo = {
+    vni: d.id ?? 0, port: d.port ?? 0, learning: d.learning ?? false, arpProxy: d.proxy ?? false,
+    // ip prints a TTL of 0 as "auto" in text and may in JSON too.
+    ttl: typeof d.ttl === 'number' ? d.ttl : 0, udpChecksum: d.udp_csum ?? false,
+  };
+  const local = d.local ?? d.local6;
+  if (local !== undefined) vxlan.local = local;
+  return vxlan;
 }
 
 function parseRoute(r: IpRouteJson, family: 4 | 6): RouteInfo {
@@ -321,6 +409,12 @@ function parseRoute(r: IpRouteJson, family: 4 | 6): RouteInfo {
   if (r.gateway !== undefined) route.via = r.gateway;
   if (r.dev !== undefined) route.dev = r.dev;
   return route;
+}
+
+/** ip(8) reads "10.77.0" as 10.77.0.0 (inet_aton): check addresses and MACs as the netlink kernel does. */
+function checkEntry(ip: string, mac: string, what: string): void {
+  if (!parseIp(ip)) throw new KernelError(`${what}: invalid address ${ip}`, 'EINVAL');
+  if (!/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw new KernelError(`${what}: invalid MAC address ${mac}`, 'EINVAL');
 }
 
 function attrArgs(attrs: { mac?: string; mtu?: number; group?: number }): string[] {
@@ -380,6 +474,7 @@ const messageNames: Array<[RegExp, string]> = [
   [/Address not found/i, 'EADDRNOTAVAIL'],
   [/already assigned|already exists/i, 'EEXIST'],
   [/Invalid "netns" value/, 'ENOENT'],
+  [/Invalid mac address/i, 'EINVAL'],
   [/not mounted/, 'EINVAL'],
   [/^Error: |mtu (less|greater) than device|is immutable|Invalid prefix/m, 'EINVAL'],
 ];

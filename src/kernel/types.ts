@@ -93,15 +93,32 @@ export interface VethSpec extends LinkAttrs {
 
 export interface VxlanSpec extends LinkAttrs {
   kind: 'vxlan';
+  /** VXLAN network identifier, 0..2^24-1. */
   vni: number;
   /** UDP port, default 4789. */
   dstPort?: number;
-  /** Local underlay address. */
+  /** Local underlay address (the advertise address): the outer source of every packet. */
   local?: string;
   /** Underlay device name. */
   dev?: string;
   /** MAC learning; overlay programs FDB entries instead, so default false. */
   learning?: boolean;
+  /**
+   * Answer ARP / neighbour solicitations arriving from the bridge out of the device's own neighbour table
+   * (IFLA_VXLAN_PROXY, moby's `Proxy: true`): with peers programmed up front, no broadcast crosses the
+   * underlay. Default false. L2/L3 miss notifications are always off (Docker dropped them in 2018).
+   */
+  arpProxy?: boolean;
+  /** TTL of the outer packets; undefined or 0 = inherit the route's default. */
+  ttl?: number;
+  /** UDP checksum on outer IPv4 packets (IFLA_VXLAN_UDP_CSUM); default off, as the kernel. */
+  udpChecksum?: boolean;
+  /**
+   * Transmit checksum offload of the device (ethtool's `tx`); false turns it off, which avoids a known
+   * kernel stall of VXLAN with offloaded checksums (flannel, Calico and Docker users met it). Default:
+   * the kernel's (on).
+   */
+  txChecksumOffload?: boolean;
 }
 
 export interface MacvlanSpec extends LinkAttrs {
@@ -130,6 +147,23 @@ export interface LinkInfo {
   multicastSnooping?: boolean;
   /** Interface group (IFLA_GROUP; 0 = "default"). */
   group: number;
+  /** VXLAN links only: what the kernel holds for the tunnel. */
+  vxlan?: VxlanInfo;
+}
+
+export interface VxlanInfo {
+  vni: number;
+  /** Local underlay address, when one is set. */
+  local?: string;
+  /** UDP destination port. */
+  port: number;
+  learning: boolean;
+  arpProxy: boolean;
+  /** 0 = inherit. */
+  ttl: number;
+  udpChecksum: boolean;
+  /** Transmit checksum offload; reported by linkGet only (linkList leaves it out: one more query per link). */
+  txChecksumOffload?: boolean;
 }
 
 export interface LinkChange {
@@ -174,6 +208,41 @@ export interface RouteInfo extends RouteSpec {
   /** "link", "host", "universe". */
   scope?: string;
 }
+
+/**
+ * A forwarding entry of a VXLAN device (`bridge fdb ... dev VXLAN dst IP self permanent`): frames to `mac`
+ * go in a tunnel to the underlay address `dst`. The all-zeros MAC is the flood entry: broadcast and
+ * unknown-unicast frames go to every `dst` listed under it.
+ */
+export interface FdbEntry {
+  /** The VXLAN device. */
+  ifname: string;
+  /** "02:42:0a:00:00:02"; "00:00:00:00:00:00" for the flood list. */
+  mac: string;
+  /** Underlay address of the remote VTEP. */
+  dst: string;
+}
+
+export interface FdbInfo extends FdbEntry {
+  /** NUD_PERMANENT (programmed) rather than learned. */
+  permanent: boolean;
+}
+
+/** A neighbour (ARP / NDP) entry: `ip` is at `mac` on `ifname`. */
+export interface NeighEntry {
+  ifname: string;
+  /** IPv4 or IPv6 address. */
+  ip: string;
+  mac: string;
+}
+
+export interface NeighInfo extends NeighEntry {
+  /** NUD_PERMANENT (programmed) rather than resolved by ARP / NDP. */
+  permanent: boolean;
+}
+
+/** The all-zeros MAC of a VXLAN device's flood list. */
+export const FLOOD_MAC = '00:00:00:00:00:00';
 
 export interface KernelOps {
   /** Create a new network namespace pinned (bind-mounted) at `path`, with loopback up. */
@@ -220,6 +289,20 @@ export interface KernelOps {
    * asks again instead of going to a MAC that has left. Idempotent (missing entry or link: nothing to do).
    */
   neighDel(ns: NetnsRef, ifname: string, ip: string): Promise<void>;
+  /** Add a permanent neighbour entry, or replace what the table holds for that address on that link. */
+  neighReplace(ns: NetnsRef, entry: NeighEntry): Promise<void>;
+  /** Neighbour entries of both families on `ifname` (ENODEV when the link is missing), with a MAC. */
+  neighList(ns: NetnsRef, ifname: string): Promise<NeighInfo[]>;
+
+  /**
+   * Add a permanent FDB entry to a VXLAN device. A unicast MAC has one destination: an existing entry is
+   * replaced. The all-zeros MAC (FLOOD_MAC) holds a list: `dst` is appended (present already: nothing to do).
+   */
+  fdbAdd(ns: NetnsRef, entry: FdbEntry): Promise<void>;
+  /** Remove one destination of one MAC. Idempotent. */
+  fdbDel(ns: NetnsRef, entry: FdbEntry): Promise<void>;
+  /** The device's own (`self`) entries that have a destination, one per (MAC, dst). ENODEV when missing. */
+  fdbList(ns: NetnsRef, ifname: string): Promise<FdbInfo[]>;
 
   /** key as sysctl(8) names it: "net.ipv4.ip_forward", "net.ipv6.conf.eth0.disable_ipv6". */
   sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void>;

@@ -15,6 +15,7 @@ import { createTestNetns, deleteTestNetns, netnsPath } from '../helpers/netns.js
 import { adoptionCases } from './kernel-adopt.js';
 import { addressingCases } from './kernel-addressing.js';
 import { namespaceAndLinkCases } from './kernel-links.js';
+import { overlayCases } from './kernel-overlay.js';
 import { ownershipCases } from './kernel-ownership.js';
 import { caseRunner, type KernelFixture } from './kernel-support.js';
 
@@ -29,6 +30,7 @@ export function kernelConformance(label: string, setup: () => Promise<KernelFixt
     addressingCases(runner);
     adoptionCases(runner);
     ownershipCases(runner);
+    overlayCases(runner);
   });
 }
 

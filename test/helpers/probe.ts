@@ -125,3 +125,26 @@ export async function assertReachedThenBlocked(
   reached(await probe(allowed), `${message}: the allowed path ${allowed}`);
   blocked(await probe(denied), `${message}: the denied path ${denied}`, how);
 }
+
+export type DfPingResult =
+  | { outcome: 'reached' }
+  | { outcome: 'blocked'; how: 'too-big'; where: 'local' | 'path'; mtu: number }
+  | { outcome: 'blocked'; how: 'timeout' };
+
+/**
+ * One ICMP echo of exactly `packetBytes` bytes (IP header included) with Don't Fragment set. 'too-big'
+ * says who refused it: the sender's own stack ('local', the link or a cached path MTU) or a router /
+ * tunnel on the way ('path', an ICMP "Frag needed"), with the MTU it named.
+ */
+export async function pingDf(run: CommandRunner, address: string, packetBytes: number): Promise<DfPingResult> {
+  const r = await run(['ping', '-c1', '-W1', '-M', 'do', '-s', String(packetBytes - 28), address]);
+  if (r.code === 0 && /1 received/.test(r.stdout)) return { outcome: 'reached' };
+  if (r.code === 1 && /1 packets transmitted, 0 received/.test(r.stdout)) {
+    const local = /local error: message too long, mtu=(\d+)/.exec(r.stderr + r.stdout);
+    if (local) return { outcome: 'blocked', how: 'too-big', where: 'local', mtu: Number(local[1]) };
+    const path = /Frag needed and DF set \(mtu = (\d+)\)/.exec(r.stdout);
+    if (path) return { outcome: 'blocked', how: 'too-big', where: 'path', mtu: Number(path[1]) };
+    if (!/errors/.test(r.stdout)) return { outcome: 'blocked', how: 'timeout' };
+  }
+  throw new ProbeCouldNotRun(`ping -M do ${packetBytes} bytes to ${address}`, r);
+}

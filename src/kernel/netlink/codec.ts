@@ -27,16 +27,24 @@ export const RTM = {
   NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19,
   NEWADDR: 20, DELADDR: 21, GETADDR: 22,
   NEWROUTE: 24, DELROUTE: 25, GETROUTE: 26,
-  DELNEIGH: 29,
+  NEWNEIGH: 28, DELNEIGH: 29, GETNEIGH: 30,
 } as const;
 
 export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+/** linux/neighbour.h NUD_* states and NTF_* flags. */
+export const NUD_PERMANENT = 0x80;
+export const NTF_SELF = 0x02;
+export const NLM_F_APPEND = 0x800;
+export const AF_BRIDGE = 7;
 
 /** struct ndmsg: family, padding, ifindex, state, flags, type. */
-export function ndmsg(family: number, index: number): Buffer {
+export function ndmsg(family: number, index: number, state = 0, flags = 0): Buffer {
   const b = Buffer.alloc(12);
   b.writeUInt8(family, 0);
   b.writeInt32LE(index, 4);
+  b.writeUInt16LE(state, 8);
+  b.writeUInt8(flags, 10);
   return b;
 }
 
@@ -53,7 +61,10 @@ export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
 export const IFLA_MACVLAN_MODE = 1;
 export const IFLA_BR_MCAST_SNOOPING = 23;
-export const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
+/** linux/if_link.h IFLA_VXLAN_*. */
+export const IFLA_VXLAN = {
+  ID: 1, LINK: 3, LOCAL: 4, TTL: 5, LEARNING: 7, PROXY: 11, L2MISS: 13, L3MISS: 14, PORT: 15, LOCAL6: 17, UDP_CSUM: 18,
+} as const;
 export const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3 } as const;
 export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
 export const NLMSGERR_ATTR_MSG = 1;

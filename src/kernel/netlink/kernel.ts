@@ -15,10 +15,11 @@ import {
   adoptNetnsAt, createPinPlaceholder, isNetnsFile, MAX_STACKED_PINS, netnsIdentityAt, removePinPlaceholder,
 } from '../netns-file.js';
 import {
-  type AddressInfo, type KernelOps, type LinkChange, type LinkDeleteOptions, type LinkInfo, type LinkSpec, type NetnsRef,
-  type RouteInfo,
-  type RouteSpec,
+  type AddressInfo, type FdbEntry, type FdbInfo, type KernelOps, type LinkChange, type LinkDeleteOptions, type LinkInfo, type LinkSpec,
+  type NeighEntry, type NeighInfo, type NetnsRef, type RouteInfo, type RouteSpec,
 } from '../types.js';
+import { fdbAddAt, fdbDelAt, fdbListAt, neighListAt, neighReplaceAt } from './neighbours.js';
+import { getTxChecksum, setTxChecksum } from './ethtool.js';
 import {
   attr, IFLA, NDA_DST, ndmsg, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM, stringAttr, u32Attr,
 } from './codec.js';
@@ -145,6 +146,9 @@ export class NetlinkKernel implements KernelOps {
     } else if (spec.kind === 'macvlan' && spec.netns !== undefined && (spec.master !== undefined || spec.up)) {
       const home = spec.netns;
       second = () => this.linkSet(home, spec.name, { master: spec.master, up: spec.up });
+    } else if (spec.kind === 'vxlan' && spec.txChecksumOffload !== undefined) {
+      const on = spec.txChecksumOffload;
+      second = async () => this.inNamespace(ns, what, () => setTxChecksum(this.libc, spec.name, on, what));
     }
     if (second) {
       await second().catch(async (err: unknown) => {
@@ -211,11 +215,13 @@ export class NetlinkKernel implements KernelOps {
 
   async linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined> {
     const what = `linkGet ${name}`;
-    return this.withSocket(ns, what, (s) => {
+    const link = this.withSocket(ns, what, (s) => {
       const raw = getLink(s, name, what);
       if (!raw) return undefined;
       return withMasterName(raw, (index) => getLinkByIndex(s, index, what)?.name);
     });
+    if (link?.vxlan) link.vxlan.txChecksumOffload = this.inNamespace(ns, what, () => getTxChecksum(this.libc, name, what));
+    return link;
   }
 
   async linkList(ns: NetnsRef): Promise<LinkInfo[]> {
@@ -308,6 +314,31 @@ export class NetlinkKernel implements KernelOps {
         if (!(err instanceof KernelError && ['ENOENT', 'ENODEV', 'ESRCH'].includes(err.errno ?? ''))) throw err;
       }
     });
+  }
+
+  async neighReplace(ns: NetnsRef, entry: NeighEntry): Promise<void> {
+    const what = `neighReplace ${entry.ifname} ${entry.ip}`;
+    this.withSocket(ns, what, (s) => neighReplaceAt(s, entry, what));
+  }
+
+  async neighList(ns: NetnsRef, ifname: string): Promise<NeighInfo[]> {
+    const what = `neighList ${ifname}`;
+    return this.withSocket(ns, what, (s) => neighListAt(s, ifname, what));
+  }
+
+  async fdbAdd(ns: NetnsRef, entry: FdbEntry): Promise<void> {
+    const what = `fdbAdd ${entry.ifname} ${entry.mac} ${entry.dst}`;
+    this.withSocket(ns, what, (s) => fdbAddAt(s, entry, what));
+  }
+
+  async fdbDel(ns: NetnsRef, entry: FdbEntry): Promise<void> {
+    const what = `fdbDel ${entry.ifname} ${entry.mac} ${entry.dst}`;
+    this.withSocket(ns, what, (s) => fdbDelAt(s, entry, what));
+  }
+
+  async fdbList(ns: NetnsRef, ifname: string): Promise<FdbInfo[]> {
+    const what = `fdbList ${ifname}`;
+    return this.withSocket(ns, what, (s) => fdbListAt(s, ifname, what));
   }
 
   async sysctlSet(ns: NetnsRef, key: string, value: string): Promise<void> {

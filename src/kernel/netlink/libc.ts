@@ -4,7 +4,7 @@
  * sockets and the libnftables runner; this file adds the socket calls on top of that one binding.
  */
 import koffi from 'koffi';
-import { loadNetnsLibc, type NetnsLibc } from '../netns.js';
+import { lastErrno, loadNetnsLibc, type NetnsLibc } from '../netns.js';
 
 export {
   CLONE_NEWNET, closeQuietly, errnoName, lastErrno, libcError, openNamespaceFile, ThreadNamespace,
@@ -22,7 +22,17 @@ export interface Libc extends NetnsLibc {
   bind(fd: number, address: Buffer, length: number): number;
   /** poll(2) on a libuv pool thread: waits for a socket to become readable without blocking the event loop. */
   pollAsync(fds: Buffer, count: number, timeoutMs: number): Promise<number>;
+  /**
+   * One SIOCETHTOOL request carrying a struct ethtool_value {cmd, data} for `ifname`, on `fd` (any socket
+   * of the link's namespace). Returns ioctl's result and the data the kernel left.
+   */
+  ethtoolValue(fd: number, ifname: string, cmd: number, data: number): { rc: number; data: number; errno?: string };
 }
+
+const SIOCETHTOOL = 0x8946;
+/** struct ifreq on 64-bit Linux: a 16-byte name, then a union whose ifr_data pointer comes first. */
+const IFREQ_SIZE = 40;
+const IFREQ_DATA_OFFSET = 16;
 
 type AsyncCapable = ((...args: unknown[]) => unknown) & {
   async: (...args: unknown[]) => void;
@@ -38,6 +48,8 @@ export function loadLibc(): Libc {
   const send = lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)') as AsyncCapable;
   const recv = lib.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)') as AsyncCapable;
   const poll = lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)') as AsyncCapable;
+  const ioctlArg = lib.func('int ioctl(int fd, unsigned long request, _Inout_ void *arg)');
+  const ethtoolValueType = koffi.array('uint32_t', 2);
   return {
     ...loadNetnsLibc(),
     sendAsync: promisifyAsync(send),
@@ -49,5 +61,20 @@ export function loadLibc(): Libc {
     send: send as Libc['send'],
     recv: recv as Libc['recv'],
     close: lib.func('int close(int fd)'),
+    ethtoolValue(fd, ifname, cmd, data) {
+      // ifr_data must point at the ethtool_value: memory koffi owns has an address to put there.
+      const value = koffi.alloc('uint32_t', 2);
+      try {
+        koffi.encode(value, ethtoolValueType, [cmd, data]);
+        const ifreq = Buffer.alloc(IFREQ_SIZE);
+        ifreq.write(ifname, 0, 15, 'utf8');
+        ifreq.writeBigUInt64LE(BigInt(koffi.address(value)), IFREQ_DATA_OFFSET);
+        const rc = ioctlArg(fd, SIOCETHTOOL, ifreq) as number;
+        const errno = rc === 0 ? undefined : lastErrno();
+        return { rc, data: (koffi.decode(value, ethtoolValueType) as number[])[1]!, errno };
+      } finally {
+        koffi.free(value);
+      }
+    },
   };
 }

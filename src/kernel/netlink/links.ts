@@ -1,7 +1,7 @@
 /** Link messages: LinkSpec / LinkChange → RTM_NEWLINK bodies, RTM_NEWLINK replies → LinkInfo. */
 import { KernelError } from '../../errors.js';
-import { ipToBytes, parseIp } from '../../util/ip.js';
-import { TOMBSTONE_GROUP, type LinkInfo, type LinkSpec, type MacvlanSpec, type VxlanSpec } from '../types.js';
+import { formatIp, ipFromBytes, ipToBytes, parseIp } from '../../util/ip.js';
+import { TOMBSTONE_GROUP, type LinkInfo, type LinkSpec, type MacvlanSpec, type VxlanInfo, type VxlanSpec } from '../types.js';
 import {
   AF_UNSPEC, attr, be16Attr, formatMac, IFF_UP, IFLA, IFLA_BR_MCAST_SNOOPING, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
   ifinfomsg, nested, type NetlinkMessage, parseAttrs, parseMac, readString, readU32, stringAttr, u32Attr, u8Attr,
@@ -86,10 +86,16 @@ function kindData(spec: LinkSpec, ctx: LinkCreateContext, what: string): Buffer[
 }
 
 function vxlanData(spec: VxlanSpec, ctx: LinkCreateContext, what: string): Buffer[] {
+  if (!Number.isInteger(spec.vni) || spec.vni < 0 || spec.vni >= 1 << 24) throw new KernelError(`${what}: invalid VNI ${spec.vni}`, 'ERANGE');
   const data = [
     u32Attr(IFLA_VXLAN.ID, spec.vni),
     be16Attr(IFLA_VXLAN.PORT, spec.dstPort ?? 4789),
     u8Attr(IFLA_VXLAN.LEARNING, spec.learning ? 1 : 0),
+    u8Attr(IFLA_VXLAN.PROXY, spec.arpProxy ? 1 : 0),
+    u8Attr(IFLA_VXLAN.L2MISS, 0),
+    u8Attr(IFLA_VXLAN.L3MISS, 0),
+    u8Attr(IFLA_VXLAN.TTL, spec.ttl ?? 0),
+    u8Attr(IFLA_VXLAN.UDP_CSUM, spec.udpChecksum ? 1 : 0),
   ];
   if (spec.local !== undefined) {
     const local = parseIp(spec.local);
@@ -98,6 +104,28 @@ function vxlanData(spec: VxlanSpec, ctx: LinkCreateContext, what: string): Buffe
   }
   if (ctx.lowerIndex !== undefined) data.push(u32Attr(IFLA_VXLAN.LINK, ctx.lowerIndex));
   return data;
+}
+
+function u8Of(attrs: Map<number, Buffer>, type: number): number {
+  const value = attrs.get(type);
+  return value !== undefined && value.length >= 1 ? value[0]! : 0;
+}
+
+function decodeVxlan(data: Buffer): VxlanInfo {
+  const attrs = parseAttrs(data);
+  const port = attrs.get(IFLA_VXLAN.PORT);
+  const info: VxlanInfo = {
+    vni: readU32(attrs.get(IFLA_VXLAN.ID)) ?? 0,
+    port: port !== undefined && port.length >= 2 ? port.readUInt16BE(0) : 0,
+    learning: u8Of(attrs, IFLA_VXLAN.LEARNING) !== 0,
+    arpProxy: u8Of(attrs, IFLA_VXLAN.PROXY) !== 0,
+    ttl: u8Of(attrs, IFLA_VXLAN.TTL),
+    udpChecksum: u8Of(attrs, IFLA_VXLAN.UDP_CSUM) !== 0,
+  };
+  const localBytes = attrs.get(IFLA_VXLAN.LOCAL) ?? attrs.get(IFLA_VXLAN.LOCAL6);
+  const local = localBytes && ipFromBytes(localBytes);
+  if (local) info.local = formatIp(local);
+  return info;
 }
 
 /** A link as the kernel reported it, before master indexes are turned into names. */
@@ -127,6 +155,7 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
     retired: false,
   };
   const data = info?.get(IFLA_INFO_DATA);
+  if (link.kind === 'vxlan' && data) link.vxlan = decodeVxlan(data);
   if (link.kind === 'bridge' && data) {
     const snooping = parseAttrs(data).get(IFLA_BR_MCAST_SNOOPING);
     if (snooping !== undefined && snooping.length >= 1) link.multicastSnooping = snooping[0] !== 0;
