@@ -10,6 +10,7 @@ import { errorMessage, TeardownErrors } from '../errors.js';
 import { DEFAULT_OWNER_GROUP } from '../kernel/types.js';
 import type { FirewallNetwork } from '../firewall/types.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
+import { attachmentClaims, toHandoffEndpoint } from './attachments.js';
 import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
@@ -63,6 +64,14 @@ async function loadState(ctx: Ctx, persisted: PersistedState, report: ReconcileR
       report.staleRecordsRemoved++;
     }
   }
+  for (const att of persisted.attachments) {
+    const net = ctx.state.networks.get(att.networkId);
+    if (net) ctx.state.attachments.set(att.id, att);
+    else {
+      await ctx.repo.deleteAttachment(att, []);
+      report.staleRecordsRemoved++;
+    }
+  }
   for (const ep of persisted.endpoints) {
     const net = ctx.state.networks.get(ep.networkId);
     if (net && ctx.state.sandboxes.has(ep.sandboxId)) {
@@ -89,7 +98,11 @@ function restoreIpam(ctx: Ctx): void {
     if (net.configOnly) continue;
     const eps = ctx.state.endpointsOfNetwork(net.id);
     for (const pool of net.ipam.pools) {
-      const addresses = [...eps.flatMap((ep) => claimsOf(net, ep)), ...ctx.state.servicesOfNetwork(net.id).flatMap(vipClaims)]
+      const addresses = [
+        ...eps.flatMap((ep) => claimsOf(net, ep)),
+        ...ctx.state.servicesOfNetwork(net.id).flatMap(vipClaims),
+        ...ctx.state.attachmentsOfNetwork(net.id).flatMap((att) => attachmentClaims(net, att)),
+      ]
         .filter((c) => c.poolId === pool.id)
         .map((c) => c.address);
       ctx.ipam.restorePool(pool, addresses);
@@ -242,9 +255,11 @@ async function removeLeakedLinks(ctx: Ctx, report: ReconcileReport): Promise<voi
     const nets = [...ctx.state.networks.values()].filter((n) => n.driver === driver.name && !n.configOnly);
     const eps = nets.flatMap((n) => {
       const rt = runtimeOf(ctx, n);
-      return ctx.state
-        .endpointsOfNetwork(n.id)
-        .map((ep) => toDriverEndpoint(ep, rt.driver.parseEndpointOptions(ep.driverOpts)));
+      return [
+        ...ctx.state.endpointsOfNetwork(n.id).map((ep) => toDriverEndpoint(ep, rt.driver.parseEndpointOptions(ep.driverOpts))),
+        // The runtime (Docker) holds these containers' interfaces; their host ends are ours and stay.
+        ...ctx.state.attachmentsOfNetwork(n.id).filter((att) => att.joined).map((att) => toHandoffEndpoint(att, rt)),
+      ];
     });
     driver.ownedLinks(nets.map((n) => toDriverNetwork(n, runtimeOf(ctx, n).options)), eps).forEach((l) => owned.add(l));
   }
