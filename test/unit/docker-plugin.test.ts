@@ -39,9 +39,13 @@ const EP = 'b'.repeat(63) + '2';
 const EP2 = 'c'.repeat(63) + '3';
 
 function createNetworkBody(id = NET, extra: Record<string, unknown> = {}) {
+  return createBody(id, { 'cnm.name': 'dnet', ...extra });
+}
+
+function createBody(id: string, generic: Record<string, unknown>) {
   return {
     NetworkID: id,
-    Options: { 'com.docker.network.generic': { 'cnm.name': 'dnet', ...extra }, 'com.docker.network.enable_ipv6': false },
+    Options: { 'com.docker.network.generic': { ...generic } as Record<string, unknown>, 'com.docker.network.enable_ipv6': false },
     IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: '10.77.0.0/24', Gateway: '10.77.0.1/24', AuxAddresses: { r: '10.77.0.9/24' } }],
     IPv6Data: [],
   };
@@ -153,6 +157,13 @@ describe('Docker plugin front door', () => {
 
   it('answers bad calls with {"Err"} and a 4xx, and changes nothing', async () => {
     const networks = h.controller.listNetworks().length;
+    // Its own ID and name: independent of what the other tests left.
+    const NET = 'e'.repeat(63) + '4';
+    const createNetworkBody = (id = NET, extra: Record<string, unknown> = {}) => {
+      const body = createBody(id, extra);
+      body.Options['com.docker.network.generic']['cnm.name'] ??= 'bad';
+      return body;
+    };
     const cases: Array<[string, unknown, number, RegExp, Record<string, string>?]> = [
       ['/NetworkDriver.CreateNetwork', '{"NetworkID":', 400, /invalid JSON/],
       ['/NetworkDriver.CreateNetwork', { NetworkID: 'nope' }, 400, /NetworkID: must be 64 lowercase hex digits/],
@@ -163,7 +174,7 @@ describe('Docker plugin front door', () => {
       ['/NetworkDriver.CreateNetwork', { ...createNetworkBody(), Options: { 'com.docker.network.generic': { x: 1 } } }, 400, /invalid JSON/],
       ['/NetworkDriver.CreateNetwork', { ...createNetworkBody(), IPv4Data: new Array(17).fill({ Pool: '10.1.0.0/24' }) }, 400, /more than 16 pools/],
       ['/NetworkDriver.CreateNetwork', createNetworkBody(), 400, /Content-Type/, { 'content-type': 'text/plain' }],
-      ['/NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: EP }, 404, /network a{63}1 not found/],
+      ['/NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: EP }, 404, /network e{63}4 not found/],
       ['/NetworkDriver.Join', { NetworkID: NET, EndpointID: EP }, 404, /endpoint b{63}2 not found/],
       ['/NetworkDriver.CreateNetwork', `{"NetworkID":"${'x'.repeat(70_000)}"}`, 400, /request body too large/],
     ];
