@@ -154,7 +154,16 @@ export async function removeAttachment(ctx: Ctx, networkId: string, endpointId: 
   ctx.emit({ type: 'network', action: 'disconnect', id: net.id, attributes: { container: `ep-${att.id}`, name: net.name, type: net.driver } });
 }
 
-/** The runtime deletes its network: idempotent (already gone is done); otherwise as `network rm`. */
+/**
+ * The runtime deletes its network: idempotent (already gone is done). The runtime only does so once it has
+ * no endpoints there, so an attachment cnm still holds is stale (its DeleteEndpoint was lost while cnm
+ * was down) and goes first; cnm's own sandboxes on the network refuse it as `network rm` does.
+ */
 export async function removeNetworkById(ctx: Ctx, id: string): Promise<void> {
-  if (ctx.state.networks.has(id)) await removeNetwork(ctx, id);
+  if (!ctx.state.networks.has(id)) return;
+  for (const att of ctx.state.attachmentsOfNetwork(id)) {
+    ctx.logger.warn('removing an endpoint the runtime no longer has, with its network', { network: id, endpoint: att.id, owner: att.owner });
+    await removeAttachment(ctx, id, att.id);
+  }
+  await removeNetwork(ctx, id);
 }
