@@ -10,7 +10,7 @@ import { errorMessage, TeardownErrors } from '../errors.js';
 import { DEFAULT_OWNER_GROUP } from '../kernel/types.js';
 import type { FirewallNetwork } from '../firewall/types.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
-import { attachmentClaims, toHandoffEndpoint } from './attachments.js';
+import { attachmentClaims, removeAttachment, toHandoffEndpoint } from './attachments.js';
 import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
@@ -45,6 +45,7 @@ export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<Re
   restoreDiscovery(ctx);
   restoreIpam(ctx);
   await restoreNetworks(ctx);
+  await dropVanishedAttachments(ctx, report);
   for (const sb of [...ctx.state.sandboxes.values()]) await restoreSandboxOrReport(ctx, sb, report);
   await removeLeakedLinks(ctx, report);
   await removeLeakedNamespaces(ctx, report);
@@ -245,6 +246,23 @@ async function forgetSandbox(ctx: Ctx, sb: SandboxRecord, endpoints: EndpointRec
   await ctx.files.remove(sb.id);
   await ctx.repo.deleteSandbox(sb);
   ctx.state.deleteSandbox(sb.id);
+}
+
+/**
+ * A handed-over interface that is gone means its container's namespace died while the daemon was down
+ * (the runtime's Leave / DeleteEndpoint then failed, and it forgot the endpoint): the record and its
+ * address claims go, so the runtime's IPAM can give the address out again.
+ */
+async function dropVanishedAttachments(ctx: Ctx, report: ReconcileReport): Promise<void> {
+  for (const att of [...ctx.state.attachments.values()]) {
+    const net = ctx.state.networks.get(att.networkId)!;
+    const rt = runtimeOf(ctx, net);
+    if (!att.joined || rt.error !== undefined || !rt.driver.handoffPresent) continue;
+    if (await rt.driver.handoffPresent(toDriverNetwork(net, rt.options), toHandoffEndpoint(att, rt))) continue;
+    ctx.logger.warn('the interface of a container endpoint is gone: removing it', { network: net.name, endpoint: att.id, owner: att.owner });
+    await removeAttachment(ctx, net.id, att.id);
+    report.staleRecordsRemoved++;
+  }
 }
 
 /** Links carrying the daemon's owner mark that no record accounts for; unmarked links are never touched. */

@@ -85,6 +85,11 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
    * Absent: the driver cannot serve other runtimes.
    */
   joinForHandoff?(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>): Promise<HandoffJoinResult>;
+  /**
+   * Start-up: false when a handed-over endpoint's interface is gone (its container's namespace died while
+   * the daemon was down, taking the pair with it). Absent: unknown, the endpoint is kept.
+   */
+  handoffPresent?(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>): Promise<boolean>;
   /** Idempotent. */
   leave(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<void>;
   /**

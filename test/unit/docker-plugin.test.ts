@@ -196,6 +196,22 @@ describe('Docker plugin front door', () => {
     assert.equal((await call(sock, '/Plugin.Activate', {})).status, 200);
   });
 
+  it('forgets at start an endpoint whose interface died while cnm was down, releasing its address', async () => {
+    const id = 'f'.repeat(64);
+    const ep = '9'.repeat(64);
+    await call(sock, '/NetworkDriver.CreateNetwork', { ...createBody(id, { 'cnm.name': 'vanish' }), IPv4Data: [{ Pool: '10.79.0.0/24', Gateway: '10.79.0.1/24' }] });
+    await call(sock, '/NetworkDriver.CreateEndpoint', { NetworkID: id, EndpointID: ep, Interface: { Address: '10.79.0.2/24' } });
+    assert.equal((await call(sock, '/NetworkDriver.Join', { NetworkID: id, EndpointID: ep })).status, 200);
+    // The container's namespace goes while cnm is down: the veth pair goes with it.
+    await h.kernel.linkDel(null, hostVethOf({ id: ep }));
+    const h2 = await h.restart();
+    assert.deepEqual(h2.controller.getNetwork(id).attachments, []);
+    const sb = await h2.controller.createSandbox({ name: 'reuse', networks: [{ network: id, ipv4Address: '10.79.0.2' }] });
+    assert.equal(sb.endpoints[0]!.endpoint.ipv4Address, '10.79.0.2/24');
+    await h2.controller.removeSandbox('reuse', true);
+    await h2.controller.removeNetworkById(id);
+  });
+
   it("keeps Docker's endpoints, their claims and their interfaces across a restart", async () => {
     await call(sock, '/NetworkDriver.CreateNetwork', createNetworkBody());
     await call(sock, '/NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: EP, Interface: { Address: '10.77.0.2/24' } });

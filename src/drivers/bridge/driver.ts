@@ -261,6 +261,12 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     return { driverState: {}, srcName, ...this.gateways(net, ep) };
   }
 
+  /** The host end is still a port of the network's bridge (deleting either end of a veth deletes both). */
+  async handoffPresent(net: BridgeNet, ep: BridgeEp): Promise<boolean> {
+    const host = await this.kernel.linkGet(null, hostVethOf(ep));
+    return host !== undefined && host.master === bridgeNameOf(net);
+  }
+
   private gateways(net: BridgeNet, ep: BridgeEp): Pick<JoinResult, 'gatewayIpv4' | 'gatewayIpv6'> {
     if (net.internal) return {};
     const find = (pools: Pool[], address: string | undefined, mode: string) => {
