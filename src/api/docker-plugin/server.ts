@@ -74,7 +74,14 @@ function handlers(controller: AttachmentController, name: string): Map<string, H
         return { Value: { 'com.docker.network.endpoint.macaddress': att.macAddress, ...(att.joined ? { 'cnm.interface': att.joined.srcName } : {}) } };
       },
     ],
-    ['/NetworkDriver.DeleteEndpoint', async (b) => (await controller.removeAttachment(toEndpointRef(b).networkId, toEndpointRef(b).endpointId), empty)],
+    [
+      '/NetworkDriver.DeleteEndpoint',
+      async (b) => {
+        const { networkId, endpointId } = toEndpointRef(b);
+        await controller.removeAttachment(networkId, endpointId);
+        return empty;
+      },
+    ],
     [
       '/NetworkDriver.Join',
       async (b) => {
@@ -82,7 +89,14 @@ function handlers(controller: AttachmentController, name: string): Map<string, H
         return joinResponse(await controller.joinAttachment(networkId, endpointId, sandboxKey));
       },
     ],
-    ['/NetworkDriver.Leave', async (b) => (await controller.leaveAttachment(toEndpointRef(b).networkId, toEndpointRef(b).endpointId), empty)],
+    [
+      '/NetworkDriver.Leave',
+      async (b) => {
+        const { networkId, endpointId } = toEndpointRef(b);
+        await controller.leaveAttachment(networkId, endpointId);
+        return empty;
+      },
+    ],
     ['/NetworkDriver.DiscoverNew', async (b) => (checkDiscovery(b), empty)],
     ['/NetworkDriver.DiscoverDelete', async (b) => (checkDiscovery(b), empty)],
     ['/NetworkDriver.ProgramExternalConnectivity', async (b) => (checkExternalConnectivity(b), empty)],
