@@ -41,12 +41,14 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   if (ctx.state.networkByName(name)) throw new ConflictError(`network with name ${name} already exists`);
 
   const driverName = req.driver || 'bridge';
+  if (req.forHandoff && !ctx.drivers.get(driverName)?.joinForHandoff) {
+    // Not the Engine API's "plugin not found": the name was cnm's own driver option.
+    const able = [...ctx.drivers.values()].filter((d) => d.joinForHandoff).map((d) => d.name);
+    throw new InvalidParameterError(`cnm has no driver "${driverName}" that can serve another runtime's containers (there: ${able.join(', ')})`);
+  }
   const driver = driverOf(ctx, driverName);
   if (!opts.predefined && SINGLETON_DRIVERS.has(driverName)) {
     throw new ForbiddenError(`only one instance of "${driverName}" network is allowed`);
-  }
-  if (req.forHandoff && !driver.joinForHandoff) {
-    throw new InvalidParameterError(`cnm driver ${driverName} cannot serve another runtime's containers`);
   }
   const id = req.id ?? newId();
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidParameterError(`invalid network ID ${JSON.stringify(id)}: 64 lowercase hex digits`);
