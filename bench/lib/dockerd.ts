@@ -44,7 +44,8 @@ export async function dockerAvailable(): Promise<string | undefined> {
   return undefined;
 }
 
-export async function startDockerd(): Promise<Dockerd> {
+/** `extraArgs`: more dockerd flags (tests pass `--bridge none --iptables=false`). */
+export async function startDockerd(extraArgs: string[] = []): Promise<Dockerd> {
   const ns = createTestNetns('cnmt-dk');
   const base = await mkdtemp(join(tmpdir(), 'cnmt-dk-'));
   const socket = join(base, 'docker.sock');
@@ -65,6 +66,7 @@ export async function startDockerd(): Promise<Dockerd> {
         '--pidfile', join(base, 'docker.pid'),
         '-H', `unix://${socket}`,
         '--log-level', 'error',
+        ...extraArgs,
       ],
       // Its own process group: a Ctrl-C on the terminal reaches only the bench, which then stops
       // dockerd in order (containers first) instead of racing it.

@@ -14,8 +14,8 @@ export class BodyTooLargeError extends InvalidParameterError {}
  * Read and parse a JSON body. An empty body yields `undefined` (Docker treats it as "all defaults").
  * Bodies over `limit` bytes are rejected without buffering more than `limit` bytes.
  */
-export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
-  checkContentType(req);
+export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES, mediaTypes: readonly string[] = JSON_ONLY): Promise<unknown> {
+  checkContentType(req, mediaTypes);
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limit) {
     discardBody(req);
@@ -82,12 +82,14 @@ function tooLarge(limit: number): BodyTooLargeError {
  * Docker insists on application/json when a body is sent. A missing Content-Type is tolerated
  * (curl without -H) — only an explicit, different media type is refused.
  */
-function checkContentType(req: IncomingMessage): void {
+const JSON_ONLY = ['application/json'];
+
+function checkContentType(req: IncomingMessage, mediaTypes: readonly string[]): void {
   const contentType = req.headers['content-type'];
   if (!contentType) return;
   const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
-  if (mediaType !== 'application/json') {
-    throw new InvalidParameterError(`unsupported Content-Type header (${contentType}): must be 'application/json'`);
+  if (!mediaTypes.includes(mediaType)) {
+    throw new InvalidParameterError(`unsupported Content-Type header (${contentType}): must be ${mediaTypes.map((t) => `'${t}'`).join(' or ')}`);
   }
 }
 

@@ -93,6 +93,17 @@ export function renderNetworkInspect(detail: NetworkDetail): DockerNetworkInspec
       IPv6Address: endpoint.ipv6Address ?? '',
     };
   }
+  // Docker keys an endpoint without a container of its own as "ep-<endpoint ID>"; these are Docker's
+  // containers on a cnm network (plugin front door), whose names cnm is not told.
+  for (const att of detail.attachments) {
+    containers[`ep-${att.id}`] = {
+      Name: `${att.owner}-${att.id.slice(0, 12)}`,
+      EndpointID: att.id,
+      MacAddress: att.macAddress,
+      IPv4Address: att.ipv4Address ?? '',
+      IPv6Address: att.ipv6Address ?? '',
+    };
+  }
   const inspect: DockerNetworkInspect = { ...renderNetworkSummary(detail.network), Containers: containers };
   if (detail.error !== undefined) inspect.CnmError = detail.error;
   return inspect;
@@ -116,7 +127,7 @@ export function networkListFilter(args: FilterArgs): (detail: NetworkDetail) => 
     if (args.contains('id') && !args.match('id', net.id)) return false;
     if (args.contains('scope') && !args.exactMatch('scope', net.scope)) return false;
     if (dangling !== undefined) {
-      const inUse = net.predefined || detail.endpoints.length > 0;
+      const inUse = net.predefined || detail.endpoints.length > 0 || detail.attachments.length > 0;
       if (dangling === inUse) return false;
     }
     const types = args.get('type');

@@ -129,7 +129,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, res: Serv
   socket.end(`${head}Connection: close\r\n\r\n${body}`, () => socket.destroy());
 }
 
-function describeClientError(err: NodeJS.ErrnoException): [number, string, string] {
+export function describeClientError(err: NodeJS.ErrnoException): [number, string, string] {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
       return [431, 'Request Header Fields Too Large', 'request header fields too large'];

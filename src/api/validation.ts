@@ -20,7 +20,7 @@ import { aliasError, dnsOptionError, dnsServerError, searchDomainError } from '.
 import { compareVersions } from './router.js';
 
 /** An object schema whose input keys match the shape's keys case-insensitively (as Go's decoder does). */
-function goStruct<Shape extends z.ZodRawShape>(shape: Shape) {
+export function goStruct<Shape extends z.ZodRawShape>(shape: Shape) {
   const canonical = new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k]));
   return z.preprocess((input) => {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
@@ -50,7 +50,7 @@ const name = z.string().max(MAX_NAME, `at most ${MAX_NAME} characters`).nullish(
 const bool = z.boolean().nullish();
 /** Go's int on the wire; beyond ±2^53 a JSON number is no longer exact. */
 const int = z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish();
-const strMap = z
+export const strMap = z
   .record(z.string(), z.string())
   .superRefine((m, ctx) => {
     const entries = Object.entries(m);
@@ -143,7 +143,7 @@ const sandboxCreateSchema = goStruct({
 });
 
 /** Parse `body` with `schema`; 400 naming the first offending field. An empty body is `{}`. */
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body === undefined ? {} : body);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;

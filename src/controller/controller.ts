@@ -6,17 +6,21 @@
 import { ForbiddenError, UnavailableError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import type { ControllerDeps, Ctx } from './context.js';
+import { attachmentOf, createAttachment, joinAttachment, leaveAttachment, removeAttachment, removeNetworkById } from './attachments.js';
 import { connect, disconnect } from './endpoints.js';
 import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
 import { reconcile, retryBrokenNetwork, retryBrokenNetworks, type ReconcileReport } from './reconcile.js';
-import type { EndpointRecord, NetworkRecord } from './records.js';
+import type { AttachmentRecord, EndpointRecord, NetworkRecord } from './records.js';
 import { Repository } from './repository.js';
 import { createSandbox, removeSandbox } from './sandboxes.js';
 import { createService, firewallServices, removeService } from './services.js';
 import { CnmState } from './state.js';
 import type {
+  AttachmentController,
+  AttachRequest,
   ConnectRequest,
   Controller,
+  HandoffJoin,
   ControllerEvent,
   CreateNetworkRequest,
   CreateSandboxRequest,
@@ -37,7 +41,7 @@ export interface DefaultBridgeConfig {
   mtu?: number;
 }
 
-export class CnmController implements Controller {
+export class CnmController implements Controller, AttachmentController {
   private readonly ctx: Ctx;
   private readonly mutex: Mutex;
   private readonly listeners = new Set<(e: ControllerEvent) => void>();
@@ -135,6 +139,7 @@ export class CnmController implements Controller {
         endpoint,
         sandbox: state.sandboxes.get(endpoint.sandboxId)!,
       })),
+      attachments: state.attachmentsOfNetwork(network.id),
     };
   }
 
@@ -147,6 +152,30 @@ export class CnmController implements Controller {
 
   removeNetwork(ref: string): Promise<void> {
     return this.mutex.run(() => removeNetwork(this.ctx, ref));
+  }
+
+  removeNetworkById(id: string): Promise<void> {
+    return this.mutex.run(() => removeNetworkById(this.ctx, id));
+  }
+
+  createAttachment(req: AttachRequest): Promise<AttachmentRecord> {
+    return this.mutex.run(() => createAttachment(this.ctx, req));
+  }
+
+  getAttachment(networkId: string, endpointId: string): AttachmentRecord {
+    return attachmentOf(this.ctx, networkId, endpointId);
+  }
+
+  joinAttachment(networkId: string, endpointId: string, sandboxKey: string): Promise<HandoffJoin> {
+    return this.mutex.run(() => joinAttachment(this.ctx, networkId, endpointId, sandboxKey));
+  }
+
+  leaveAttachment(networkId: string, endpointId: string): Promise<void> {
+    return this.mutex.run(() => leaveAttachment(this.ctx, networkId, endpointId));
+  }
+
+  removeAttachment(networkId: string, endpointId: string): Promise<void> {
+    return this.mutex.run(() => removeAttachment(this.ctx, networkId, endpointId));
   }
 
   pruneNetworks(select: (net: NetworkRecord) => boolean): Promise<string[]> {

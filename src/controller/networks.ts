@@ -41,10 +41,18 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   if (ctx.state.networkByName(name)) throw new ConflictError(`network with name ${name} already exists`);
 
   const driverName = req.driver || 'bridge';
+  if (req.forHandoff && !ctx.drivers.get(driverName)?.joinForHandoff) {
+    // Not the Engine API's "plugin not found": the name was cnm's own driver option.
+    const able = [...ctx.drivers.values()].filter((d) => d.joinForHandoff).map((d) => d.name);
+    throw new InvalidParameterError(`cnm has no driver "${driverName}" that can serve another runtime's containers (there: ${able.join(', ')})`);
+  }
   const driver = driverOf(ctx, driverName);
   if (!opts.predefined && SINGLETON_DRIVERS.has(driverName)) {
     throw new ForbiddenError(`only one instance of "${driverName}" network is allowed`);
   }
+  const id = req.id ?? newId();
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidParameterError(`invalid network ID ${JSON.stringify(id)}: 64 lowercase hex digits`);
+  if (ctx.state.networks.has(id)) throw new ConflictError(`network with ID ${id} already exists`);
   const scope = req.scope || 'local';
   if (scope !== driver.scope) {
     throw new InvalidParameterError(`driver ${driverName} does not support ${scope} scope networks`);
@@ -66,7 +74,7 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   }
 
   const record: NetworkRecord = {
-    id: newId(),
+    id,
     name,
     driver: driverName,
     scope,
@@ -249,6 +257,11 @@ export async function removeNetwork(ctx: Ctx, ref: string): Promise<void> {
     const names = eps.map((e) => e.name).join(', ');
     throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${names})`);
   }
+  const attachments = ctx.state.attachmentsOfNetwork(net.id);
+  if (attachments.length > 0) {
+    const names = attachments.map((a) => `${a.owner} endpoint ${a.id.slice(0, 12)}`).join(', ');
+    throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${names})`);
+  }
   const services = ctx.state.servicesOfNetwork(net.id);
   if (services.length > 0) {
     const names = services.map((s) => s.name).join(', ');
@@ -281,6 +294,7 @@ export async function pruneNetworks(ctx: Ctx, select: (n: NetworkRecord) => bool
   const inUseAsConfig = new Set([...ctx.state.networks.values()].map((n) => n.configFrom).filter(Boolean));
   for (const net of [...ctx.state.networks.values()]) {
     if (net.predefined || ctx.state.endpointsOfNetwork(net.id).length > 0 || ctx.state.servicesOfNetwork(net.id).length > 0) continue;
+    if (ctx.state.attachmentsOfNetwork(net.id).length > 0) continue;
     if (inUseAsConfig.has(net.name) || inUseAsConfig.has(net.id) || !select(net)) continue;
     await destroyNetwork(ctx, net);
     removed.push(net.name);

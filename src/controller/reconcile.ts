@@ -10,6 +10,7 @@ import { errorMessage, TeardownErrors } from '../errors.js';
 import { DEFAULT_OWNER_GROUP } from '../kernel/types.js';
 import type { FirewallNetwork } from '../firewall/types.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
+import { attachmentClaims, removeAttachment, toHandoffEndpoint } from './attachments.js';
 import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
@@ -44,6 +45,7 @@ export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<Re
   restoreDiscovery(ctx);
   restoreIpam(ctx);
   await restoreNetworks(ctx);
+  await dropVanishedAttachments(ctx, report);
   for (const sb of [...ctx.state.sandboxes.values()]) await restoreSandboxOrReport(ctx, sb, report);
   await removeLeakedLinks(ctx, report);
   await removeLeakedNamespaces(ctx, report);
@@ -60,6 +62,14 @@ async function loadState(ctx: Ctx, persisted: PersistedState, report: ReconcileR
     if (ctx.state.networks.has(svc.networkId)) ctx.state.putService(svc);
     else {
       await ctx.repo.deleteService(svc, vipClaims(svc));
+      report.staleRecordsRemoved++;
+    }
+  }
+  for (const att of persisted.attachments) {
+    const net = ctx.state.networks.get(att.networkId);
+    if (net) ctx.state.attachments.set(att.id, att);
+    else {
+      await ctx.repo.deleteAttachment(att, []);
       report.staleRecordsRemoved++;
     }
   }
@@ -89,7 +99,11 @@ function restoreIpam(ctx: Ctx): void {
     if (net.configOnly) continue;
     const eps = ctx.state.endpointsOfNetwork(net.id);
     for (const pool of net.ipam.pools) {
-      const addresses = [...eps.flatMap((ep) => claimsOf(net, ep)), ...ctx.state.servicesOfNetwork(net.id).flatMap(vipClaims)]
+      const addresses = [
+        ...eps.flatMap((ep) => claimsOf(net, ep)),
+        ...ctx.state.servicesOfNetwork(net.id).flatMap(vipClaims),
+        ...ctx.state.attachmentsOfNetwork(net.id).flatMap((att) => attachmentClaims(net, att)),
+      ]
         .filter((c) => c.poolId === pool.id)
         .map((c) => c.address);
       ctx.ipam.restorePool(pool, addresses);
@@ -234,6 +248,23 @@ async function forgetSandbox(ctx: Ctx, sb: SandboxRecord, endpoints: EndpointRec
   ctx.state.deleteSandbox(sb.id);
 }
 
+/**
+ * A handed-over interface that is gone means its container's namespace died while the daemon was down
+ * (the runtime's Leave / DeleteEndpoint then failed, and it forgot the endpoint): the record and its
+ * address claims go, so the runtime's IPAM can give the address out again.
+ */
+async function dropVanishedAttachments(ctx: Ctx, report: ReconcileReport): Promise<void> {
+  for (const att of [...ctx.state.attachments.values()]) {
+    const net = ctx.state.networks.get(att.networkId)!;
+    const rt = runtimeOf(ctx, net);
+    if (!att.joined || rt.error !== undefined || !rt.driver.handoffPresent) continue;
+    if (await rt.driver.handoffPresent(toDriverNetwork(net, rt.options), toHandoffEndpoint(att, rt))) continue;
+    ctx.logger.warn('the interface of a container endpoint is gone: removing it', { network: net.name, endpoint: att.id, owner: att.owner });
+    await removeAttachment(ctx, net.id, att.id);
+    report.staleRecordsRemoved++;
+  }
+}
+
 /** Links carrying the daemon's owner mark that no record accounts for; unmarked links are never touched. */
 async function removeLeakedLinks(ctx: Ctx, report: ReconcileReport): Promise<void> {
   const owned = new Set<string>();
@@ -242,9 +273,11 @@ async function removeLeakedLinks(ctx: Ctx, report: ReconcileReport): Promise<voi
     const nets = [...ctx.state.networks.values()].filter((n) => n.driver === driver.name && !n.configOnly);
     const eps = nets.flatMap((n) => {
       const rt = runtimeOf(ctx, n);
-      return ctx.state
-        .endpointsOfNetwork(n.id)
-        .map((ep) => toDriverEndpoint(ep, rt.driver.parseEndpointOptions(ep.driverOpts)));
+      return [
+        ...ctx.state.endpointsOfNetwork(n.id).map((ep) => toDriverEndpoint(ep, rt.driver.parseEndpointOptions(ep.driverOpts))),
+        // The runtime (Docker) holds these containers' interfaces; their host ends are ours and stay.
+        ...ctx.state.attachmentsOfNetwork(n.id).filter((att) => att.joined).map((att) => toHandoffEndpoint(att, rt)),
+      ];
     });
     driver.ownedLinks(nets.map((n) => toDriverNetwork(n, runtimeOf(ctx, n).options)), eps).forEach((l) => owned.add(l));
   }

@@ -128,3 +128,31 @@ export interface SandboxRecord {
    */
   embeddedDns?: boolean;
 }
+
+/**
+ * An endpoint whose interface another container runtime moves into its own container (Docker through
+ * the remote driver protocol): cnm creates the interface in the daemon's namespace and hands its name
+ * over at join; the runtime owns the namespace, its address configuration and its lifetime. The ID and
+ * the addresses are the runtime's (Docker's endpoint ID, Docker's IPAM); cnm claims the addresses.
+ */
+export interface AttachmentRecord {
+  /** The runtime's endpoint ID (64 hex). */
+  id: string;
+  networkId: string;
+  /** Which front door made it ("docker"). */
+  owner: string;
+  macAddress: string;
+  ipv4Address?: string;
+  ipv6Address?: string;
+  /** Set between join and leave. */
+  joined?: {
+    /** The interface handed to the runtime (in the daemon's namespace until the runtime moves it). */
+    srcName: string;
+    /** Where the runtime said the container's namespace is (informational). */
+    sandboxKey: string;
+    gatewayIpv4?: string;
+    gatewayIpv6?: string;
+  };
+  driverState: Record<string, string>;
+  created: string;
+}

@@ -5,7 +5,7 @@
  * subnet or address.
  */
 import type { Store, TxnOp } from '../store/types.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
 
 const ROOT = 'cnm/v1/';
 
@@ -15,6 +15,7 @@ export const keys = {
   sandbox: (id: string) => `${ROOT}sandboxes/${id}`,
   sandboxName: (name: string) => `${ROOT}names/sandboxes/${name}`,
   endpoint: (id: string) => `${ROOT}endpoints/${id}`,
+  attachment: (id: string) => `${ROOT}attachments/${id}`,
   service: (id: string) => `${ROOT}services/${id}`,
   serviceName: (name: string) => `${ROOT}names/services/${name}`,
   pool: (poolId: string) => `${ROOT}ipam/pools/${poolId.replaceAll('/', '_')}`,
@@ -31,19 +32,22 @@ export interface PersistedState {
   endpoints: EndpointRecord[];
   sandboxes: SandboxRecord[];
   services: ServiceRecord[];
+  attachments: AttachmentRecord[];
 }
 
 export class Repository {
   constructor(private readonly store: Store) {}
 
   async load(): Promise<PersistedState> {
-    const [networks, endpoints, sandboxes, services] = await Promise.all([
+    const [networks, endpoints, sandboxes, services, attachments] = await Promise.all([
       this.store.list(`${ROOT}networks/`),
       this.store.list(`${ROOT}endpoints/`),
       this.store.list(`${ROOT}sandboxes/`),
       this.store.list(`${ROOT}services/`),
+      this.store.list(`${ROOT}attachments/`),
     ]);
     return {
+      attachments: attachments.map((e) => JSON.parse(e.value) as AttachmentRecord),
       services: services.map((e) => JSON.parse(e.value) as ServiceRecord),
       networks: networks.map((e) => JSON.parse(e.value) as NetworkRecord),
       endpoints: endpoints.map((e) => JSON.parse(e.value) as EndpointRecord),
@@ -121,6 +125,25 @@ export class Repository {
     await this.store.txn([
       { op: 'delete', key: keys.service(svc.id) },
       { op: 'delete', key: keys.serviceName(svc.name) },
+      ...claims.map((c): TxnOp => ({ op: 'delete', key: keys.address(c.poolId, c.address) })),
+    ]);
+  }
+
+  /** An attachment with its address claims, all or nothing. */
+  async createAttachment(att: AttachmentRecord, claims: AddressClaim[]): Promise<void> {
+    await this.store.txn([
+      { op: 'put', key: keys.attachment(att.id), value: JSON.stringify(att), expectedRevision: 0 },
+      ...claims.map((c): TxnOp => ({ op: 'put', key: keys.address(c.poolId, c.address), value: att.id, expectedRevision: 0 })),
+    ]);
+  }
+
+  async updateAttachment(att: AttachmentRecord): Promise<void> {
+    await this.store.txn([{ op: 'put', key: keys.attachment(att.id), value: JSON.stringify(att) }]);
+  }
+
+  async deleteAttachment(att: AttachmentRecord, claims: AddressClaim[]): Promise<void> {
+    await this.store.txn([
+      { op: 'delete', key: keys.attachment(att.id) },
       ...claims.map((c): TxnOp => ({ op: 'delete', key: keys.address(c.poolId, c.address) })),
     ]);
   }

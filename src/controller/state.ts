@@ -3,7 +3,7 @@
  * after the store has accepted a change, so it never runs ahead of what is persisted.
  */
 import { InvalidParameterError, NoSuchSandboxError, NotFoundError } from '../errors.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
 
 interface Named {
   id: string;
@@ -30,6 +30,8 @@ export class CnmState {
   readonly sandboxes = new Map<string, SandboxRecord>();
   readonly endpoints = new Map<string, EndpointRecord>();
   readonly services = new Map<string, ServiceRecord>();
+  /** Endpoints handed to another runtime's containers (Docker), by the runtime's endpoint ID. */
+  readonly attachments = new Map<string, AttachmentRecord>();
   private readonly servicesByName = new Map<string, ServiceRecord>();
   private readonly networksByName = new Map<string, NetworkRecord>();
   private readonly sandboxesByName = new Map<string, SandboxRecord>();
@@ -96,6 +98,10 @@ export class CnmState {
 
   endpointOf(networkId: string, sandboxId: string): EndpointRecord | undefined {
     return this.endpointsOfSandbox(sandboxId).find((e) => e.networkId === networkId);
+  }
+
+  attachmentsOfNetwork(networkId: string): AttachmentRecord[] {
+    return [...this.attachments.values()].filter((a) => a.networkId === networkId);
   }
 
   putNetwork(net: NetworkRecord): void {

@@ -3,7 +3,7 @@
  * renders the records back in Docker's shapes; all validation of meaning happens in the controller
  * (the API only checks shapes).
  */
-import type { EndpointRecord, NetworkRecord, NetworkScope, SandboxRecord, ServiceMode, ServiceRecord } from './records.js';
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, NetworkScope, SandboxRecord, ServiceMode, ServiceRecord } from './records.js';
 
 export interface IpamConfigRequest {
   subnet?: string;
@@ -30,6 +30,10 @@ export interface CreateNetworkRequest {
   };
   options?: Record<string, string>;
   labels?: Record<string, string>;
+  /** The network's ID as another runtime chose it (Docker's network ID, plugin front door); default: a new one. */
+  id?: string;
+  /** The network serves another runtime's containers: its driver must be able to hand interfaces over. */
+  forHandoff?: boolean;
 }
 
 export interface EndpointSettingsRequest {
@@ -90,6 +94,8 @@ export interface NetworkDetail {
   /** Why the network is out of service (it could not be restored at start-up); absent when it works. */
   error?: string;
   endpoints: Array<{ endpoint: EndpointRecord; sandbox: SandboxRecord }>;
+  /** Endpoints of another runtime's containers (Docker's, through the plugin front door). */
+  attachments: AttachmentRecord[];
 }
 
 export interface SandboxDetail {
@@ -136,4 +142,38 @@ export interface Controller {
   subscribe(listener: (event: ControllerEvent) => void): () => void;
   /** Daemon facts for /info and /version. */
   info(): { networks: number; sandboxes: number; endpoints: number; storeKind: string; rootDir: string; execRoot: string; pid: number };
+}
+
+/** An endpoint of another runtime's container (the remote driver protocol's CreateEndpoint). */
+export interface AttachRequest {
+  networkId: string;
+  endpointId: string;
+  /** The front door making it ("docker"). */
+  owner: string;
+  /** "10.0.0.2/24", as the runtime's IPAM gave it; claimed in cnm's IPAM. */
+  ipv4Address?: string;
+  ipv6Address?: string;
+  /** Default: cnm picks one. */
+  macAddress?: string;
+}
+
+/** What a runtime needs to plug a handed-over interface into its container. */
+export interface HandoffJoin {
+  srcName: string;
+  gatewayIpv4?: string;
+  gatewayIpv6?: string;
+}
+
+/** The controller as front doors for other runtimes (the Docker plugin) see it. IDs are exact, never names. */
+export interface AttachmentController {
+  createNetwork(req: CreateNetworkRequest): Promise<{ id: string; warning: string }>;
+  /** Idempotent: an unknown network is already removed. */
+  removeNetworkById(id: string): Promise<void>;
+  createAttachment(req: AttachRequest): Promise<AttachmentRecord>;
+  getAttachment(networkId: string, endpointId: string): AttachmentRecord;
+  joinAttachment(networkId: string, endpointId: string, sandboxKey: string): Promise<HandoffJoin>;
+  /** Idempotent. */
+  leaveAttachment(networkId: string, endpointId: string): Promise<void>;
+  /** Idempotent; leaves first when still joined. */
+  removeAttachment(networkId: string, endpointId: string): Promise<void>;
 }

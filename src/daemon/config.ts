@@ -32,7 +32,13 @@ export interface DaemonConfig {
   maxConnections: number;
   /** --max-queued-changes: changes waiting behind the one being applied before 503. */
   maxQueuedChanges: number;
+  /** --docker-plugin [NAME]: serve Docker's remote network driver protocol as NAME (default cnm). */
+  dockerPlugin?: { name: string; socket: string };
 }
+
+/** Where dockerd looks for plugin sockets. */
+export const DOCKER_PLUGIN_DIR = '/run/docker/plugins';
+const PLUGIN_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
 export const DAEMON_USAGE = `Usage: cnm daemon [OPTIONS]
 
@@ -61,6 +67,10 @@ Options:
                                   resolv.conf ones (repeatable)
   --dns-search DOMAIN             DNS search domain for every sandbox (repeatable)
   --dns-option OPTION             resolver option for every sandbox (repeatable)
+  --docker-plugin [NAME]          also serve Docker's remote network driver protocol as NAME
+                                  (default cnm): docker network create -d NAME
+  --docker-plugin-dir DIR         where the plugin socket NAME.sock is made (default
+                                  /run/docker/plugins, where dockerd looks)
   --log-level debug|info|warn|error (default info)
 `;
 
@@ -68,7 +78,7 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: withPluginDefault(argv),
       allowPositionals: false,
       options: {
         root: { type: 'string' },
@@ -88,6 +98,8 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
         dns: { type: 'string', multiple: true },
         'dns-search': { type: 'string', multiple: true },
         'dns-option': { type: 'string', multiple: true },
+        'docker-plugin': { type: 'string' },
+        'docker-plugin-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -128,7 +140,14 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
     const err = dnsOptionError(option);
     if (err) throw new InvalidParameterError(`invalid --dns-option ${JSON.stringify(option)}: ${err}`);
   }
+  const pluginName = v['docker-plugin'];
+  if (pluginName !== undefined && !PLUGIN_NAME_RE.test(pluginName)) {
+    throw new InvalidParameterError(`invalid --docker-plugin ${JSON.stringify(pluginName)}: 1 to 64 letters, digits and _ . - (not starting with one of _ . -)`);
+  }
+  if (v['docker-plugin-dir'] !== undefined && pluginName === undefined) throw new InvalidParameterError('--docker-plugin-dir needs --docker-plugin');
+  const pluginDir = v['docker-plugin-dir'] ?? DOCKER_PLUGIN_DIR;
   return {
+    ...(pluginName === undefined ? {} : { dockerPlugin: { name: pluginName, socket: `${pluginDir.replace(/\/+$/, '')}/${pluginName}.sock` } }),
     root: v.root ?? '/var/lib/cnm',
     execRoot,
     socket: v.socket ?? `${execRoot}/cnm.sock`,
@@ -145,6 +164,17 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
     maxConnections: boundedInt(v['max-connections'], 512, 16, 65536, '--max-connections'),
     maxQueuedChanges: boundedInt(v['max-queued-changes'], 256, 1, 65536, '--max-queued-changes'),
   };
+}
+
+/** `--docker-plugin` without a value (last, or followed by another flag) means the default name, cnm. */
+function withPluginDefault(argv: string[]): string[] {
+  const out: string[] = [];
+  argv.forEach((arg, i) => {
+    out.push(arg);
+    const next = argv[i + 1];
+    if (arg === '--docker-plugin' && (next === undefined || next.startsWith('-'))) out.push('cnm');
+  });
+  return out;
 }
 
 /** Seconds: 0 (off) or a plain decimal from 0.1 to 86400 (a day; setTimeout wraps beyond 24.8 days). */

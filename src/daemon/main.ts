@@ -19,6 +19,7 @@ import { ownerGroupFor, type KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { startApiServer } from '../api/server.js';
+import { startDockerPluginServer } from '../api/docker-plugin/server.js';
 import { resolveGroup } from '../api/socket.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { DAEMON_USAGE, parseDaemonArgs, type DaemonConfig } from './config.js';
@@ -115,6 +116,18 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     limits: { maxConnections: config.maxConnections },
   });
   logger.info('API listening', { socket: config.socket, pid: process.pid });
+  const plugin = config.dockerPlugin
+    ? await startDockerPluginServer({
+        controller,
+        name: config.dockerPlugin.name,
+        socketPath: config.dockerPlugin.socket,
+        logger,
+        limits: { maxConnections: config.maxConnections },
+      }).catch(async (err) => {
+        await api.close();
+        throw err;
+      })
+    : undefined;
 
   const watchdog = config.firewallCheckInterval > 0 ? await startFirewallWatchdog(controller, config, logger) : undefined;
   // Networks that could not be restored at start-up are tried again on the backstop period.
@@ -132,6 +145,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     async close() {
       await watchdog?.close();
       if (retryBroken) clearInterval(retryBroken);
+      await plugin?.close();
       await api.close();
       await controller.drain();
       await dnsServer.close();

@@ -55,6 +55,11 @@ export interface JoinResult {
   gatewayIpv6?: string;
 }
 
+/** joinForHandoff: the interface (in the daemon's namespace) another runtime moves into its container. */
+export interface HandoffJoinResult extends JoinResult {
+  srcName: string;
+}
+
 export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
   readonly name: string;
   readonly scope: 'local' | 'global';
@@ -73,6 +78,18 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
   /** Idempotent. */
   deleteNetwork(net: DriverNetwork<NetOptions>): Promise<void>;
   join(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<JoinResult>;
+  /**
+   * Drivers whose endpoints can live in another runtime's container (Docker's remote driver protocol):
+   * create the endpoint's interface in the daemon's namespace, unconfigured, for that runtime to move into
+   * its container (it sets the addresses and routes itself); `leave` removes it again wherever it is.
+   * Absent: the driver cannot serve other runtimes.
+   */
+  joinForHandoff?(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>): Promise<HandoffJoinResult>;
+  /**
+   * Start-up: false when a handed-over endpoint's interface is gone (its container's namespace died while
+   * the daemon was down, taking the pair with it). Absent: unknown, the endpoint is kept.
+   */
+  handoffPresent?(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>): Promise<boolean>;
   /** Idempotent. */
   leave(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<void>;
   /**

@@ -53,11 +53,13 @@ export interface TestDaemon {
 export interface TestDaemonOptions {
   /** How node runs the CLI (default: the TypeScript sources through tsx); the bench passes the built dist. */
   nodeEntry?: string[];
+  /** Run in this existing namespace (e.g. a test dockerd's) instead of a new cnmt-* one; left in place on cleanup. */
+  hostNs?: string;
 }
 
 export async function startTestDaemon(extraArgs: string[] = [], options: TestDaemonOptions = {}): Promise<TestDaemon> {
   const nodeEntry = options.nodeEntry ?? ['--import', TSX_LOADER, CLI_ENTRY];
-  const hostNs = createTestNetns();
+  const hostNs = options.hostNs ?? createTestNetns();
   const hostNsPath = netnsPath(hostNs);
   const base = await mkdtemp(join(tmpdir(), 'cnmt-d-'));
   const root = join(base, 'root');
@@ -164,7 +166,7 @@ export async function startTestDaemon(extraArgs: string[] = [], options: TestDae
       }
       // The namespace directory itself may be a (shared) bind mount onto itself, as /run/netns is.
       await execFileAsync('umount', ['-l', nsDir]).catch(() => undefined);
-      deleteTestNetns(hostNs);
+      if (options.hostNs === undefined) deleteTestNetns(hostNs);
       await rm(base, { recursive: true, force: true });
     },
   };

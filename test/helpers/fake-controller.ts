@@ -339,6 +339,7 @@ export class FakeController implements Controller {
     return {
       network: net,
       endpoints: this.endpointsOf(net.id).map((endpoint) => ({ endpoint, sandbox: this.sandboxes.get(endpoint.sandboxId)! })),
+      attachments: [],
     };
   }
 

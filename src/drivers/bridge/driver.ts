@@ -13,6 +13,7 @@ import type {
   DriverEndpoint,
   DriverNetwork,
   DriverSandbox,
+  HandoffJoinResult,
   JoinResult,
   NetworkDriver,
   NetworkProgram,
@@ -37,6 +38,13 @@ export function bridgeNameOf(net: { id: string; options: BridgeNetworkOptions })
 
 export function hostVethOf(ep: { id: string }): string {
   return `${VETH_PREFIX}${ep.id.slice(0, 11)}`;
+}
+
+/** The container end of a handed-over endpoint while it is still in the daemon's namespace. */
+export const HANDOFF_PREFIX = 'cnmc';
+
+export function handoffPeerOf(ep: { id: string }): string {
+  return `${HANDOFF_PREFIX}${ep.id.slice(0, 11)}`;
 }
 
 function prefixLen(subnet: string): number {
@@ -226,6 +234,39 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     return { driverState: {}, ...this.gateways(net, ep) };
   }
 
+  /**
+   * The pair for another runtime's container: host end on the bridge as for a sandbox, the container end
+   * left in the daemon's namespace, down, with the endpoint's MAC and the network's MTU, for the runtime to
+   * move into its container; it sets the addresses itself. Deleting the host end (leave) removes both.
+   */
+  async joinForHandoff(net: BridgeNet, ep: BridgeEp): Promise<HandoffJoinResult> {
+    const hostIf = hostVethOf(ep);
+    const srcName = handoffPeerOf(ep);
+    const mtu = net.options.mtu;
+    await this.kernel.linkAdd(null, {
+      kind: 'veth',
+      name: hostIf,
+      mtu,
+      master: bridgeNameOf(net),
+      group: this.ownerGroup,
+      peer: { name: srcName, mtu, mac: ep.macAddress, up: false, group: this.ownerGroup },
+    });
+    try {
+      await this.kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
+      await this.kernel.linkSet(null, hostIf, { up: true });
+    } catch (err) {
+      await this.kernel.linkDel(null, hostIf).catch(() => undefined);
+      throw err;
+    }
+    return { driverState: {}, srcName, ...this.gateways(net, ep) };
+  }
+
+  /** The host end is still a port of the network's bridge (deleting either end of a veth deletes both). */
+  async handoffPresent(net: BridgeNet, ep: BridgeEp): Promise<boolean> {
+    const host = await this.kernel.linkGet(null, hostVethOf(ep));
+    return host !== undefined && host.master === bridgeNameOf(net);
+  }
+
   private gateways(net: BridgeNet, ep: BridgeEp): Pick<JoinResult, 'gatewayIpv4' | 'gatewayIpv6'> {
     if (net.internal) return {};
     const find = (pools: Pool[], address: string | undefined, mode: string) => {
@@ -266,6 +307,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   }
 
   ownedLinks(nets: BridgeNet[], eps: BridgeEp[]): string[] {
-    return [...nets.map(bridgeNameOf), ...eps.map(hostVethOf)];
+    // A handed-over container end stays in the daemon's namespace until its runtime moves it.
+    return [...nets.map(bridgeNameOf), ...eps.map(hostVethOf), ...eps.map(handoffPeerOf)];
   }
 }
