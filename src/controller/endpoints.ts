@@ -27,7 +27,7 @@ export async function connect(
   net: NetworkRecord,
   sb: SandboxRecord,
   req: EndpointSettingsRequest,
-  opts: { creating?: boolean } = {},
+  opts: { creating?: boolean; completesCreate?: boolean } = {},
 ): Promise<EndpointRecord> {
   checkConnectAllowed(ctx, net, sb, opts.creating ?? false);
   const rt = runtimeOf(ctx, net);
@@ -83,7 +83,7 @@ export async function connect(
     await syncBackends(ctx, services, { joining: ep });
     // Idempotent when already attached; before the persist, so a namespace we cannot serve fails the connect.
     if (resolverAfter === 'embedded') await ctx.discovery.attach(sb.id, sb.netnsPath);
-    await persistEndpoint(ctx, ep, claims, stickToEmbeddedDns ? { ...sb, embeddedDns: true } : undefined);
+    await persistEndpoint(ctx, ep, claims, sandboxAfter(sb, stickToEmbeddedDns, opts.completesCreate ?? false));
   } catch (err) {
     const undo = new TeardownErrors();
     if (balanced) await undo.attempt('restore service backends', () => syncBackends(ctx, services));
@@ -99,11 +99,19 @@ export async function connect(
   }
   ctx.state.putEndpoint(ep);
   if (stickToEmbeddedDns) sb.embeddedDns = true;
+  if (opts.completesCreate) delete sb.creating;
   await ctx.files.writeHosts(sb, ctx.state.endpointsOfSandbox(sb.id));
   // A sandbox being created got the right resolv.conf up front.
   if (resolverBefore !== resolverAfter && !opts.creating) await ctx.files.writeResolvConf(sb, resolverAfter);
   ctx.emit({ type: 'network', action: 'connect', id: net.id, attributes: { container: sb.id, name: net.name, type: net.driver } });
   return ep;
+}
+
+/** The sandbox's record as the endpoint's transaction must store it, or undefined when it is unchanged. */
+function sandboxAfter(sb: SandboxRecord, stickToEmbeddedDns: boolean, completesCreate: boolean): SandboxRecord | undefined {
+  if (!stickToEmbeddedDns && !completesCreate) return undefined;
+  const { creating: _done, ...rest } = sb;
+  return { ...(completesCreate ? rest : sb), ...(stickToEmbeddedDns ? { embeddedDns: true } : {}) };
 }
 
 async function persistEndpoint(ctx: Ctx, ep: EndpointRecord, claims: AddressClaim[], sandbox?: SandboxRecord): Promise<void> {

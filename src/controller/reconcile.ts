@@ -15,6 +15,7 @@ import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
 import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
+import { destroySandbox } from './sandboxes.js';
 import { firewallServices, restoreServices, vipClaims } from './services.js';
 
 export interface ReconcileReport {
@@ -24,6 +25,8 @@ export interface ReconcileReport {
   sandboxesRecreated: number;
   endpointsRejoined: number;
   staleRecordsRemoved: number;
+  /** Sandboxes whose create was cut short (record still marked `creating`): removed again. */
+  createsRolledBack: number;
   linksRemoved: string[];
   namespacesRemoved: string[];
 }
@@ -36,6 +39,7 @@ export async function reconcile(ctx: Ctx, persisted: PersistedState): Promise<Re
     sandboxesRecreated: 0,
     endpointsRejoined: 0,
     staleRecordsRemoved: 0,
+    createsRolledBack: 0,
     linksRemoved: [],
     namespacesRemoved: [],
   };
@@ -182,12 +186,25 @@ export async function retryBrokenNetworks(ctx: Ctx): Promise<void> {
 /** One sandbox that cannot be restored does not stop the daemon either: logged, an `error` event. */
 async function restoreSandboxOrReport(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {
   try {
-    await restoreSandbox(ctx, sb, report);
+    if (sb.creating) await rollBackCreate(ctx, sb, report);
+    else await restoreSandbox(ctx, sb, report);
   } catch (err) {
     const error = errorMessage(err);
     ctx.logger.error('sandbox could not be restored', { sandbox: sb.name, id: sb.id, error });
     ctx.emit({ type: 'sandbox', action: 'error', id: sb.id, attributes: { name: sb.name, error } });
   }
+}
+
+/**
+ * The daemon stopped inside a sandbox create: its client never got an answer, so the create is undone
+ * as a failed create is — endpoints (kernel, then records and address claims), DNS, namespace or pin,
+ * files, and the record last. Forced: parts that never came to be are skipped; whatever cannot be
+ * removed now (a pin) is taken by the leak sweep that follows.
+ */
+async function rollBackCreate(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {
+  ctx.logger.warn('sandbox create was interrupted; rolling it back', { sandbox: sb.name, id: sb.id });
+  await destroySandbox(ctx, sb, true);
+  report.createsRolledBack++;
 }
 
 async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {

@@ -127,6 +127,12 @@ export interface SandboxRecord {
    * network: its processes keep the resolver they were given, and a reconnect costs no DNS set-up.
    */
   embeddedDns?: boolean;
+  /**
+   * Stored with the record while the create request (its namespace, files and first endpoints) is still
+   * in progress; the transaction of the create's last endpoint stores the record without it. A record
+   * that still has it at start-up belongs to a create the client never saw succeed: reconcile rolls it back.
+   */
+  creating?: true;
 }
 
 /**

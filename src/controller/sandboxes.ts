@@ -62,6 +62,7 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
     created: rfc3339Nano(),
     labels: req.labels ?? {},
     dns: { servers: req.dns ?? [], search: req.dnsSearch ?? [], options: req.dnsOptions ?? [] },
+    creating: true,
   };
   // Last of the checks: from here on the pin exists and every failure must unpin.
   if (adopted) {
@@ -81,7 +82,10 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
   try {
     if (!adopted && !hostNetwork) await ctx.kernel.createNetns(sb.netnsPath);
     await ctx.files.write(sb, [], resolver);
-    for (const { net, settings } of nets) await connect(ctx, net, sb, settings, { creating: true });
+    // The last connect's transaction stores the record without its `creating` marker: no extra write.
+    for (const [i, { net, settings }] of nets.entries()) {
+      await connect(ctx, net, sb, settings, { creating: true, completesCreate: i === nets.length - 1 });
+    }
   } catch (err) {
     await destroySandbox(ctx, sb, true).catch((undoErr) =>
       ctx.logger.error('rollback of sandbox create incomplete', { sandbox: id, error: undoErr }),

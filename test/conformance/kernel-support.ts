@@ -1,7 +1,6 @@
 /**
  * Shared pieces of the KernelOps conformance suite: the fixture contract and assertion helpers.
  */
-import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { KernelError } from '../../src/errors.js';
 import { inNetnsPath, ping as probePing } from '../helpers/probe.js';
@@ -22,7 +21,7 @@ export interface KernelFixture {
 
 /** How a group of cases gets a fresh fixture (and optionally one sandbox namespace) per case. */
 export interface CaseRunner {
-  /** Known before any fixture exists: cases that need a real kernel (traffic, neighbour tables) are only registered then. */
+  /** The implementation drives the real kernel: cases about traffic and neighbours are registered only then. */
   real: boolean;
   withFixture(fn: (fx: KernelFixture, k: KernelOps) => Promise<void>): Promise<void>;
   withSandbox(fn: (fx: KernelFixture, k: KernelOps, sb: string) => Promise<void>): Promise<void>;
@@ -74,20 +73,6 @@ export async function expectKernelError(p: Promise<unknown>, errnos: string[]): 
     assert.ok(errnos.includes(err.errno ?? ''), `errno ${err.errno} (${err.message}) not one of ${errnos.join(', ')}`);
     return true;
   });
-}
-
-/** True when created; false (and the test skipped) when the running kernel lacks the link kind. */
-export async function addOrSkipUnsupported(t: TestContext, p: Promise<void>): Promise<boolean> {
-  try {
-    await p;
-    return true;
-  } catch (err) {
-    if (err instanceof KernelError && err.errno === 'EOPNOTSUPP') {
-      t.skip('link kind not built into this kernel');
-      return false;
-    }
-    throw err;
-  }
 }
 
 /** Poll until `check` holds; fails after a generous deadline (an outcome check, not a timing assertion). */

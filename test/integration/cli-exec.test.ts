@@ -1,16 +1,14 @@
 /**
- * `cnm exec`: the command line it builds, and one run through bin/cnm into a throwaway network
- * namespace (root only) to see the namespace, the bound resolv.conf / hosts and the exit status.
+ * `cnm exec`: the command line it builds, and one run through bin/cnm against a real daemon (root only)
+ * to see the sandbox's namespace, the daemon's resolv.conf / hosts bound over /etc and the exit status.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execArgv, inOtherMountNamespace } from '../../src/cli/exec.js';
-import { startFakeApi } from '../helpers/fake-controller.js';
-import { withTestNetns } from '../helpers/netns.js';
+import { startTestDaemon } from '../helpers/daemon.js';
 import { realKernelSkip } from '../helpers/privileges.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -31,32 +29,33 @@ describe('cnm exec command line', () => {
     assert.equal(inOtherMountNamespace(process.pid), false);
   });
 
-  it('runs a command in the sandbox namespace and returns its status', { skip: realKernelSkip() }, async () => {
-    await withTestNetns(async (_name, nsPath) => {
-      const api = await startFakeApi();
-      const dir = await mkdtemp(join(tmpdir(), 'cnm-exec-'));
-      try {
-        const hostsBefore = await readFile('/etc/hosts', 'utf8');
-        await writeFile(join(dir, 'resolv.conf'), 'nameserver 192.0.2.53\n');
-        await writeFile(join(dir, 'hosts'), '192.0.2.7 sandbox-host\n');
-        const sb = await api.controller.createSandbox({ name: 'ex', netnsPath: nsPath, networks: [{ network: 'none' }] });
-        api.controller.sandboxFiles = () => ({ netnsPath: nsPath, resolvConf: join(dir, 'resolv.conf'), hosts: join(dir, 'hosts'), hostname: '' });
-        const result = await new Promise<{ code: number; out: string; err: string }>((done) => {
-          execFile(
-            join(REPO, 'bin/cnm'),
-            ['exec', sb.sandbox.name, '--', 'sh', '-c', 'cat /etc/resolv.conf /etc/hosts; ip -o link show | wc -l; exit 3'],
-            { env: { ...process.env, CNM_HOST: `unix://${api.socketPath}`, CNM_FROM_SOURCE: '1' } },
-            (e, out, err) => done({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out, err }),
-          );
-        });
-        assert.equal(result.code, 3, result.err);
-        assert.equal(result.out, 'nameserver 192.0.2.53\n192.0.2.7 sandbox-host\n1\n');
-        // The bind mounts stayed private to the command.
-        assert.equal(await readFile('/etc/hosts', 'utf8'), hostsBefore);
-      } finally {
-        await api.close();
-        await rm(dir, { recursive: true, force: true });
-      }
-    });
+  it('runs a command in the sandbox namespace with its files and returns its status', { skip: realKernelSkip() }, async () => {
+    const d = await startTestDaemon();
+    try {
+      const made = await d.api('POST', '/cnm/v1/sandboxes', { Name: 'ex', Dns: ['192.0.2.53'], Networks: [{ Network: 'bridge' }] });
+      assert.equal(made.status, 201, made.body);
+      const sb = (await d.api('GET', '/cnm/v1/sandboxes/ex')).json();
+      const [resolvConf, hosts] = [await readFile(sb.ResolvConfPath, 'utf8'), await readFile(sb.HostsPath, 'utf8')];
+      assert.match(resolvConf, /nameserver 192\.0\.2\.53/);
+      assert.match(hosts, new RegExp(`${sb.Networks.bridge.IPAddress.replaceAll('.', '\\.')}\\s`));
+      const hostsBefore = await readFile('/etc/hosts', 'utf8');
+      const result = await new Promise<{ code: number; out: string; err: string }>((done) => {
+        execFile(
+          join(REPO, 'bin/cnm'),
+          ['exec', 'ex', '--', 'sh', '-c', 'cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; ip -o -4 addr show eth0; exit 3'],
+          { env: { ...process.env, CNM_HOST: `unix://${d.socket}`, CNM_FROM_SOURCE: '1' } },
+          (e, out, err) => done({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out, err }),
+        );
+      });
+      assert.equal(result.code, 3, result.err);
+      const [seenResolv, seenHosts, addr] = result.out.split('---\n');
+      assert.equal(seenResolv, resolvConf, "the daemon's resolv.conf is bound over /etc/resolv.conf");
+      assert.equal(seenHosts, hosts, "the daemon's hosts file is bound over /etc/hosts");
+      assert.match(addr!, new RegExp(`inet ${sb.Networks.bridge.IPAddress}/`), "the sandbox's namespace: its eth0 address");
+      // The bind mounts stayed private to the command.
+      assert.equal(await readFile('/etc/hosts', 'utf8'), hostsBefore);
+    } finally {
+      await d.cleanup();
+    }
   });
 });

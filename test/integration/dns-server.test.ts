@@ -51,6 +51,13 @@ describe('embedded DNS server in sandbox namespaces', { skip: SKIP }, () => {
     await run('ip', ['-n', ns.up, 'link', 'set', 'cnmdu0', 'up']);
     await run('ip', ['-n', ns.a, 'addr', 'add', `${SANDBOX_A_UPLINK}/30`, 'dev', 'cnmdu1']);
     await run('ip', ['-n', ns.a, 'link', 'set', 'cnmdu1', 'up']);
+    // b reaches the upstream too (its own link, a host route): only the internal flag keeps it from forwarding.
+    await run('ip', ['-n', ns.up, 'link', 'add', 'cnmdu2', 'type', 'veth', 'peer', 'name', 'cnmdu3', 'netns', ns.b]);
+    await run('ip', ['-n', ns.up, 'addr', 'add', '10.99.1.1/30', 'dev', 'cnmdu2']);
+    await run('ip', ['-n', ns.up, 'link', 'set', 'cnmdu2', 'up']);
+    await run('ip', ['-n', ns.b, 'addr', 'add', '10.99.1.2/30', 'dev', 'cnmdu3']);
+    await run('ip', ['-n', ns.b, 'link', 'set', 'cnmdu3', 'up']);
+    await run('ip', ['-n', ns.b, 'route', 'add', `${UPSTREAM_IP}/32`, 'via', '10.99.1.1']);
     await startUpstream();
 
     registry.setNetwork({ id: 'net-front', name: 'front', internal: false });
@@ -72,6 +79,7 @@ describe('embedded DNS server in sandbox namespaces', { skip: SKIP }, () => {
     endpoint('b', 'db', 'net-back', '10.2.0.2/24', ['pool']);
     endpoint('c', 'web', 'net-back', '10.2.0.3/24', ['pool']);
     registry.setSandboxDns('sb-a', { servers: [UPSTREAM_IP], search: [], options: [] });
+    registry.setSandboxDns('sb-b', { servers: [UPSTREAM_IP], search: [], options: [] });
 
     server = new EmbeddedDnsServer(registry, silentLogger, { forwarder: { timeoutMs: 1000, maxInFlight: 1024 } });
     for (const key of ['a', 'b', 'c'] as const) await server.attach(`sb-${key}`, netnsPath(ns[key]));
@@ -166,9 +174,18 @@ describe('embedded DNS server in sandbox namespaces', { skip: SKIP }, () => {
     assert.deepEqual((await dig(ns.a, 'example.test', 'A')).answers, ['192.0.2.80'], 'forwarded for a sandbox with an upstream');
     assert.deepEqual(upstream.seen, ['example.test/1/udp'], 'the upstream records what it is asked');
     upstream.seen.length = 0;
+    // b has an upstream it can reach: with its network not internal, the same query is forwarded.
+    registry.setNetwork({ id: 'net-back', name: 'back', internal: false });
+    try {
+      assert.deepEqual((await dig(ns.b, 'example.test', 'A')).answers, ['192.0.2.80'], 'b forwards while back is not internal');
+      assert.deepEqual(upstream.seen, ['example.test/1/udp']);
+    } finally {
+      registry.setNetwork({ id: 'net-back', name: 'back', internal: true });
+    }
+    upstream.seen.length = 0;
     assert.equal((await dig(ns.b, 'example.test', 'A')).status, 'SERVFAIL');
     assert.deepEqual((await dig(ns.b, 'db', 'A')).answers, ['10.2.0.2']);
-    assert.deepEqual(upstream.seen, []);
+    assert.deepEqual(upstream.seen, [], 'nothing reached the upstream from b on an internal network');
   });
 
   it('disconnect and reconnect: the name goes and comes back at once', async () => {

@@ -286,6 +286,25 @@ for (const runner of RUNNERS) {
         assert.equal(await sourceSeenOutside(c('c4'), OUTSIDE_V6), 'fd99::1', 'IPv6 still masqueraded');
       });
 
+      it('no unsolicited inbound: the outside reaches a container without cnm rules, not with them', async () => {
+        const networks = [network(NET_A), network(NET_B)];
+        // Routes back to network a, for this test only (the others prove NAT by the outside having none).
+        ip(topo.outside, 'route', 'add', `${NET_A.v4}.0/24`, 'via', HOST_OUT_V4);
+        ip(topo.outside, '-6', 'route', 'add', `${NET_A.v6}:/64`, 'via', 'fd99::1');
+        try {
+          inNetns(topo.host, 'nft', ['flush', 'ruleset']);
+          assert.ok(await canPing(topo.outside, v4Of('c1')), 'without rules the outside reaches c1 (the probe works)');
+          assert.ok(await canPing(topo.outside, v6Of('c2')), 'without rules the outside reaches c2 over IPv6');
+          await fw.reconcile(networks);
+          assert.equal(await canPing(topo.outside, v4Of('c1')), false, 'outside → c1 with cnm rules');
+          assert.equal(await canPing(topo.outside, v6Of('c2')), false, 'outside → c2 over IPv6 with cnm rules');
+          assert.equal(await sourceSeenOutside(c('c1'), OUTSIDE_V4), HOST_OUT_V4, 'c1 → outside still works');
+        } finally {
+          ip(topo.outside, 'route', 'del', `${NET_A.v4}.0/24`);
+          ip(topo.outside, '-6', 'route', 'del', `${NET_A.v6}:/64`);
+        }
+      });
+
       it('reconcile restores everything after `nft flush ruleset`', async () => {
         const networks = [network(NET_A), network(NET_B)];
         await fw.reconcile(networks);

@@ -1,8 +1,8 @@
-/** GET /events against the FakeController: streaming, filters, since/until, and shutdown. */
+/** GET /events against the real controller (test/helpers/real-api.ts): streaming, filters, since/until, and shutdown. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, type ClientRequest } from 'node:http';
-import { startFakeApi, type FakeApi } from '../helpers/fake-controller.js';
+import { startRealApi, type RealApi } from '../helpers/real-api.js';
 
 interface Stream {
   status: Promise<number>;
@@ -56,9 +56,9 @@ function openStream(socketPath: string, path: string): Stream {
 const enc = (f: object) => encodeURIComponent(JSON.stringify(f));
 
 describe('API: /events', () => {
-  let api: FakeApi;
+  let api: RealApi;
   before(async () => {
-    api = await startFakeApi();
+    api = await startRealApi();
   });
   after(async () => api?.close());
 
@@ -128,7 +128,7 @@ describe('API: /events', () => {
   });
 
   it('ends open streams when the server closes, and counts listeners in /info', async () => {
-    const other = await startFakeApi();
+    const other = await startRealApi();
     const s = openStream(other.socketPath, '/events');
     await s.status;
     assert.equal((await other.request('GET', '/info')).json().NEventsListener, 1);

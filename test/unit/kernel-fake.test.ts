@@ -8,7 +8,7 @@ kernelConformance('fake', async () => {
   let n = 0;
   const kernel = new FakeKernel();
   return { kernel, real: false, newNetnsPath: () => `/fake/netns/sb${n++}`, cleanup: async () => kernel.close() };
-}, { real: false });
+}, 'fake');
 
 describe('FakeKernel extras', () => {
   it('logs every call with a copy of its arguments', async () => {
