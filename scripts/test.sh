@@ -17,7 +17,7 @@ report=$(mktemp "${TMPDIR:-/tmp}/cnm-test-report.XXXXXX")
 trap 'rm -f "$report"' EXIT
 if [ -t 1 ]; then shown=spec; else shown=tap; fi
 rc=0
-node --import tsx --test --test-concurrency=2 --test-timeout=300000 --test-force-exit \
+node --import tsx --test --test-concurrency=2 --test-timeout=300000 \
   --test-reporter="$shown" --test-reporter-destination=stdout \
   --test-reporter=./test/helpers/skip-reporter.mjs --test-reporter-destination="$report" \
   "${files[@]}" || rc=$?
