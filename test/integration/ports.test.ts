@@ -13,7 +13,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
 import {
-  assertReachedThenBlocked,
+  blocked,
   inNamespace,
   inNetnsPath,
   ProbeCouldNotRun,
@@ -129,9 +129,16 @@ describe('published ports', () => {
     execFileSync('ip', ['-n', d.hostNs, 'link', 'set', 'cnmt-up0', 'up']);
     execFileSync('ip', ['-n', neighbour, 'addr', 'add', `${NEIGHBOUR_IP}/29`, 'dev', 'eth0']);
     execFileSync('ip', ['-n', neighbour, 'link', 'set', 'eth0', 'up']);
-    // The neighbour sends 127.0.0.1 to the host: its own loopback is down, so that route is the only one.
+    // The neighbour sends 127.0.0.1 to the host: its loopback is down and its local routes for 127.0.0.0/8
+    // are gone, so the route through the host is the only one.
     execFileSync('ip', ['-n', neighbour, 'link', 'set', 'lo', 'down']);
+    for (const dst of ['127.0.0.1', '127.0.0.0/8']) {
+      execFileSync('ip', ['-n', neighbour, 'route', 'del', 'local', dst, 'dev', 'lo', 'table', 'local'], { stdio: 'ignore' });
+    }
     execFileSync('ip', ['-n', neighbour, 'route', 'add', '127.0.0.1/32', 'via', HOST_IP]);
+    // ...and takes answers from 127.0.0.1 on eth0 (an attacker sets up its own machine as it likes).
+    for (const conf of ['all', 'eth0']) execFileSync('ip', ['netns', 'exec', neighbour, 'sysctl', '-q', '-w', `net.ipv4.conf.${conf}.route_localnet=1`]);
+    assert.match(execFileSync('ip', ['-n', neighbour, 'route', 'get', '127.0.0.1'], { encoding: 'utf8' }), new RegExp(`via ${HOST_IP.replace(/\./g, '\\.')} dev eth0`));
     // A narrow ephemeral range in the daemon's namespace, half of it reserved: random ports land in 40040-40049.
     execFileSync('ip', ['netns', 'exec', d.hostNs, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=40000 40049']);
     execFileSync('ip', ['netns', 'exec', d.hostNs, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_reserved_ports=40000-40039']);
@@ -188,13 +195,33 @@ describe('published ports', () => {
   });
 
   it('a port published on 127.0.0.1 is closed to a neighbour that routes 127.0.0.1 to the host', async () => {
-    await sandbox('local', { Networks: [{ Network: 'pa' }], PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '8300' }] } });
+    // The same container port also on 0.0.0.0:8301: the allowed path of the same probe.
+    await sandbox('local', {
+      Networks: [{ Network: 'pa' }],
+      PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '8300' }, { HostPort: '8301' }] },
+    });
     await serve('local', 'tcp', [80]);
     reached(await tcpRead(host, '127.0.0.1', 8300), 'the host reaches its 127.0.0.1:8300');
-    // The neighbour's probe works (0.0.0.0 port through the host's address) and fails on 127.0.0.1.
-    await assertReachedThenBlocked((t) => tcpRead(outside, t, t === HOST_IP ? 8080 : 8300), HOST_IP, '127.0.0.1', 'neighbour → 127.0.0.1:8300', ['timeout']);
-    // Nor does 127.0.0.1 on the host's other address reach it.
-    assert.equal(await tcpRefused(outside, HOST_IP, 8300), true);
+    // Counters in tables of the test's own: packets from the neighbour arriving at the host for
+    // 127.0.0.1:8300, and packets from the neighbour arriving in the container (a reply could be lost on
+    // the way back while the packet still got in: moby#45610 is about getting in).
+    const nft = (ns: string[], ...args: string[]) => execFileSync('nsenter', [...ns, 'nft', ...args], { encoding: 'utf8' });
+    const hostNs = [`--net=${d.hostNsPath}`];
+    const boxNs = [`--net=${netns.get('local')}`];
+    nft(hostNs, 'table ip cnmtcount { chain pre { type filter hook prerouting priority -400; iifname "cnmt-up0" ip daddr 127.0.0.1 tcp dport 8300 counter; }; }');
+    nft(boxNs, `table ip cnmtseen { chain in { type filter hook input priority 0; ip saddr ${NEIGHBOUR_IP} tcp dport 80 counter; }; }`);
+    const count = (ns: string[], table: string) => Number(/counter packets (\d+)/.exec(nft(ns, 'list', 'table', 'ip', table))![1]);
+    try {
+      assert.equal(reached(await tcpRead(outside, HOST_IP, 8301), 'neighbour → host:8301'), `local ${NEIGHBOUR_IP}`);
+      const inBox = count(boxNs, 'cnmtseen');
+      assert.ok(inBox > 0, 'the container counts the neighbour\'s packets');
+      blocked(await tcpRead(outside, '127.0.0.1', 8300), 'neighbour → 127.0.0.1:8300', ['timeout']);
+      assert.ok(count(hostNs, 'cnmtcount') > 0, 'the neighbour\'s packets to 127.0.0.1:8300 reached the host');
+      assert.equal(count(boxNs, 'cnmtseen'), inBox, 'none of them got into the container');
+    } finally {
+      nft(hostNs, 'delete', 'table', 'ip', 'cnmtcount');
+      nft(boxNs, 'delete', 'table', 'ip', 'cnmtseen');
+    }
   });
 
   it('host_binding_ipv4: the network\'s ports are on that address only', async () => {
