@@ -13,7 +13,12 @@ export const DIST_ENTRY = join(REPO_ROOT, 'dist/src/cli/main.js');
 
 /** Compile the tree (tsc -p tsconfig.json, as `npm run build`) and return how node runs the built CLI. */
 export async function buildDist(): Promise<string[]> {
-  const tsc = await execWithInput(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', join(REPO_ROOT, 'tsconfig.json')], '', 600_000);
+  const tsc = await execWithInput(
+    process.execPath,
+    [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(REPO_ROOT, 'tsconfig.json')],
+    '',
+    600_000,
+  );
   // tsc prints its errors on stdout.
   if (tsc.code !== 0) throw new Error(`npm run build (tsc) failed:\n${(tsc.stdout + tsc.stderr).trim().slice(0, 2000)}`);
   if (!existsSync(DIST_ENTRY)) throw new Error(`the build did not produce ${DIST_ENTRY}`);

@@ -120,17 +120,7 @@ export class ThreadNamespace {
 
   /** Run `fn` (synchronous) with the thread inside the namespace open at `nsFd`, then return home. */
   withNetns<T>(nsFd: number, what: string, fn: () => T): T {
-    this.enter(what);
-    if (this.libc.setns(nsFd, CLONE_NEWNET) !== 0) {
-      const error = libcError(`${what}: setns`);
-      this.visiting = false;
-      throw error;
-    }
-    try {
-      return fn();
-    } finally {
-      this.returnHome(what);
-    }
+    return this.visit(what, 'setns', () => this.libc.setns(nsFd, CLONE_NEWNET), fn);
   }
 
   /** `withNetns` for a namespace given by path: opened for the visit only. */
@@ -145,9 +135,14 @@ export class ThreadNamespace {
 
   /** Run `fn` inside a brand-new network namespace (created by unshare) and return home afterwards. */
   withNewNetns<T>(what: string, fn: () => T): T {
+    return this.visit(what, 'unshare', () => this.libc.unshare(CLONE_NEWNET), fn);
+  }
+
+  /** Leave home with `leave` (a libc call returning 0 on success), run `fn`, and return home. */
+  private visit<T>(what: string, call: string, leave: () => number, fn: () => T): T {
     this.enter(what);
-    if (this.libc.unshare(CLONE_NEWNET) !== 0) {
-      const error = libcError(`${what}: unshare`);
+    if (leave() !== 0) {
+      const error = libcError(`${what}: ${call}`);
       this.visiting = false;
       throw error;
     }

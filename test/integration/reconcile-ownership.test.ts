@@ -234,12 +234,22 @@ if (!isRoot()) {
       // A TCP connection held open across the restart (both ends run straight in the sandboxes' namespaces,
       // not through the daemon): the server prints what it receives.
       const pinOf = async (s: string) => join(d.execRoot, 'netns', (await ok(d, 'GET', `/cnm/v1/sandboxes/${s}`)).Id);
-      const server = spawn('nsenter', [`--net=${await pinOf('srv')}`, 'nc', '-l', '7070'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const server = spawn(
+        'nsenter',
+        [`--net=${await pinOf('srv')}`, process.execPath, '-e', "require('net').createServer((s) => s.pipe(process.stdout)).listen(7070, () => console.error('listening'))"],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let listening = false;
+      server.stderr.on('data', (b) => (listening ||= String(b).includes('listening')));
       let received = '';
       server.stdout.on('data', (b) => (received += b));
       try {
-        await eventually(async () => (await d.exec('srv', ['ss', '-ltn'])).stdout.includes(':7070'), 'server listening');
-        const client = spawn('nsenter', [`--net=${await pinOf('cli')}`, 'nc', srvIp, '7070'], { stdio: ['pipe', 'ignore', 'pipe'] });
+        await eventually(async () => listening, 'server listening');
+        const client = spawn(
+          'nsenter',
+          [`--net=${await pinOf('cli')}`, process.execPath, '-e', `process.stdin.pipe(require('net').connect(7070, '${srvIp}'))`],
+          { stdio: ['pipe', 'ignore', 'pipe'] },
+        );
         try {
           client.stdin.write('before\n');
           await eventually(async () => received.includes('before'), 'first line through');

@@ -98,7 +98,7 @@ describe('daemon flags', () => {
   });
 
   it('bounds numbers: check interval, MTU; checks the bridge name', () => {
-    assert.equal(parse([]).firewallCheckInterval, 5);
+    assert.equal(parse([]).firewallCheckInterval, 30);
     assert.equal(parse(['--firewall-check-interval', '0']).firewallCheckInterval, 0);
     assert.equal(parse(['--firewall-check-interval', '0.5']).firewallCheckInterval, 0.5);
     assert.equal(parse(['--firewall-check-interval', '86400']).firewallCheckInterval, 86400);

@@ -17,20 +17,15 @@
 import { KernelError } from '../../errors.js';
 import { header, NLM_F_REQUEST, type NetlinkMessage, splitMessages } from './codec.js';
 import { type Libc, lastErrno, libcError } from './libc.js';
+import { AF_NETLINK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET } from './socket-constants.js';
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_NETFILTER = 12;
-const SOL_SOCKET = 1;
 const SO_RCVBUFFORCE = 33;
-const SOL_NETLINK = 270;
 const NETLINK_ADD_MEMBERSHIP = 1;
 export const NFNLGRP_NFTABLES = 7;
 export const NFNL_SUBSYS_NFTABLES = 10;
 export const NFT_MSG_GETGEN = 16;
 const MSG_DONTWAIT = 0x40;
-const MSG_TRUNC = 0x20;
 const POLLIN = 0x1;
 /** Room for bursts (a large reconcile of cnm's own emits thousands of element events). */
 const SOCKET_RECEIVE_BUFFER = 4 * 1024 * 1024;

@@ -10,17 +10,12 @@ import {
   NLMSG_ERROR, NLMSG_HDRLEN, NLMSGERR_ATTR_MSG, type NetlinkMessage, parseAttrs, readString, splitMessages,
 } from './codec.js';
 import { errnoName, type Libc, libcError } from './libc.js';
+import { AF_NETLINK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET } from './socket-constants.js';
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_ROUTE = 0;
-const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
-const SOL_NETLINK = 270;
 const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
-const MSG_TRUNC = 0x20;
 /** Dump datagrams are at most ~32 KiB (the kernel caps them by the largest read it has seen). */
 const RECEIVE_BUFFER = 64 * 1024;
 const RECEIVE_TIMEOUT_SECONDS = 10;
