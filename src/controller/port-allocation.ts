@@ -13,21 +13,60 @@ function overlaps(a: string, b: string): boolean {
   return a === b || a === '0.0.0.0' || b === '0.0.0.0';
 }
 
+/** Host addresses bound per protocol and port: one lookup per candidate, whatever is published. */
+export class BoundPorts {
+  private readonly byPort = new Map<number, string[]>();
+  add(protocol: string, port: number, address: string): void {
+    const key = keyOf(protocol, port);
+    const list = this.byPort.get(key);
+    if (list) list.push(address);
+    else this.byPort.set(key, [address]);
+  }
+  /** Forget one binding (the first with that address). */
+  remove(protocol: string, port: number, address: string): void {
+    const key = keyOf(protocol, port);
+    const list = this.byPort.get(key);
+    const i = list?.indexOf(address) ?? -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) this.byPort.delete(key);
+  }
+  overlaps(protocol: string, port: number, address: string): boolean {
+    const list = this.byPort.get(keyOf(protocol, port));
+    return list !== undefined && list.some((a) => overlaps(a, address));
+  }
+}
+
+function keyOf(protocol: string, port: number): number {
+  return (protocol === 'tcp' ? 0 : protocol === 'udp' ? 1 : 2) * 65536 + port;
+}
+
 /** The listeners' protocols are tcp and udp; sctp ports are checked against cnm's own ports only. */
 function isTaken(
   protocol: string,
   hostIp: string,
   port: number,
-  published: readonly PublishedPort[],
-  facts: HostPortFacts,
+  published: PublishedCheck,
+  granted: BoundPorts,
+  listened: BoundPorts,
 ): 'published' | 'listened' | undefined {
-  if (published.some((p) => p.protocol === protocol && p.hostPort === port && overlaps(p.hostIp, hostIp))) return 'published';
-  if (facts.listeners.some((l) => l.protocol === protocol && l.port === port && overlaps(l.address, hostIp))) return 'listened';
+  if (published(protocol, port, hostIp) || granted.overlaps(protocol, port, hostIp)) return 'published';
+  if (listened.overlaps(protocol, port, hostIp)) return 'listened';
   return undefined;
 }
 
 function reserved(port: number, facts: HostPortFacts): boolean {
   return facts.reserved.some((r) => port >= r.start && port <= r.end);
+}
+
+/** True when cnm already publishes `port` of `protocol` on `hostIp` or on an address overlapping it. */
+export type PublishedCheck = (protocol: string, port: number, hostIp: string) => boolean;
+
+/** A check over a plain list (tests, small sets). */
+export function publishedIn(ports: readonly PublishedPort[]): PublishedCheck {
+  const bound = new BoundPorts();
+  for (const p of ports) bound.add(p.protocol, p.hostPort, p.hostIp);
+  return (protocol, port, hostIp) => bound.overlaps(protocol, port, hostIp);
 }
 
 /**
@@ -37,17 +76,19 @@ function reserved(port: number, facts: HostPortFacts): boolean {
  */
 export function allocateHostPorts(
   requests: readonly PortBindingRequest[],
-  alreadyPublished: readonly PublishedPort[],
+  published: PublishedCheck,
   facts: HostPortFacts,
   start: (span: number) => number,
 ): PublishedPort[] {
-  const published = [...alreadyPublished];
+  const granted = new BoundPorts();
+  const listened = new BoundPorts();
+  for (const l of facts.listeners) listened.add(l.protocol, l.port, l.address);
   const out: PublishedPort[] = [];
   for (const r of requests) {
     const fixed = r.hostPortStart !== 0 && r.hostPortStart === r.hostPortEnd;
     let port: number | undefined;
     if (fixed) {
-      const taken = isTaken(r.protocol, r.hostIp, r.hostPortStart, published, facts);
+      const taken = isTaken(r.protocol, r.hostIp, r.hostPortStart, published, granted, listened);
       if (taken === 'published') {
         throw new ConflictError(`Bind for ${r.hostIp}:${r.hostPortStart} failed: port is already allocated`);
       }
@@ -67,7 +108,7 @@ export function allocateHostPorts(
       for (let i = 0; i < span && port === undefined; i++) {
         const candidate = lo + ((first + i) % span);
         if (candidate === 0 || (ephemeral && reserved(candidate, facts))) continue;
-        if (isTaken(r.protocol, r.hostIp, candidate, published, facts) === undefined) port = candidate;
+        if (isTaken(r.protocol, r.hostIp, candidate, published, granted, listened) === undefined) port = candidate;
       }
       if (port === undefined) {
         throw new ConflictError(
@@ -78,7 +119,7 @@ export function allocateHostPorts(
       }
     }
     const binding: PublishedPort = { protocol: r.protocol, containerPort: r.containerPort, hostIp: r.hostIp, hostPort: port };
-    published.push(binding);
+    granted.add(binding.protocol, binding.hostPort, binding.hostIp);
     out.push(binding);
   }
   return out;

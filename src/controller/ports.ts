@@ -35,7 +35,7 @@ export function planPorts(
   }
   const defaultIp = runtimeOf(ctx, net).firewall?.hostBindingIpv4 ?? '0.0.0.0';
   const resolved = requests.map((r) => ({ ...r, hostIp: r.hostIp === '' ? defaultIp : r.hostIp }));
-  const published = [...ctx.state.sandboxes.values()].flatMap((s) => s.ports ?? []);
+  const published = (protocol: string, port: number, hostIp: string) => ctx.state.publishedPorts.overlaps(protocol, port, hostIp);
   const facts = (ctx.hostPorts ?? (() => DEFAULT_FACTS))();
   const start = ctx.portSearchStart ?? ((span: number) => Math.floor(Math.random() * span));
   return { networkId: net.id, ports: allocateHostPorts(resolved, published, facts, start) };

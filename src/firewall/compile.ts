@@ -42,7 +42,8 @@ export type SetName =
   | 'vip_any'
   | 'vip_ports'
   | 'ports_keep'
-  | 'ports_shift';
+  | 'ports_any'
+  | 'ports_addr';
 
 interface SetSpec {
   name: SetName;
@@ -113,15 +114,23 @@ export const SETS: readonly SetSpec[] = [
     keyword: 'map',
     type: 'ipv4_addr . inet_proto . inet_service : ipv4_addr',
     interval: true,
-    purpose: 'published ports (host address . protocol . port range) -> container address, port unchanged',
+    purpose: 'published port ranges (host address . protocol . ports) -> container address, ports unchanged',
   },
   {
-    name: 'ports_shift',
+    name: 'ports_any',
+    family: 'inet',
+    keyword: 'map',
+    type: 'inet_proto . inet_service : ipv4_addr . inet_service',
+    interval: false,
+    purpose: 'single ports published on every host address -> container address . port',
+  },
+  {
+    name: 'ports_addr',
     family: 'inet',
     keyword: 'map',
     type: 'ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service',
-    interval: true,
-    purpose: 'published ports whose container port differs -> container address . port',
+    interval: false,
+    purpose: 'single ports published on one host address -> container address . port',
   },
   {
     name: 'no_icc_v4',
@@ -142,12 +151,15 @@ export const SETS: readonly SetSpec[] = [
 ];
 
 /**
- * Published ports: traffic to a host address (0.0.0.0/0 in a key stands for every one of them, hence the
- * fib check) is translated by one lookup in each port map; a port costs a map element, never a rule.
+ * Published ports: traffic to a host address is translated by one lookup in each port map; a port costs
+ * a map element, never a rule. Single ports live in hash maps (O(1) to add whatever is published: nft
+ * caches and the kernel's pipapo clone the whole of an interval set on every change); only ranges use
+ * the interval map, where 0.0.0.0/0 stands for every host address, hence the fib checks.
  */
 const PUBLISHED_PORT_RULES = [
   'fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_keep',
-  'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_shift',
+  'meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @ports_addr',
+  'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to meta l4proto . th dport map @ports_any',
 ];
 
 export interface ChainSpec {
@@ -305,7 +317,7 @@ export function compileFull(
   const lines: string[] = [];
   for (const set of SETS) {
     const owned = perNetwork.flatMap(({ net, elements }) => (elements[set.name] ?? []).map((e) => ({ e, owner: net.id })));
-    if (set.interval && set.name !== 'ports_keep' && set.name !== 'ports_shift') {
+    if (set.interval && set.name !== 'ports_keep') {
       rejectOverlaps(
         owned.map(({ e, owner }) => ({ range: e.range!, owner })),
         `set ${set.name}`,

@@ -1,9 +1,10 @@
 /**
  * Published ports as nftables map elements (no rule per port; see PUBLISHED_PORT_RULES in compile.ts).
- * Key: host address . protocol . host port, where 0.0.0.0 (every host address) is the interval
- * 0.0.0.0/0. A run of consecutive ports published on the same container ports (8000-8009:8000-8009,
- * the usual range) is one interval element of `ports_keep`, which translates the address only; ports
- * moved to another container port are one `ports_shift` element each (address . port). Pure.
+ * A run of two or more consecutive ports published on the same container ports (8000-8009:8000-8009) is
+ * one interval element of `ports_keep` (host address . protocol . ports, 0.0.0.0 as 0.0.0.0/0), which
+ * translates the address only. Every other port is one element of a hash map: `ports_any`
+ * (protocol . port) for 0.0.0.0, `ports_addr` (host address . protocol . port) for one address, each
+ * to container address . port. Pure.
  */
 import { InvalidParameterError } from '../errors.js';
 import { elementCommand, SETS, type Element, type SetName } from './compile.js';
@@ -11,27 +12,28 @@ import type { FirewallPort, FirewallPorts } from './types.js';
 import { validateIpv4Address } from './validate.js';
 
 const SANDBOX_ID = /^[0-9a-f]{64}$/;
-export type PortSetName = Extract<SetName, 'ports_keep' | 'ports_shift'>;
+export type PortSetName = Extract<SetName, 'ports_keep' | 'ports_any' | 'ports_addr'>;
+const PORT_SETS: readonly PortSetName[] = ['ports_keep', 'ports_any', 'ports_addr'];
 
 /** Validate one sandbox's ports and compute its map elements. */
 export function portElements(p: FirewallPorts): Record<PortSetName, Element[]> {
   if (!SANDBOX_ID.test(p.sandboxId)) throw new InvalidParameterError(`invalid sandbox id ${JSON.stringify(p.sandboxId)}`);
   const ports = p.ports.map(checkPort);
-  const keep = ports
-    .filter((x) => x.hostPort === x.containerPort)
-    .sort((a, b) => compareKeys(a, b) || a.hostPort - b.hostPort);
-  const out: Record<PortSetName, Element[]> = { ports_keep: [], ports_shift: [] };
-  for (let i = 0; i < keep.length; ) {
-    const first = keep[i]!;
+  const sorted = [...ports].sort((a, b) => compareKeys(a, b) || a.hostPort - b.hostPort);
+  const out: Record<PortSetName, Element[]> = { ports_keep: [], ports_any: [], ports_addr: [] };
+  const single = (x: FirewallPort) => {
+    const target = `${x.address} . ${x.containerPort}`;
+    if (x.hostIp === '0.0.0.0') out.ports_any.push({ text: `${x.protocol} . ${x.hostPort} : ${target}` });
+    else out.ports_addr.push({ text: `${x.hostIp} . ${x.protocol} . ${x.hostPort} : ${target}` });
+  };
+  for (let i = 0; i < sorted.length; ) {
+    const first = sorted[i]!;
     let j = i + 1;
-    while (j < keep.length && compareKeys(keep[j]!, first) === 0 && keep[j]!.hostPort === keep[j - 1]!.hostPort + 1) j++;
-    const last = keep[j - 1]!;
-    const range = first.hostPort === last.hostPort ? `${first.hostPort}` : `${first.hostPort}-${last.hostPort}`;
-    out.ports_keep.push({ text: `${hostKey(first.hostIp)} . ${first.protocol} . ${range} : ${first.address}` });
+    const kept = (x: FirewallPort) => x.hostPort === x.containerPort;
+    while (kept(first) && j < sorted.length && compareKeys(sorted[j]!, first) === 0 && kept(sorted[j]!) && sorted[j]!.hostPort === sorted[j - 1]!.hostPort + 1) j++;
+    if (j - i === 1) single(first);
+    else out.ports_keep.push({ text: `${hostKey(first.hostIp)} . ${first.protocol} . ${first.hostPort}-${sorted[j - 1]!.hostPort} : ${first.address}` });
     i = j;
-  }
-  for (const x of ports.filter((y) => y.hostPort !== y.containerPort)) {
-    out.ports_shift.push({ text: `${hostKey(x.hostIp)} . ${x.protocol} . ${x.hostPort} : ${x.address} . ${x.containerPort}` });
   }
   return out;
 }
@@ -52,7 +54,7 @@ export function compileRemovePorts(p: FirewallPorts): string {
 
 function commands(verb: 'add' | 'delete', elements: Record<PortSetName, Element[]>): string {
   let script = '';
-  for (const name of ['ports_keep', 'ports_shift'] as const) {
+  for (const name of PORT_SETS) {
     if (elements[name].length === 0) continue;
     script += elementCommand(verb, SETS.find((s) => s.name === name)!, elements[name].map((e) => e.text)) + '\n';
   }

@@ -46,14 +46,12 @@ describe('published ports: compiled map elements', () => {
   it('remove them (idempotent: add then delete)', () => assertGolden('firewall', 'ports-remove.nft', compileRemovePorts(WEB)));
   it('full ruleset with networks and ports', () => assertGolden('firewall', 'full-ports.nft', compileFull([NET], [], [WEB, DNS])));
 
-  it('a run of consecutive kept ports is one interval element; moved ports one element each', () => {
+  it('a run of consecutive kept ports is one interval element; single ports one hash element each', () => {
     const e = portElements(WEB);
-    assert.deepEqual(e.ports_keep.map((x) => x.text), [
-      '0.0.0.0/0 . tcp . 8000-8002 : 10.1.0.2',
-      '0.0.0.0/0 . tcp . 9090 : 10.1.0.2',
-      '127.0.0.1 . udp . 5353 : 10.1.0.2',
-    ]);
-    assert.deepEqual(e.ports_shift.map((x) => x.text), ['0.0.0.0/0 . tcp . 8080 : 10.1.0.2 . 80', '0.0.0.0/0 . tcp . 8443 : 10.1.0.2 . 443']);
+    assert.deepEqual(e.ports_keep.map((x) => x.text), ['0.0.0.0/0 . tcp . 8000-8002 : 10.1.0.2']);
+    assert.deepEqual(e.ports_any.map((x) => x.text), ['tcp . 8080 : 10.1.0.2 . 80', 'tcp . 8443 : 10.1.0.2 . 443', 'tcp . 9090 : 10.1.0.2 . 9090']);
+    assert.deepEqual(e.ports_addr.map((x) => x.text), ['127.0.0.1 . udp . 5353 : 10.1.0.2 . 5353']);
+    assert.deepEqual(portElements(DNS).ports_addr.map((x) => x.text), ['192.0.2.7 . udp . 53 : 10.1.0.3 . 53']);
   });
 
   it('a range published on one address does not merge with the same ports of another address or protocol', () => {
@@ -65,7 +63,7 @@ describe('published ports: compiled map elements', () => {
         { protocol: 'tcp', hostIp: '192.0.2.1', hostPort: 11, address: '10.1.0.2', containerPort: 11 },
       ],
     });
-    assert.equal(e.ports_keep.length, 3);
+    assert.deepEqual([e.ports_keep.length, e.ports_any.length, e.ports_addr.length], [0, 2, 1]);
   });
 
   it('bad input is a 400 before any script exists', () => {
@@ -79,26 +77,25 @@ describe('published ports: compiled map elements', () => {
   it('the listing check expects the port elements: a deleted one is reported, an intact listing is not', () => {
     const expected = expectedListing('inet', [NET], [], [WEB]);
     const keep = expected.sets.get('ports_keep')!;
-    assert.deepEqual(keep.elements, [
-      '0.0.0.0/0 . tcp . 8000-8002 : 10.1.0.2',
-      '0.0.0.0/0 . tcp . 9090 : 10.1.0.2',
-      '127.0.0.1 . udp . 5353 : 10.1.0.2',
-    ]);
+    assert.deepEqual(keep.elements, ['0.0.0.0/0 . tcp . 8000-8002 : 10.1.0.2']);
+    assert.deepEqual(expected.sets.get('ports_addr')!.elements, ['127.0.0.1 . udp . 5353 : 10.1.0.2 . 5353']);
     assert.deepEqual(compareListings('inet', expected, expected), { structure: [], content: [] });
-    // As nft lists it, minus one element.
+    // As nft lists it, one element missing, one foreign.
     const listed = parseTableListing(
       [
         'table inet cnm {',
         '\tmap ports_keep {',
         '\t\ttype ipv4_addr . inet_proto . inet_service : ipv4_addr',
         '\t\tflags interval',
-        '\t\telements = { 0.0.0.0/0 . tcp . 8000-8002 : 10.1.0.2,',
-        '\t\t\t     127.0.0.1 . udp . 5353 : 10.1.0.2 }',
+        '\t\telements = { 192.0.2.9 . tcp . 1-2 : 10.1.0.9 }',
         '\t}',
         '}',
       ].join('\n'),
     );
     const diff = compareListings('inet', { ...expected, sets: new Map([['ports_keep', keep]]), chains: new Map() }, listed);
-    assert.deepEqual(diff.content, ['inet cnm: map ports_keep lacks 0.0.0.0/0 . tcp . 9090 : 10.1.0.2']);
+    assert.deepEqual(diff.content, [
+      'inet cnm: map ports_keep lacks 0.0.0.0/0 . tcp . 8000-8002 : 10.1.0.2',
+      'inet cnm: map ports_keep has extra 192.0.2.9 . tcp . 1-2 : 10.1.0.9',
+    ]);
   });
 });

@@ -1,13 +1,16 @@
 /** Host ports for published ports: requested ones checked, free ones chosen; all or nothing. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { allocateHostPorts } from '../../src/controller/port-allocation.js';
+import { allocateHostPorts as allocate, publishedIn } from '../../src/controller/port-allocation.js';
+import type { PublishedPort } from '../../src/controller/records.js';
 import type { PortBindingRequest } from '../../src/controller/types.js';
 import { parsePortRangeSysctl, parseProcNet, parseReservedPorts, type HostPortFacts } from '../../src/kernel/host-ports.js';
 import { httpStatusOf } from '../../src/errors.js';
 
 const FACTS: HostPortFacts = { ephemeral: { start: 40000, end: 40009 }, reserved: [{ start: 40000, end: 40004 }], listeners: [] };
 const first = () => 0;
+const allocateHostPorts = (r: PortBindingRequest[], taken: PublishedPort[], facts: HostPortFacts, start: (span: number) => number) =>
+  allocate(r, publishedIn(taken), facts, start);
 
 function req(over: Partial<PortBindingRequest>): PortBindingRequest {
   return { protocol: 'tcp', containerPort: 80, hostIp: '0.0.0.0', hostPortStart: 8080, hostPortEnd: 8080, ...over };
