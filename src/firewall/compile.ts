@@ -158,7 +158,9 @@ export const SETS: readonly SetSpec[] = [
  */
 const PUBLISHED_PORT_RULES = [
   'fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_keep',
-  'meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @ports_addr',
+  // The fib check here too: an address the host does not have (yet) must not capture traffic to it
+  // that only passes through.
+  'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_addr',
   'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to meta l4proto . th dport map @ports_any',
 ];
 

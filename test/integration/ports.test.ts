@@ -248,6 +248,25 @@ describe('published ports', () => {
     assert.equal(await tcpRefused(outside, HOST_IP, 8400), true, 'the other host address does not translate 8400');
   });
 
+  it('a port published on an address the host does not have never captures traffic to it that passes through', async () => {
+    // The neighbour's own address, published on the host: traffic from a sandbox to it goes on to the neighbour.
+    await sandbox('foreign', { Networks: [{ Network: 'pa' }], PortBindings: { '80/tcp': [{ HostIp: NEIGHBOUR_IP, HostPort: '8700' }] } });
+    await serve('foreign', 'tcp', [80]);
+    const neighbourServer = spawn('ip', ['netns', 'exec', neighbour, 'python3', '-c', [
+      'import socket, sys',
+      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+      `s.bind(('${NEIGHBOUR_IP}', 8700)); s.listen(4); print('ready', flush=True)`,
+      'while True:',
+      '    c, peer = s.accept(); c.sendall(f"neighbour {peer[0]}\\n".encode()); c.close()',
+    ].join('\n')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    servers.push(neighbourServer);
+    let out = '';
+    neighbourServer.stdout!.on('data', (b) => (out += b));
+    await waitFor('neighbour server', async () => out.includes('ready') || neighbourServer.exitCode !== null);
+    const peer = inNetnsPath(netns.get('peer')!);
+    assert.match(reached(await tcpRead(peer, NEIGHBOUR_IP, 8700), 'sandbox → neighbour:8700'), /^neighbour /);
+  });
+
   it('random host ports come from ip_local_port_range minus ip_local_reserved_ports', async () => {
     const sb = await sandbox('rnd', { Networks: [{ Network: 'pa' }], PortBindings: { '80/tcp': [{}], '81/udp': [{ HostIp: '', HostPort: '' }] } });
     await serve('rnd', 'tcp', [80]);
