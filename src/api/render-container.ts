@@ -5,7 +5,7 @@
  */
 import type { SandboxDetail } from '../controller/types.js';
 import { InvalidParameterError } from '../errors.js';
-import { endpointAddresses, type SandboxFiles } from './render-sandbox.js';
+import { endpointAddresses, renderPortMap, type SandboxFiles } from './render-sandbox.js';
 import type { FilterArgs } from './filters.js';
 import { humanDuration } from './human-duration.js';
 
@@ -63,7 +63,8 @@ export function renderContainerSummary(detail: SandboxDetail, nowMs = Date.now()
     ImageID: '',
     Command: '',
     Created: Math.floor(createdMs(sandbox.created) / 1000),
-    Ports: [],
+    // container.Port: what `docker ps` prints as 0.0.0.0:8080->80/tcp.
+    Ports: (sandbox.ports ?? []).map((p) => ({ IP: p.hostIp, PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.protocol })),
     Labels: { ...sandbox.labels },
     State: 'running',
     Status: `Up ${humanDuration(nowMs - createdMs(sandbox.created))}`,
@@ -142,7 +143,7 @@ export function renderContainerInspect(detail: SandboxDetail, files: SandboxFile
       Bridge: '',
       SandboxID: sandbox.id,
       SandboxKey: files.netnsPath || sandbox.netnsPath,
-      Ports: {},
+      Ports: renderPortMap(sandbox),
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,

@@ -1,5 +1,5 @@
 /** The cnm extension's sandbox JSON (GET /cnm/v1/sandboxes). */
-import type { EndpointRecord, NetworkRecord } from '../controller/records.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../controller/records.js';
 import type { SandboxDetail } from '../controller/types.js';
 import { gatewayFor, splitCidr } from './addresses.js';
 
@@ -65,6 +65,18 @@ export interface CnmSandbox {
   DaemonPid: number;
   Dns: { Servers: string[]; Search: string[]; Options: string[] };
   Networks: Record<string, CnmSandboxNetwork>;
+  /** Published ports as Docker's NetworkSettings.Ports: "80/tcp" → [{HostIp, HostPort}]. */
+  Ports: PortMap;
+}
+
+export type PortMap = Record<string, Array<{ HostIp: string; HostPort: string }>>;
+
+/** The sandbox's published ports in Docker's PortMap shape, container ports in ascending order. */
+export function renderPortMap(sandbox: SandboxRecord): PortMap {
+  const out: PortMap = {};
+  const sorted = [...(sandbox.ports ?? [])].sort((a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol));
+  for (const p of sorted) (out[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  return out;
 }
 
 export function renderCnmSandbox(detail: SandboxDetail, files: SandboxFiles, daemonPid: number): CnmSandbox {
@@ -103,5 +115,6 @@ export function renderCnmSandbox(detail: SandboxDetail, files: SandboxFiles, dae
     DaemonPid: daemonPid,
     Dns: { Servers: [...sandbox.dns.servers], Search: [...sandbox.dns.search], Options: [...sandbox.dns.options] },
     Networks: networks,
+    Ports: renderPortMap(sandbox),
   };
 }

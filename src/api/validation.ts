@@ -17,6 +17,7 @@ import type {
 } from '../controller/types.js';
 import { InvalidParameterError } from '../errors.js';
 import { aliasError, dnsOptionError, dnsServerError, searchDomainError } from '../util/dns-names.js';
+import { toPortRequests } from './port-bindings.js';
 import { compareVersions } from './router.js';
 
 /** An object schema whose input keys match the shape's keys case-insensitively (as Go's decoder does). */
@@ -140,6 +141,8 @@ const sandboxCreateSchema = goStruct({
   Dns: checkedList(dnsServerError, 'DNS server'),
   DnsSearch: checkedList(searchDomainError, 'DNS search domain'),
   DnsOptions: checkedList(dnsOptionError, 'DNS option'),
+  // HostConfig.PortBindings' shape: "80/tcp" → [{HostIp, HostPort}].
+  PortBindings: z.record(z.string(), z.array(goStruct({ HostIp: str, HostPort: str })).nullish()).nullish(),
 });
 
 /** Parse `body` with `schema`; 400 naming the first offending field. An empty body is `{}`. */
@@ -276,6 +279,7 @@ export function toCreateSandboxRequest(body: unknown): CreateSandboxRequest {
     dns: b.Dns ?? undefined,
     dnsSearch: b.DnsSearch ?? undefined,
     dnsOptions: b.DnsOptions ?? undefined,
+    ports: toPortRequests(b.PortBindings),
   });
 }
 

@@ -3,6 +3,7 @@ import { humanDuration } from '../api/human-duration.js';
 import { UsageError, keyValueMap, parseIntFlag, type FlagSpec, type ParsedArgs } from './args.js';
 import type { ApiClient } from './client.js';
 import { dispatch, type Io, type Subcommand } from './command.js';
+import { PortSpecError, portBindingsOf } from '../util/port-spec.js';
 import { forEachRef, inspectRefs, formatList, goTimeString, naturalCompare, shortId, type ListFormat } from './format.js';
 
 /** The parts of the cnm sandbox JSON the CLI reads. */
@@ -18,6 +19,8 @@ export interface SandboxJson {
   HostnamePath: string;
   DaemonPid: number;
   Networks: Record<string, { IPAddress: string; IPPrefixLen: number; IPv6Address: string }>;
+  /** Docker's PortMap ("80/tcp" → [{HostIp, HostPort}]); absent from daemons before port publishing. */
+  Ports?: Record<string, Array<{ HostIp: string; HostPort: string }>>;
 }
 
 const CREATE_FLAGS: FlagSpec[] = [
@@ -37,6 +40,12 @@ const CREATE_FLAGS: FlagSpec[] = [
   { long: 'dns-search', kind: 'list', description: 'Set custom DNS search domains' },
   { long: 'dns-option', kind: 'list', description: 'Set DNS options' },
   { long: 'label', short: 'l', kind: 'list', description: 'Set metadata on the sandbox' },
+  {
+    long: 'publish',
+    short: 'p',
+    kind: 'list',
+    description: 'Publish a port: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp] (repeatable)',
+  },
 ];
 
 type NetworkEntry = Record<string, unknown> & { Network: string };
@@ -114,19 +123,61 @@ export function createSandboxBody(a: ParsedArgs): Record<string, unknown> {
     Dns: a.list('dns'),
     DnsSearch: a.list('dns-search'),
     DnsOptions: a.list('dns-option'),
+    PortBindings: a.list('publish').length > 0 ? publishBindings(a.list('publish')) : undefined,
   };
 }
 
-export type SandboxRow = Record<'ID' | 'Name' | 'Hostname' | 'Networks' | 'IPAddresses' | 'CreatedAt' | 'RunningFor', string>;
+function publishBindings(specs: string[]): ReturnType<typeof portBindingsOf> {
+  try {
+    return portBindingsOf(specs);
+  } catch (err) {
+    if (err instanceof PortSpecError) throw new UsageError(`invalid argument for -p, --publish: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * `docker ps`'s PORTS text: "0.0.0.0:8080->80/tcp"; as Docker does, runs of consecutive ports published
+ * on the same port numbers fold into one range, moved ports are listed one by one.
+ */
+export function portsText(ports: SandboxJson['Ports']): string {
+  const flat = Object.entries(ports ?? {}).flatMap(([key, list]) => {
+    const [port, proto] = key.split('/');
+    return list.map((b) => ({ ip: b.HostIp, host: Number(b.HostPort), container: Number(port), proto: proto ?? 'tcp' }));
+  });
+  flat.sort((a, b) => a.proto.localeCompare(b.proto) || a.ip.localeCompare(b.ip) || a.container - b.container);
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; ) {
+    const first = flat[i]!;
+    let j = i + 1;
+    while (
+      j < flat.length &&
+      first.host === first.container &&
+      flat[j]!.host === flat[j]!.container &&
+      flat[j]!.proto === first.proto &&
+      flat[j]!.ip === first.ip &&
+      flat[j]!.container === flat[j - 1]!.container + 1 &&
+      flat[j]!.host === flat[j - 1]!.host + 1
+    ) j++;
+    const last = flat[j - 1]!;
+    const range = (a: number, b: number) => (a === b ? `${a}` : `${a}-${b}`);
+    out.push(`${first.ip}:${range(first.host, last.host)}->${range(first.container, last.container)}/${first.proto}`);
+    i = j;
+  }
+  return out.join(', ');
+}
+
+export type SandboxRow = Record<'ID' | 'Name' | 'Hostname' | 'Networks' | 'IPAddresses' | 'Ports' | 'CreatedAt' | 'RunningFor', string>;
 
 export const SANDBOX_LIST_FORMAT: ListFormat<SandboxRow> = {
-  defaultTable: '{{.ID}}\t{{.Name}}\t{{.Networks}}\t{{.IPAddresses}}\t{{.RunningFor}}',
+  defaultTable: '{{.ID}}\t{{.Name}}\t{{.Networks}}\t{{.IPAddresses}}\t{{.Ports}}\t{{.RunningFor}}',
   headers: {
     ID: 'SANDBOX ID',
     Name: 'NAME',
     Hostname: 'HOSTNAME',
     Networks: 'NETWORKS',
     IPAddresses: 'IP ADDRESSES',
+    Ports: 'PORTS',
     CreatedAt: 'CREATED AT',
     RunningFor: 'CREATED',
   },
@@ -143,6 +194,7 @@ export function sandboxRow(s: SandboxJson, noTrunc: boolean, nowMs = Date.now())
     Hostname: s.Hostname,
     Networks: s.HostNetwork ? 'host' : names.join(','),
     IPAddresses: addresses.join(','),
+    Ports: portsText(s.Ports),
     CreatedAt: goTimeString(s.Created),
     RunningFor: Number.isNaN(created) ? '' : `${humanDuration(nowMs - created)} ago`,
   };

@@ -7,6 +7,7 @@ import type { ServiceDiscovery } from '../dns/discovery.js';
 import type { AnyNetworkDriver, DriverEndpoint, DriverNetwork, DriverSandbox } from '../drivers/types.js';
 import type { Firewall, FirewallNetwork } from '../firewall/types.js';
 import type { IpamDriver } from '../ipam/types.js';
+import type { HostPortFacts } from '../kernel/host-ports.js';
 import type { KernelOps } from '../kernel/types.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/log.js';
@@ -36,6 +37,13 @@ export interface ControllerDeps {
    * it are removed as leftovers. Default DEFAULT_OWNER_GROUP.
    */
   ownerGroup?: number;
+  /**
+   * Reads the daemon namespace's ephemeral port range, reserved ports and bound sockets (published
+   * ports avoid them). Default: the kernel's default range, nothing reserved or bound (tests' fake kernel).
+   */
+  hostPorts?: () => HostPortFacts;
+  /** Where a search for a free host port starts within a range of `span` ports (default: random). */
+  portSearchStart?: (span: number) => number;
 }
 
 export interface NetworkRuntime {

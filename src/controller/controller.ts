@@ -12,6 +12,7 @@ import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
 import { reconcile, retryBrokenNetwork, retryBrokenNetworks, type ReconcileReport } from './reconcile.js';
 import type { AttachmentRecord, EndpointRecord, NetworkRecord } from './records.js';
 import { Repository } from './repository.js';
+import { firewallPorts } from './ports.js';
 import { createSandbox, removeSandbox } from './sandboxes.js';
 import { createService, firewallServices, removeService } from './services.js';
 import { CnmState } from './state.js';
@@ -266,7 +267,7 @@ export class CnmController implements Controller, AttachmentController {
     return this.mutex.runAlways(async () => {
       if (await this.ctx.firewall.isIntact()) return false;
       const programs = [...this.ctx.networks.values()].flatMap((rt) => (rt.firewall ? [rt.firewall] : []));
-      await this.ctx.firewall.reconcile(programs, firewallServices(this.ctx));
+      await this.ctx.firewall.reconcile(programs, firewallServices(this.ctx), firewallPorts(this.ctx));
       this.ctx.logger.warn('cnm firewall rules were missing and have been restored', { networks: programs.length });
       return true;
     });

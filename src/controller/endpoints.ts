@@ -16,6 +16,7 @@ import { ipFamilyOf, subnetContainsIp } from '../util/ip.js';
 import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
 import { setAdoptedDefaultRoute } from './adopted-netns.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
+import { closePorts, openPorts } from './ports.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
 import { discoveryEndpoint, leaveEmbeddedDns, resolverModeFor } from './sandbox-dns.js';
@@ -100,6 +101,10 @@ export async function connect(
   ctx.state.putEndpoint(ep);
   if (stickToEmbeddedDns) sb.embeddedDns = true;
   if (opts.completesCreate) delete sb.creating;
+  // Reconnected to the network its ports lead to: they open again (at create, the sandbox opens them).
+  if (!opts.creating && sb.portsNetworkId === net.id) {
+    await openPorts(ctx, sb).catch((err: unknown) => ctx.logger.error('published ports not reopened', { sandbox: sb.id, error: err }));
+  }
   await ctx.files.writeHosts(sb, ctx.state.endpointsOfSandbox(sb.id));
   // A sandbox being created got the right resolv.conf up front.
   if (resolverBefore !== resolverAfter && !opts.creating) await ctx.files.writeResolvConf(sb, resolverAfter);
@@ -238,6 +243,8 @@ export async function removeEndpoint(
   const remaining = ctx.state.endpointsOfSandbox(sb.id).filter((e) => e.id !== ep.id);
   const resolverBefore = resolverModeFor(ctx, sb, [...remaining, ep]);
   try {
+    // Its ports close first: nothing may be translated to an address that is about to be free.
+    if (sb.portsNetworkId === net.id) await closePorts(ctx, sb, ep);
     const epOptions = rt.driver.parseEndpointOptions(ep.driverOpts);
     await rt.driver.leave(toDriverNetwork(net, rt.options), toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
     await programRoutes(ctx, sb, remaining);

@@ -16,6 +16,7 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js'
 import type { PersistedState } from './repository.js';
 import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
 import { destroySandbox } from './sandboxes.js';
+import { enableLocalnetFor, firewallPorts } from './ports.js';
 import { firewallServices, restoreServices, vipClaims } from './services.js';
 
 export interface ReconcileReport {
@@ -120,7 +121,11 @@ async function restoreNetworks(ctx: Ctx): Promise<void> {
     if (!net.configOnly) await restoreOneNetwork(ctx, net);
   }
   await restoreServices(ctx);
-  await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx));
+  await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx), firewallPorts(ctx));
+  // A bridge re-created after a reboot has lost its sysctls.
+  for (const sb of ctx.state.sandboxes.values()) {
+    await enableLocalnetFor(ctx, sb).catch((err: unknown) => ctx.logger.error('route_localnet not set', { sandbox: sb.id, error: err }));
+  }
 }
 
 function firewallPrograms(ctx: Ctx): FirewallNetwork[] {
@@ -164,7 +169,7 @@ export async function retryBrokenNetwork(ctx: Ctx, net: NetworkRecord): Promise<
     const vip = svc.vip?.split('/')[0];
     if (vip) await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vip, true);
   }
-  await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx));
+  await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx), firewallPorts(ctx));
   for (const ep of ctx.state.endpointsOfNetwork(net.id)) {
     const sb = ctx.state.sandboxes.get(ep.sandboxId);
     if (!sb) continue;

@@ -94,6 +94,15 @@ export interface ServiceRecord {
   created: string;
 }
 
+/** A published port as granted (the host port chosen when none was asked for). */
+export interface PublishedPort {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  containerPort: number;
+  /** IPv4 host address; 0.0.0.0 = every address. */
+  hostIp: string;
+  hostPort: number;
+}
+
 export interface SandboxRecord {
   id: string;
   name: string;
@@ -133,6 +142,12 @@ export interface SandboxRecord {
    * that still has it at start-up belongs to a create the client never saw succeed: reconcile rolls it back.
    */
   creating?: true;
+  /**
+   * Published ports and the network whose endpoint they lead to (the first the sandbox was created on
+   * that can publish). Open while the sandbox has an endpoint on that network. Absent: none.
+   */
+  ports?: PublishedPort[];
+  portsNetworkId?: string;
 }
 
 /**

@@ -12,6 +12,7 @@ import type { Ctx } from './context.js';
 import { adoptNamespace } from './adopted-netns.js';
 import { connect, removeEndpoint } from './endpoints.js';
 import type { SandboxRecord } from './records.js';
+import { openPorts, planPorts } from './ports.js';
 import { hasNameResolution } from './sandbox-dns.js';
 import type { CreateSandboxRequest } from './types.js';
 
@@ -51,6 +52,8 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
   const adoptFrom = req.netnsPath;
   const adopted = adoptFrom !== undefined;
   if (adopted && hostNetwork) throw new InvalidParameterError('--netns cannot be combined with the host network');
+  // Host ports are chosen and checked (published by cnm, listened on) before anything exists.
+  const ports = planPorts(ctx, req.ports, nets.map((n) => n.net), hostNetwork);
 
   const sb: SandboxRecord = {
     id,
@@ -63,6 +66,7 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
     labels: req.labels ?? {},
     dns: { servers: req.dns ?? [], search: req.dnsSearch ?? [], options: req.dnsOptions ?? [] },
     creating: true,
+    ...(ports ? { ports: ports.ports, portsNetworkId: ports.networkId } : {}),
   };
   // Last of the checks: from here on the pin exists and every failure must unpin.
   if (adopted) {
@@ -86,6 +90,9 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
     for (const [i, { net, settings }] of nets.entries()) {
       await connect(ctx, net, sb, settings, { creating: true, completesCreate: i === nets.length - 1 });
     }
+    for (const { net, settings } of nets) await connect(ctx, net, sb, settings, { creating: true });
+    // All of the sandbox's ports in one firewall transaction; a failure removes the sandbox again.
+    await openPorts(ctx, sb);
   } catch (err) {
     await destroySandbox(ctx, sb, true).catch((undoErr) =>
       ctx.logger.error('rollback of sandbox create incomplete', { sandbox: id, error: undoErr }),

@@ -3,6 +3,7 @@
  * after the store has accepted a change, so it never runs ahead of what is persisted.
  */
 import { InvalidParameterError, NoSuchSandboxError, NotFoundError } from '../errors.js';
+import { BoundPorts } from './port-allocation.js';
 import type { AttachmentRecord, EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
 
 interface Named {
@@ -37,6 +38,8 @@ export class CnmState {
   private readonly sandboxesByName = new Map<string, SandboxRecord>();
   private readonly endpointsByNetwork = new Map<string, Set<string>>();
   private readonly endpointsBySandbox = new Map<string, Set<string>>();
+  /** Every host port the sandboxes publish, so a new one is checked in O(1) whatever is published. */
+  readonly publishedPorts = new BoundPorts();
 
   network(ref: string): NetworkRecord {
     return lookup(this.networks, this.networksByName, ref, 'network');
@@ -120,6 +123,9 @@ export class CnmState {
   }
 
   putSandbox(sb: SandboxRecord): void {
+    const old = this.sandboxes.get(sb.id);
+    for (const p of old?.ports ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
+    for (const p of sb.ports ?? []) this.publishedPorts.add(p.protocol, p.hostPort, p.hostIp);
     this.sandboxes.set(sb.id, sb);
     this.sandboxesByName.set(sb.name, sb);
   }
@@ -127,6 +133,7 @@ export class CnmState {
   deleteSandbox(id: string): void {
     const sb = this.sandboxes.get(id);
     if (!sb) return;
+    for (const p of sb.ports ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
     this.sandboxes.delete(id);
     this.sandboxesByName.delete(sb.name);
     this.endpointsBySandbox.delete(id);

@@ -54,6 +54,17 @@ export interface ConnectRequest extends EndpointSettingsRequest {
   sandbox: string;
 }
 
+/** One container port to publish (HostConfig.PortBindings, one entry). */
+export interface PortBindingRequest {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  containerPort: number;
+  /** '' = the network's host_binding_ipv4 (default 0.0.0.0). */
+  hostIp: string;
+  /** 0/0 = any free port; equal = that port; else a free port from the range. */
+  hostPortStart: number;
+  hostPortEnd: number;
+}
+
 export interface CreateSandboxRequest {
   /** Docker-style name; generated when absent. */
   name?: string;
@@ -66,6 +77,8 @@ export interface CreateSandboxRequest {
   dns?: string[];
   dnsSearch?: string[];
   dnsOptions?: string[];
+  /** Ports to publish, on the first network that can publish them. */
+  ports?: PortBindingRequest[];
 }
 
 export interface CreateServiceRequest {

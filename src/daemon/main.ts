@@ -15,6 +15,7 @@ import { errorMessage } from '../errors.js';
 import { NftFirewall } from '../firewall/nft-firewall.js';
 import { FirewallWatchdog } from '../firewall/watchdog.js';
 import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
+import { readHostPortFacts } from '../kernel/host-ports.js';
 import { ownerGroupFor, type KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
 import { SqliteStore } from '../store/sqlite.js';
@@ -101,6 +102,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       logger,
       maxQueuedChanges: config.maxQueuedChanges,
       ownerGroup,
+      hostPorts: readHostPortFacts,
     },
     { bridgeName: config.bridgeName, subnet: config.bip, mtu: config.mtu },
   );

@@ -20,8 +20,9 @@
  * direct netlink element writer (libnftnl), not another set layout.
  */
 import { InvalidParameterError } from '../errors.js';
+import { portElements } from './ports.js';
 import { compileSetService } from './services.js';
-import type { FirewallNetwork, FirewallService } from './types.js';
+import type { FirewallNetwork, FirewallPorts, FirewallService } from './types.js';
 import { parseSubnet, validateIfname, validateIpv4Address, type Subnet } from './validate.js';
 
 export const TABLE_NAME = 'cnm';
@@ -39,7 +40,10 @@ export type SetName =
   | 'no_icc_v6'
   | 'vips'
   | 'vip_any'
-  | 'vip_ports';
+  | 'vip_ports'
+  | 'ports_keep'
+  | 'ports_any'
+  | 'ports_addr';
 
 interface SetSpec {
   name: SetName;
@@ -105,6 +109,30 @@ export const SETS: readonly SetSpec[] = [
     purpose: 'VIP . protocol . port of a service with ports -> its balancing chain',
   },
   {
+    name: 'ports_keep',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv4_addr . inet_proto . inet_service : ipv4_addr',
+    interval: true,
+    purpose: 'published port ranges (host address . protocol . ports) -> container address, ports unchanged',
+  },
+  {
+    name: 'ports_any',
+    family: 'inet',
+    keyword: 'map',
+    type: 'inet_proto . inet_service : ipv4_addr . inet_service',
+    interval: false,
+    purpose: 'single ports published on every host address -> container address . port',
+  },
+  {
+    name: 'ports_addr',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service',
+    interval: false,
+    purpose: 'single ports published on one host address -> container address . port',
+  },
+  {
     name: 'no_icc_v4',
     family: 'bridge',
     keyword: 'set',
@@ -120,6 +148,20 @@ export const SETS: readonly SetSpec[] = [
     interval: true,
     purpose: 'enable_icc=false subnets',
   },
+];
+
+/**
+ * Published ports: traffic to a host address is translated by one lookup in each port map; a port costs
+ * a map element, never a rule. Single ports live in hash maps (O(1) to add whatever is published: nft
+ * caches and the kernel's pipapo clone the whole of an interval set on every change); only ranges use
+ * the interval map, where 0.0.0.0/0 stands for every host address, hence the fib checks.
+ */
+const PUBLISHED_PORT_RULES = [
+  'fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_keep',
+  // The fib check here too: an address the host does not have (yet) must not capture traffic to it
+  // that only passes through.
+  'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_addr',
+  'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to meta l4proto . th dport map @ports_any',
 ];
 
 export interface ChainSpec {
@@ -140,6 +182,9 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
       'iifname . oifname @same_bridge accept',
       'iifname @internal drop',
       'oifname @internal drop',
+      // A published port reached from another network through a host address (not a VIP: those stay
+      // inside their network), replies included.
+      'oifname @bridges ct status dnat ct original ip daddr != @vips accept',
       'iifname @bridges oifname @bridges drop',
       'oifname @bridges ct state established,related accept',
       'oifname @bridges ct status dnat accept',
@@ -154,6 +199,10 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
       // Balanced traffic leaves through the bridge it came from: without this the backend would answer
       // the client directly and the client would drop a reply that does not come from the VIP.
       'ct status dnat ct original ip daddr @vips masquerade',
+      // Hairpin: a sandbox reaching a published port of its own bridge through a host address would get
+      // the reply straight from the container; the host's own 127.0.0.1 cannot leave through a bridge.
+      'ct status dnat iifname . oifname @same_bridge masquerade',
+      'oifname @bridges ip saddr 127.0.0.0/8 masquerade',
       // Traffic into a bridge (also bridged traffic seen through br_netfilter) is never translated.
       'oifname @bridges return',
       'ip saddr @masq_v4 masquerade',
@@ -165,14 +214,21 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
     family: 'inet',
     name: 'prerouting',
     header: 'type nat hook prerouting priority dstnat; policy accept;',
-    rules: ['ip daddr . meta l4proto . th dport vmap @vip_ports', 'ip daddr vmap @vip_any'],
+    rules: [
+      // 127.0.0.0/8 from anywhere but lo never reaches a published port (moby#45610), nor the host's
+      // loopback services through a bridge where route_localnet is on.
+      'iifname != "lo" ip daddr 127.0.0.0/8 drop',
+      'ip daddr . meta l4proto . th dport vmap @vip_ports',
+      'ip daddr vmap @vip_any',
+      ...PUBLISHED_PORT_RULES,
+    ],
   },
   {
     family: 'inet',
     name: 'output',
     // nft 1.0.6 lists (and only accepts) the number for the output hook.
     header: 'type nat hook output priority -100; policy accept;',
-    rules: ['ip daddr . meta l4proto . th dport vmap @vip_ports', 'ip daddr vmap @vip_any'],
+    rules: ['ip daddr . meta l4proto . th dport vmap @vip_ports', 'ip daddr vmap @vip_any', ...PUBLISHED_PORT_RULES],
   },
   {
     family: 'bridge',
@@ -247,15 +303,23 @@ export function compileBase(families: readonly TableFamily[] = TABLE_FAMILIES): 
   return lines.join('\n') + '\n';
 }
 
-/** Replace cnm's whole ruleset with exactly these networks and services: one transaction. */
-export function compileFull(networks: readonly FirewallNetwork[], services: readonly FirewallService[] = []): string {
-  const perNetwork = networks.map((net) => ({ net, elements: networkElements(net) }));
+/** Replace cnm's whole ruleset with exactly these networks, services and ports: one transaction. */
+export function compileFull(
+  networks: readonly FirewallNetwork[],
+  services: readonly FirewallService[] = [],
+  ports: readonly FirewallPorts[] = [],
+): string {
+  const perNetwork: Array<{ net: { id: string }; elements: NetworkElements }> = networks.map((net) => ({ net, elements: networkElements(net) }));
+  rejectDuplicates(ports.map((p) => p.sandboxId), 'sandbox id');
+  // Port elements are not checked for overlap here: the controller never publishes a port twice, and
+  // nft refuses overlapping keys itself.
+  perNetwork.push(...ports.map((p) => ({ net: { id: p.sandboxId }, elements: portElements(p) as NetworkElements })));
   rejectDuplicates(networks.map((n) => n.id), 'network id');
   rejectDuplicates(networks.map((n) => n.bridge), 'bridge');
   const lines: string[] = [];
   for (const set of SETS) {
     const owned = perNetwork.flatMap(({ net, elements }) => (elements[set.name] ?? []).map((e) => ({ e, owner: net.id })));
-    if (set.interval) {
+    if (set.interval && set.name !== 'ports_keep') {
       rejectOverlaps(
         owned.map(({ e, owner }) => ({ range: e.range!, owner })),
         `set ${set.name}`,

@@ -4,8 +4,9 @@
  * a flushed chain, a set element deleted by hand, an element or chain someone added. Pure.
  */
 import { BASE_CHAINS, SETS, networkElements, type TableFamily } from './compile.js';
+import { portElements } from './ports.js';
 import { serviceListing } from './services.js';
-import type { FirewallNetwork, FirewallService } from './types.js';
+import type { FirewallNetwork, FirewallPorts, FirewallService } from './types.js';
 
 export interface ListedSet {
   keyword: string;
@@ -68,6 +69,7 @@ export function expectedListing(
   family: TableFamily,
   networks: Iterable<FirewallNetwork>,
   services: Iterable<FirewallService>,
+  ports: Iterable<FirewallPorts> = [],
 ): TableListing {
   const listing: TableListing = { sets: new Map(), chains: new Map(), other: [] };
   for (const set of SETS.filter((s) => s.family === family)) {
@@ -85,6 +87,9 @@ export function expectedListing(
     for (const [set, elements] of Object.entries(networkElements(net))) add(set, (elements ?? []).map((e) => e.text));
   }
   if (family === 'inet') {
+    for (const p of ports) {
+      for (const [set, elements] of Object.entries(portElements(p))) add(set, elements.map((e) => e.text));
+    }
     for (const svc of services) {
       const s = serviceListing(svc);
       listing.sets.set(s.name, { keyword: 'map', declaration: [s.mapDeclaration], elements: s.slots.map(normaliseElement) });

@@ -16,8 +16,9 @@ import {
 } from './compile.js';
 import { compareListings, expectedListing, parseTableListing } from './listing.js';
 import { isMissingObject } from './nft-error.js';
+import { compileAddPorts, compileRemovePorts } from './ports.js';
 import { compileRemoveService, compileSetService } from './services.js';
-import type { Firewall, FirewallNetwork, FirewallService, NftRunner } from './types.js';
+import type { Firewall, FirewallNetwork, FirewallPorts, FirewallService, NftRunner } from './types.js';
 
 /**
  * Per table: exactly the desired state; absent; base chains or sets missing or different ('damaged':
@@ -37,6 +38,7 @@ export class NftFirewall implements Firewall {
   /** The desired state: what the last reconcile and every later change made it. */
   private readonly networks = new Map<string, FirewallNetwork>();
   private readonly services = new Map<string, FirewallService>();
+  private readonly ports = new Map<string, FirewallPorts>();
 
   constructor(private readonly runner: NftRunner) {}
 
@@ -96,10 +98,33 @@ export class NftFirewall implements Firewall {
     });
   }
 
-  async reconcile(networks: FirewallNetwork[], services: FirewallService[] = []): Promise<void> {
-    const script = compileFull(networks, services);
+  async addPorts(ports: FirewallPorts): Promise<void> {
+    const script = compileAddPorts(ports);
     await this.mutex.run(async () => {
       await this.runner.run(script);
+      this.ports.set(ports.sandboxId, ports);
+    });
+  }
+
+  async removePorts(ports: FirewallPorts): Promise<void> {
+    const script = compileRemovePorts(ports);
+    await this.mutex.run(async () => {
+      try {
+        await this.runner.run(script);
+      } catch (err) {
+        // Without cnm's inet table no port is published.
+        if (!isMissingObject(err) || (await this.presentTables()).includes('inet')) throw err;
+      }
+      this.ports.delete(ports.sandboxId);
+    });
+  }
+
+  async reconcile(networks: FirewallNetwork[], services: FirewallService[] = [], ports: FirewallPorts[] = []): Promise<void> {
+    const script = compileFull(networks, services, ports);
+    await this.mutex.run(async () => {
+      await this.runner.run(script);
+      this.ports.clear();
+      for (const p of ports) this.ports.set(p.sandboxId, p);
       this.networks.clear();
       for (const net of networks) this.networks.set(net.id, net);
       this.services.clear();
@@ -137,7 +162,7 @@ export class NftFirewall implements Firewall {
         differences.push(`${family} ${TABLE_NAME}: table is missing`);
         continue;
       }
-      const expected = expectedListing(family, this.networks.values(), this.services.values());
+      const expected = expectedListing(family, this.networks.values(), this.services.values(), this.ports.values());
       const diff = compareListings(family, expected, parseTableListing(output));
       states[family] = diff.structure.length > 0 ? 'damaged' : diff.content.length > 0 ? 'drifted' : 'intact';
       differences.push(...diff.structure, ...diff.content);

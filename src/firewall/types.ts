@@ -22,6 +22,25 @@ export interface FirewallNetwork {
   internal: boolean;
   /** SNAT to this address instead of masquerading (com.docker.network.host_ipv4). */
   hostIpv4?: string;
+  /** Default host address of ports published on this network (host_binding_ipv4); absent = 0.0.0.0. */
+  hostBindingIpv4?: string;
+}
+
+/** One published port: traffic to hostIp:hostPort (0.0.0.0 = every host address) goes to address:containerPort. */
+export interface FirewallPort {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  hostIp: string;
+  hostPort: number;
+  /** The container's IPv4 address. */
+  address: string;
+  containerPort: number;
+}
+
+/** A sandbox's published ports: added and removed together, one transaction each. */
+export interface FirewallPorts {
+  /** Sandbox ID (64 hex). */
+  sandboxId: string;
+  ports: FirewallPort[];
 }
 
 /** A load-balanced service: connections to `vip` (on the given ports, or any) are spread over `backends`. */
@@ -50,8 +69,15 @@ export interface Firewall {
   setService(service: FirewallService): Promise<void>;
   /** Remove one service. Idempotent. */
   removeService(service: FirewallService): Promise<void>;
-  /** Replace cnm's whole ruleset with exactly these networks and services, atomically (start-up, lost-rules recovery). */
-  reconcile(networks: FirewallNetwork[], services?: FirewallService[]): Promise<void>;
+  /** Publish one sandbox's ports: one transaction of map elements, whatever is already published. */
+  addPorts(ports: FirewallPorts): Promise<void>;
+  /** Close one sandbox's ports: one transaction. Idempotent. */
+  removePorts(ports: FirewallPorts): Promise<void>;
+  /**
+   * Replace cnm's whole ruleset with exactly these networks, services and published ports, atomically
+   * (start-up, lost-rules recovery).
+   */
+  reconcile(networks: FirewallNetwork[], services?: FirewallService[], ports?: FirewallPorts[]): Promise<void>;
   /** True when cnm's tables are present in the kernel (used to detect a ruleset flush). */
   isIntact(): Promise<boolean>;
   close(): void;

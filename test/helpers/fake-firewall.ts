@@ -1,9 +1,10 @@
 /** A Firewall test double that keeps the set of networks it was asked to hold. */
-import type { Firewall, FirewallNetwork, FirewallService } from '../../src/firewall/types.js';
+import type { Firewall, FirewallNetwork, FirewallPorts, FirewallService } from '../../src/firewall/types.js';
 
 export class RecordingFirewall implements Firewall {
   readonly networks = new Map<string, FirewallNetwork>();
   readonly services = new Map<string, FirewallService>();
+  readonly ports = new Map<string, FirewallPorts>();
   readonly calls: string[] = [];
   intact = true;
 
@@ -26,8 +27,18 @@ export class RecordingFirewall implements Firewall {
     this.calls.push(`remove service ${svc.vip}`);
     this.services.delete(svc.id);
   }
-  async reconcile(networks: FirewallNetwork[], services: FirewallService[] = []): Promise<void> {
+  async addPorts(p: FirewallPorts): Promise<void> {
+    this.calls.push(`ports ${p.ports.length}`);
+    this.ports.set(p.sandboxId, p);
+  }
+  async removePorts(p: FirewallPorts): Promise<void> {
+    this.calls.push(`remove ports ${p.ports.length}`);
+    this.ports.delete(p.sandboxId);
+  }
+  async reconcile(networks: FirewallNetwork[], services: FirewallService[] = [], ports: FirewallPorts[] = []): Promise<void> {
     this.calls.push(`reconcile ${networks.length}`);
+    this.ports.clear();
+    for (const p of ports) this.ports.set(p.sandboxId, p);
     this.networks.clear();
     for (const n of networks) this.networks.set(n.id, n);
     this.services.clear();

@@ -296,7 +296,7 @@ describe('bad input is refused before anything is touched (real daemon)', () => 
     }
     for (const options of [
       { 'com.docker.network.bridge.enable_icc': 'true\n' },
-      { 'com.docker.network.bridge.host_binding_ipv4': '127.0.0.1' },
+      { 'com.docker.network.bridge.host_binding_ipv4': '::1' },
       { 'com.docker.network.bridge.trusted_host_interfaces': 'eth1' },
       { 'com.docker.network.driver.mtu': '1e3' },
     ]) {

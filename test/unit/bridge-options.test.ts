@@ -67,18 +67,16 @@ describe('bridge network options', () => {
     assert.equal(parseBridgeNetworkOptions({ 'com.docker.network.driver.mtu': '0' }).mtu, undefined);
   });
 
-  it('refuses the published-port options (no port publishing yet) after checking their value', () => {
-    // Their defaults (as the predefined "bridge" network carries them) mean nothing to publish.
+  it('host_binding_ipv4 is an IPv4 address (0.0.0.0 = the default); trusted_host_interfaces is refused after checking', () => {
+    // The defaults (as the predefined "bridge" network carries them).
     assert.equal(parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0' }).hostBindingIpv4, undefined);
     assert.equal(parseBridgeNetworkOptions({ 'com.docker.network.bridge.trusted_host_interfaces': '' }).trustedHostInterfaces, undefined);
-    status400(
-      () => parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': '127.0.0.1' }),
-      /host_binding_ipv4 is not supported: it applies to published ports/,
-    );
+    assert.equal(parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': '127.0.0.1' }).hostBindingIpv4, '127.0.0.1');
+    status400(() => parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': '::1' }), /IPv6 address; cnm publishes ports on IPv4 only/);
     status400(() => parseBridgeNetworkOptions({ 'com.docker.network.bridge.host_binding_ipv4': 'nope' }), /invalid IP address/);
     status400(
       () => parseBridgeNetworkOptions({ 'com.docker.network.bridge.trusted_host_interfaces': 'eth1:eth2' }),
-      /trusted_host_interfaces is not supported: it applies to published ports/,
+      /trusted_host_interfaces is not supported by cnm yet/,
     );
     status400(
       () => parseBridgeNetworkOptions({ 'com.docker.network.bridge.trusted_host_interfaces': 'eth1:bad/name' }),

@@ -66,7 +66,7 @@ describe('cnm CLI against the API', () => {
     assert.deepEqual(sb.Networks.cli1.Aliases, ['api']);
     assert.ok(sb.Networks.cli2);
     const ls = (await ok(['sandbox', 'ls'])).trimEnd().split('\n');
-    assert.match(ls[0]!, /^SANDBOX ID\s+NAME\s+NETWORKS\s+IP ADDRESSES\s+CREATED$/);
+    assert.match(ls[0]!, /^SANDBOX ID\s+NAME\s+NETWORKS\s+IP ADDRESSES\s+PORTS\s+CREATED$/);
     assert.match(ls[1]!, new RegExp(`^${sbId.slice(0, 12)}\\s+app\\s+cli1,cli2\\s+10\\.70\\.0\\.20,172\\.17\\.\\d+\\.2\\s+.* ago$`));
     await ok(['network', 'disconnect', '-f', 'cli2', 'app']);
     assert.deepEqual(api.controller.calls.filter((c) => c.method === 'disconnect').at(-1)!.args, ['cli2', 'app', true]);

@@ -82,10 +82,11 @@ describe('tables', () => {
       Hostname: 'h',
       Networks: 'net2,net10',
       IPAddresses: '10.0.2.2,fd00::2,10.0.10.2',
+      Ports: '',
       CreatedAt: '2024-01-01 00:00:00 +0000 UTC',
       RunningFor: '5 minutes ago',
     });
-    assert.match(formatList([row], SANDBOX_LIST_FORMAT, undefined, false), /^SANDBOX ID\s+NAME\s+NETWORKS\s+IP ADDRESSES\s+CREATED\n/);
+    assert.match(formatList([row], SANDBOX_LIST_FORMAT, undefined, false), /^SANDBOX ID\s+NAME\s+NETWORKS\s+IP ADDRESSES\s+PORTS\s+CREATED\n/);
   });
 });
 

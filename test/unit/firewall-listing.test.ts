@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { compareListings, expectedListing, parseTableListing } from '../../src/firewall/listing.js';
-import type { FirewallNetwork, FirewallService } from '../../src/firewall/types.js';
+import type { FirewallNetwork, FirewallPorts, FirewallService } from '../../src/firewall/types.js';
 
 const FIXTURES = new URL('../fixtures/nft/', import.meta.url);
 
@@ -22,6 +22,18 @@ const SERVICES: FirewallService[] = [
   { id: 'd'.repeat(64), vip: '10.1.0.102', ports: [], backends: [] },
 ];
 
+const PORTS: FirewallPorts[] = [
+  {
+    sandboxId: 'a'.repeat(64),
+    ports: [
+      ...[8000, 8001, 8002].map((p) => ({ protocol: 'tcp' as const, hostIp: '0.0.0.0', hostPort: p, address: '10.1.0.2', containerPort: p })),
+      { protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, address: '10.1.0.2', containerPort: 80 },
+      { protocol: 'udp', hostIp: '127.0.0.1', hostPort: 5353, address: '10.1.0.2', containerPort: 53 },
+    ],
+  },
+  { sandboxId: 'b'.repeat(64), ports: [{ protocol: 'sctp', hostIp: '192.0.2.5', hostPort: 9000, address: '10.1.3.7', containerPort: 9000 }] },
+];
+
 function recorded(family: string) {
   return parseTableListing(readFileSync(new URL(`list-table-${family}.txt`, FIXTURES), 'utf8'));
 }
@@ -29,17 +41,18 @@ function recorded(family: string) {
 describe('expectedListing against real nft listings', () => {
   for (const family of ['inet', 'bridge'] as const) {
     it(`predicts ${family} cnm exactly: elements, interval prefixes, concatenations, verdict and slot maps`, () => {
-      const diff = compareListings(family, expectedListing(family, NETWORKS, SERVICES), recorded(family));
+      const diff = compareListings(family, expectedListing(family, NETWORKS, SERVICES, PORTS), recorded(family));
       assert.deepEqual(diff, { structure: [], content: [] });
     });
   }
 
   it('names what a changed state would differ in', () => {
-    const diff = compareListings('inet', expectedListing('inet', NETWORKS.slice(1), SERVICES.slice(1)), recorded('inet'));
+    const diff = compareListings('inet', expectedListing('inet', NETWORKS.slice(1), SERVICES.slice(1), PORTS.slice(1)), recorded('inet'));
     assert.deepEqual(diff.structure, []);
     assert.ok(diff.content.includes('inet cnm: set bridges has extra "cnm0"'), diff.content.join('\n'));
     assert.ok(diff.content.includes('inet cnm: unexpected set svc_eeeeeeeeeeeeeeee'), diff.content.join('\n'));
     assert.ok(diff.content.includes('inet cnm: unexpected chain svc_eeeeeeeeeeeeeeee'), diff.content.join('\n'));
+    assert.ok(diff.content.some((l) => l.startsWith('inet cnm: map ports_keep has extra 0.0.0.0/0 . tcp . 8000-8002 : 10.1.0.2')), diff.content.join('\n'));
   });
 
   it('a missing base chain or set is structural', () => {

@@ -169,6 +169,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       masqueradeIpv6: o.enableIpMasquerade && natMode(o.gatewayModeIpv6) && !net.internal,
       internal: net.internal || o.gatewayModeIpv4 === 'isolated',
       hostIpv4: o.hostIpv4,
+      ...(o.hostBindingIpv4 === undefined ? {} : { hostBindingIpv4: o.hostBindingIpv4 }),
     };
   }
 

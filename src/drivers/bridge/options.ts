@@ -1,4 +1,5 @@
 /** The bridge driver's option schemas: Docker's exact keys (REFERENCE.md), typed. */
+import { isIP } from 'node:net';
 import { InvalidParameterError } from '../../errors.js';
 import {
   enumOption,
@@ -27,8 +28,9 @@ export interface BridgeNetworkOptions {
   gatewayModeIpv6: GatewayMode;
   /** Do not put the IPv4 gateway address on the bridge (it lives elsewhere). */
   inhibitIpv4: boolean;
-  /** Only their defaults are accepted (see notYetWithoutPorts); declared so the keys are recognised and checked. */
-  hostBindingIpv4?: undefined;
+  /** Default host address of the network's published ports (IPv4; absent = 0.0.0.0, every address). */
+  hostBindingIpv4?: string;
+  /** Only its default is accepted (see notYetWithoutPorts); declared so the key is recognised and checked. */
   trustedHostInterfaces?: undefined;
   mtu?: number;
   /** Interface name prefix inside sandboxes (eth → eth0, eth1, ...). */
@@ -53,7 +55,7 @@ const networkSchema: OptionSchema<BridgeNetworkOptions> = {
   enableIpMasquerade: { key: `${BRIDGE}enable_ip_masquerade`, parse: parseBoolOption },
   enableIcc: { key: `${BRIDGE}enable_icc`, parse: parseBoolOption },
   // 0.0.0.0 is Docker's default (every host address), what the predefined "bridge" network shows.
-  hostBindingIpv4: { key: `${BRIDGE}host_binding_ipv4`, parse: (v, k) => (ipOption(v, k) === '0.0.0.0' ? undefined : notYetWithoutPorts(k)) },
+  hostBindingIpv4: { key: `${BRIDGE}host_binding_ipv4`, parse: hostBindingOption },
   gatewayModeIpv4: { key: `${BRIDGE}gateway_mode_ipv4`, parse: gatewayMode },
   gatewayModeIpv6: { key: `${BRIDGE}gateway_mode_ipv6`, parse: gatewayMode },
   inhibitIpv4: { key: `${BRIDGE}inhibit_ipv4`, parse: parseBoolOption },
@@ -68,17 +70,22 @@ const networkSchema: OptionSchema<BridgeNetworkOptions> = {
   defaultBridge: { key: `${BRIDGE}default_bridge`, parse: parseBoolOption },
 };
 
+/** host_binding_ipv4: an IPv4 address (IPv6 published ports are not there yet); 0.0.0.0 is the default. */
+function hostBindingOption(value: string, key: string): string | undefined {
+  const ip = ipOption(value, key);
+  if (isIP(ip) !== 4) {
+    throw new InvalidParameterError(`option ${key}: ${ip} is an IPv6 address; cnm publishes ports on IPv4 only so far`);
+  }
+  return ip === '0.0.0.0' ? undefined : ip;
+}
+
 /**
- * host_binding_ipv4 (the default host address of published ports) and trusted_host_interfaces
- * (interfaces allowed to reach published ports directly on container addresses) act on published ports
- * only, in Docker too. cnm publishes no ports yet, so either would be accepted and do nothing: a value
- * other than the default (0.0.0.0, no interfaces) is refused, after it is checked, until port
- * publishing exists.
+ * trusted_host_interfaces (interfaces allowed to reach published ports directly on container addresses)
+ * is not implemented: a value other than the default (no interfaces) is refused, after it is checked,
+ * rather than accepted and ignored.
  */
 function notYetWithoutPorts(key: string): never {
-  throw new InvalidParameterError(
-    `option ${key} is not supported: it applies to published ports, and cnm does not publish ports yet`,
-  );
+  throw new InvalidParameterError(`option ${key} is not supported by cnm yet`);
 }
 
 export function parseBridgeNetworkOptions(raw: Record<string, string>): BridgeNetworkOptions {
