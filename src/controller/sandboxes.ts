@@ -90,7 +90,6 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
     for (const [i, { net, settings }] of nets.entries()) {
       await connect(ctx, net, sb, settings, { creating: true, completesCreate: i === nets.length - 1 });
     }
-    for (const { net, settings } of nets) await connect(ctx, net, sb, settings, { creating: true });
     // All of the sandbox's ports in one firewall transaction; a failure removes the sandbox again.
     await openPorts(ctx, sb);
   } catch (err) {
