@@ -34,6 +34,9 @@ export interface EtcdCluster {
   stop(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a stopped member again on its data dir and waits until it answers. */
   restart(i: number): Promise<void>;
+  /** SIGSTOP / SIGCONT: a member that hangs with its connections open (a freeze, a partition). */
+  pause(i: number): void;
+  resume(i: number): void;
   /** Runs etcdctl (API v3) against the given members (default: all); returns stdout. */
   etcdctl(args: string[], members?: number[]): Promise<string>;
   logs(i: number): string;
@@ -145,6 +148,7 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
   const stop = async (i: number, signal: NodeJS.Signals = 'SIGTERM') => {
     const m = members[i]!;
     if (!m.child) return;
+    m.child.kill('SIGCONT'); // a paused member would not act on SIGTERM
     m.child.kill(signal);
     await m.exited;
   };
@@ -175,6 +179,8 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
       await launch(members[i]!);
       await waitHealthy(i);
     },
+    pause: (i) => void members[i]!.child?.kill('SIGSTOP'),
+    resume: (i) => void members[i]!.child?.kill('SIGCONT'),
     etcdctl,
     logs: (i) => members[i]!.output,
     close,
