@@ -5,6 +5,7 @@ import { isValidIfName } from '../drivers/option-schema.js';
 import { dnsOptionError, searchDomainError } from '../util/dns-names.js';
 import { canonicalIp } from '../util/ip.js';
 import type { LogLevel } from '../util/log.js';
+import { parseClusterFlags, type ClusterConfig } from './cluster-config.js';
 
 export interface DaemonConfig {
   root: string;
@@ -32,6 +33,8 @@ export interface DaemonConfig {
   maxConnections: number;
   /** --max-queued-changes: changes waiting behind the one being applied before 503. */
   maxQueuedChanges: number;
+  /** --cluster-store and its companions: the shared etcd store and this host's membership. */
+  cluster?: ClusterConfig;
 }
 
 export const DAEMON_USAGE = `Usage: cnm daemon [OPTIONS]
@@ -61,6 +64,14 @@ Options:
                                   resolv.conf ones (repeatable)
   --dns-search DOMAIN             DNS search domain for every sandbox (repeatable)
   --dns-option OPTION             resolver option for every sandbox (repeatable)
+  --cluster-store URL             etcd cluster shared by cnm hosts: etcd://HOST:PORT[,HOST:PORT...]
+                                  or unix:///PATH[,/PATH...] (etcd's unix sockets)
+  --advertise-addr IP             this host's address for the other hosts (with --cluster-store)
+  --host-ttl SEC                  lease of this host's membership: gone from the others this long
+                                  after it dies (default 30, 2 to 3600)
+  --cluster-store-cacert FILE     CA bundle to verify etcd's certificate (TLS)
+  --cluster-store-cert FILE       client certificate for etcd (TLS, with --cluster-store-key)
+  --cluster-store-key FILE        its private key
   --log-level debug|info|warn|error (default info)
 `;
 
@@ -88,6 +99,12 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
         dns: { type: 'string', multiple: true },
         'dns-search': { type: 'string', multiple: true },
         'dns-option': { type: 'string', multiple: true },
+        'cluster-store': { type: 'string' },
+        'advertise-addr': { type: 'string' },
+        'host-ttl': { type: 'string' },
+        'cluster-store-cacert': { type: 'string' },
+        'cluster-store-cert': { type: 'string' },
+        'cluster-store-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -144,6 +161,14 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
     group: v.group,
     maxConnections: boundedInt(v['max-connections'], 512, 16, 65536, '--max-connections'),
     maxQueuedChanges: boundedInt(v['max-queued-changes'], 256, 1, 65536, '--max-queued-changes'),
+    cluster: parseClusterFlags({
+      clusterStore: v['cluster-store'],
+      advertiseAddr: v['advertise-addr'],
+      hostTtl: v['host-ttl'],
+      cacert: v['cluster-store-cacert'],
+      cert: v['cluster-store-cert'],
+      key: v['cluster-store-key'],
+    }),
   };
 }
 

@@ -88,6 +88,9 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
       'nsenter',
       [
         `--net=${netnsPath(ns)}`,
+        // Dies with the test process even when that is killed (a test runner's timeout): no stray etcd.
+        'setpriv',
+        '--pdeathsig=KILL',
         'etcd',
         `--name=${m.name}`,
         `--data-dir=${m.dataDir}`,
