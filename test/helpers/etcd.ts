@@ -34,6 +34,8 @@ export interface EtcdCluster {
   stop(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a stopped member again on its data dir and waits until it answers. */
   restart(i: number): Promise<void>;
+  /** The index of the current raft leader. */
+  leader(): Promise<number>;
   /** SIGSTOP / SIGCONT: a member that hangs with its connections open (a freeze, a partition). */
   pause(i: number): void;
   resume(i: number): void;
@@ -181,6 +183,14 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
       await stop(i);
       await launch(members[i]!);
       await waitHealthy(i);
+    },
+    async leader() {
+      const status = JSON.parse(await etcdctl(['endpoint', 'status', '-w', 'json'])) as Array<{ Endpoint: string; Status: { header: { member_id: number }; leader: number } }>;
+      const leaderId = status[0]!.Status.leader;
+      const at = status.find((s) => s.Status.header.member_id === leaderId);
+      const index = members.findIndex((m) => at?.Endpoint.endsWith(m.socketName));
+      if (index < 0) throw new Error(`no leader among ${JSON.stringify(status)}`);
+      return index;
     },
     pause: (i) => void members[i]!.child?.kill('SIGSTOP'),
     resume: (i) => void members[i]!.child?.kill('SIGCONT'),

@@ -46,6 +46,12 @@ describe('EtcdStore on a real three-member etcd, under faults', { skip }, () => 
     return store;
   };
   const newPrefix = () => `/cnmt/${randomBytes(4).toString('hex')}/`;
+  /** Member indexes, a follower first. */
+  const followerFirst = async () => {
+    const leader = await cluster.leader();
+    const followers = [0, 1, 2].filter((i) => i !== leader);
+    return [followers[0]!, followers[1]!, leader];
+  };
 
   before(async () => {
     cluster = await startEtcdCluster(3);
@@ -94,17 +100,19 @@ describe('EtcdStore on a real three-member etcd, under faults', { skip }, () => 
 
   it('a watch resumes after its member freezes (dropped connection, found by keepalive): exact sequence', { timeout: TIMEOUT }, async () => {
     const prefix = newPrefix();
-    const watcher = await open(prefix, [1, 0, 2]); // watches through member 1
-    const writer = await open(prefix, [0, 2]);
+    // Freeze a follower: a frozen leader would stall writes until an election (another test).
+    const [frozen, ...others] = await followerFirst();
+    const watcher = await open(prefix, [frozen, ...others]); // watches through the follower
+    const writer = await open(prefix, others);
     const w = record(watcher, 'w/');
     const expected = await writeRange(writer, 1, 8);
     await w.until(expected.length);
-    cluster.pause(1);
+    cluster.pause(frozen);
     try {
       expected.push(...(await writeRange(writer, 9, 24))); // two members keep quorum
       await w.until(expected.length); // only after the watch left the frozen member
     } finally {
-      cluster.resume(1);
+      cluster.resume(frozen);
     }
     expected.push(...(await writeRange(writer, 25, 28)));
     const end = await writer.put('w/zzz-end', 'end');
@@ -112,6 +120,50 @@ describe('EtcdStore on a real three-member etcd, under faults', { skip }, () => 
     await w.until(expected.length);
     w.stop();
     assert.deepEqual(w.events, expected);
+  });
+
+  it('a watch that resumes into compacted history relists and reports the difference, then goes on', { timeout: TIMEOUT }, async () => {
+    const prefix = newPrefix();
+    const [frozen, ...others] = await followerFirst();
+    const writer = await open(prefix, others);
+    await writer.put('w/old', 'existed before the watch');
+    const watcher = await open(prefix, [frozen, ...others]); // watches through a follower
+    const w = record(watcher, 'w/');
+    const r1 = await writer.put('w/a', 'A');
+    await w.until(1);
+    cluster.pause(frozen);
+    let rb: number;
+    let rc: number;
+    try {
+      rb = await writer.put('w/b', 'B');
+      await writer.put('w/b', 'B2'); // only the latest state survives a relist
+      rc = await writer.put('w/c', 'C');
+      await writer.delete('w/old');
+      const compactAt = await writer.put('w/a', 'A2');
+      await cluster.etcdctl(['compaction', String(compactAt)], others);
+      // The watch leaves the frozen member (keepalive), meets the compaction and relists.
+      await w.until(5);
+    } finally {
+      cluster.resume(frozen);
+    }
+    const listed = w.events.slice(1);
+    const relistRevision = listed[listed.length - 1]!.modRevision;
+    const b = (await writer.get('w/b'))!;
+    const a = (await writer.get('w/a'))!;
+    assert.deepEqual(w.events, [
+      { type: 'put', key: 'w/a', value: 'A', modRevision: r1 },
+      // Current entries changed since the last delivered event, in revision order, then what vanished.
+      { type: 'put', key: 'w/b', value: 'B2', modRevision: b.modRevision },
+      { type: 'put', key: 'w/c', value: 'C', modRevision: rc },
+      { type: 'put', key: 'w/a', value: 'A2', modRevision: a.modRevision },
+      { type: 'delete', key: 'w/old', modRevision: relistRevision },
+    ]);
+    assert.ok(relistRevision >= a.modRevision && b.modRevision > rb);
+    const end = await writer.put('w/zzz-end', 'end');
+    await w.until(6);
+    w.stop();
+    assert.deepEqual(w.events[5], { type: 'put', key: 'w/zzz-end', value: 'end', modRevision: end });
+    assert.equal(w.events.length, 6);
   });
 
   it('compare-and-swap from two clients on different members: no lost update', { timeout: TIMEOUT }, async () => {

@@ -3,7 +3,8 @@
  * endpoint, calls go to the current endpoint and move to the next one when it is unavailable. Nothing
  * here knows cnm's Store semantics (etcd.ts does); this file only turns calls into typed promises and
  * gRPC failures into cnm errors:
- * - UNAVAILABLE / DEADLINE_EXCEEDED on every endpoint → UnavailableError (503) naming the endpoints;
+ * - UNAVAILABLE on every endpoint → UnavailableError (503) naming the endpoints; a write past its
+ *   deadline → UnavailableError saying its outcome is unknown;
  * - anything else → SystemError with etcd's message.
  *
  * Fail fast: a call never waits for a channel to become ready (no waitForReady); a refused connection
@@ -72,7 +73,15 @@ interface Channel {
   maintenance: ServiceClient;
 }
 
-const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+/** A read may be tried again on any failure to get an answer. */
+const RETRYABLE_READ = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+/**
+ * A write only when the endpoint could not be reached: after a deadline its proposal may still be
+ * committed later (a follower forwards it to a leader that was frozen), and a retry would then be
+ * applied before the original, overwriting a newer value with an older one.
+ */
+const RETRYABLE_WRITE = new Set([grpc.status.UNAVAILABLE]);
+const READS = new Set(['Range', 'Status']);
 
 export class EtcdClient {
   private readonly channels: Channel[];
@@ -161,9 +170,8 @@ export class EtcdClient {
   /**
    * One unary call, tried on each endpoint in turn (starting at the current one) while they answer
    * UNAVAILABLE; a second round after a short pause covers a member that is just restarting.
-   * A write whose answer was lost may be applied and then tried again: an unconditional put writes
-   * the same value twice, a conditional one then reports a conflict (what a concurrent writer would
-   * have caused). etcd's own clients behave the same.
+   * A read that timed out is tried on the next endpoint too; a write that timed out is not (see
+   * RETRYABLE_WRITE) and fails with UnavailableError saying its outcome is unknown.
    */
   private async unary<T>(service: 'kv' | 'lease' | 'maintenance', method: string, request: object): Promise<T> {
     const attempts = this.channels.length * 2;
@@ -181,7 +189,12 @@ export class EtcdClient {
         });
       } catch (err) {
         const e = err as grpc.ServiceError;
-        if (!RETRYABLE.has(e.code)) throw new SystemError(`etcd ${method}: ${e.details || e.message}`, { cause: err });
+        if (e.code === grpc.status.DEADLINE_EXCEEDED && !READS.has(method)) {
+          throw new UnavailableError(`cluster store did not answer in time (${channel.endpoint}); the ${method} may or may not have been applied`);
+        }
+        if (!(READS.has(method) ? RETRYABLE_READ : RETRYABLE_WRITE).has(e.code)) {
+          throw new SystemError(`etcd ${method}: ${e.details || e.message}`, { cause: err });
+        }
         lastError = e;
         this.failover();
       }
