@@ -103,8 +103,9 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
         `--initial-cluster=${initialCluster}`,
         `--initial-cluster-token=${token}`,
         '--initial-cluster-state=new',
-        '--heartbeat-interval=50',
-        '--election-timeout=500',
+        // etcd's defaults (100 ms, 1 s): shorter ones make a loaded test machine flap leaders.
+        '--heartbeat-interval=100',
+        '--election-timeout=1000',
       ],
       { cwd: base, stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -1,7 +1,7 @@
 /**
  * Real daemons with --cluster-store on a real etcd: two daemons (each in its own namespace, etcd
  * reached through its unix socket) register and see each other; a SIGKILLed one is reported gone by
- * the other when its lease (--host-ttl 2) expires, and seen again when it comes back; a daemon whose
+ * the other when its lease (--host-ttl 3) expires, and seen again when it comes back; a daemon whose
  * etcd cannot be reached does not start and says why.
  */
 import assert from 'node:assert/strict';
@@ -47,7 +47,7 @@ describe('daemons with --cluster-store on a real etcd', { skip }, () => {
     for (const d of daemons) await d.cleanup();
     await cluster?.close();
   });
-  const flags = (addr: string) => ['--cluster-store', `unix://${cluster.endpoints[0]!.slice('unix:'.length)}`, '--advertise-addr', addr, '--host-ttl', '2'];
+  const flags = (addr: string) => ['--cluster-store', `unix://${cluster.endpoints[0]!.slice('unix:'.length)}`, '--advertise-addr', addr, '--host-ttl', '3'];
 
   it('two daemons see each other; a killed one leaves when its lease expires and returns on restart', { timeout: TIMEOUT }, async () => {
     const a = await startTestDaemon(flags('10.77.0.1'));

@@ -82,6 +82,12 @@ const RETRYABLE_READ = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EX
  */
 const RETRYABLE_WRITE = new Set([grpc.status.UNAVAILABLE]);
 const READS = new Set(['Range', 'Status']);
+/**
+ * Before each round over the endpoints: a member that is restarting, or a cluster electing a new
+ * leader ("no leader" is UNAVAILABLE; an election takes about one election timeout, 1 s by default),
+ * gets ≈1.3 s. With every member down each attempt is refused at once, so a call fails after that.
+ */
+const ROUND_PAUSES_MS = [0, 300, 1000];
 
 export class EtcdClient {
   private readonly channels: Channel[];
@@ -169,16 +175,17 @@ export class EtcdClient {
 
   /**
    * One unary call, tried on each endpoint in turn (starting at the current one) while they answer
-   * UNAVAILABLE; a second round after a short pause covers a member that is just restarting.
+   * UNAVAILABLE, in up to three rounds (ROUND_PAUSES_MS).
    * A read that timed out is tried on the next endpoint too; a write that timed out is not (see
    * RETRYABLE_WRITE) and fails with UnavailableError saying its outcome is unknown.
    */
   private async unary<T>(service: 'kv' | 'lease' | 'maintenance', method: string, request: object): Promise<T> {
-    const attempts = this.channels.length * 2;
+    const attempts = this.channels.length * ROUND_PAUSES_MS.length;
     let lastError: grpc.ServiceError | undefined;
     for (let attempt = 0; attempt < attempts; attempt++) {
       this.assertOpen();
-      if (attempt === this.channels.length) await new Promise((r) => setTimeout(r, 200));
+      const pause = attempt % this.channels.length === 0 ? ROUND_PAUSES_MS[attempt / this.channels.length]! : 0;
+      if (pause > 0) await new Promise((r) => setTimeout(r, pause));
       const channel = this.channels[this.current]!;
       try {
         return await new Promise<T>((resolve, reject) => {
