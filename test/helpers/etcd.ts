@@ -14,7 +14,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,6 +30,8 @@ export interface EtcdCluster {
   readonly endpoints: string[];
   /** `127.0.0.1:port` per member, reachable only inside `ns`. */
   readonly tcpEndpoints: string[];
+  /** With `tls: true`: the CA, a client certificate and an unrelated CA. */
+  readonly tls?: EtcdTlsFiles;
   running(i: number): boolean;
   stop(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a stopped member again on its data dir and waits until it answers. */
@@ -67,10 +69,55 @@ function installExitHook(): void {
   });
 }
 
-export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
+export interface EtcdClusterOptions {
+  /** Serve clients over TLS only, requiring a client certificate (`cluster.tls` has the files). */
+  tls?: boolean;
+}
+
+/** PEM files of a throwaway CA, the members' server certificate and a client certificate. */
+export interface EtcdTlsFiles {
+  ca: string;
+  clientCert: string;
+  clientKey: string;
+  /** A second CA that signed nothing etcd trusts. */
+  otherCa: string;
+}
+
+async function makeTlsFiles(dir: string): Promise<EtcdTlsFiles & { serverCert: string; serverKey: string }> {
+  const f = (name: string) => join(dir, name);
+  const openssl = (args: string[]) => execFileAsync('openssl', args, { timeout: 30_000 });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  for (const ca of ['ca', 'other-ca']) {
+    await openssl(['req', '-x509', ...key, '-keyout', f(`${ca}.key`), '-out', f(`${ca}.pem`), '-days', '2', '-subj', `/CN=cnmt-${ca}`]);
+  }
+  const sign = async (name: string, cn: string, ext: string) => {
+    await writeFile(f(`${name}.ext`), ext);
+    await openssl(['req', ...key, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`]);
+    await openssl(['x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '2', '-extfile', f(`${name}.ext`)]);
+  };
+  await sign('server', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  await sign('client', 'cnmt-client', 'extendedKeyUsage=clientAuth\n');
+  return { ca: f('ca.pem'), clientCert: f('client.pem'), clientKey: f('client.key'), otherCa: f('other-ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key') };
+}
+
+export async function startEtcdCluster(size = 1, options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
   installExitHook();
   const ns = createTestNetns();
   const base = await mkdtemp(join(tmpdir(), 'cnmt-etcd-'));
+  let tls: Awaited<ReturnType<typeof makeTlsFiles>> | undefined;
+  try {
+    if (options.tls) tls = await makeTlsFiles(base);
+  } catch (err) {
+    deleteTestNetns(ns);
+    await rm(base, { recursive: true, force: true });
+    throw err;
+  }
+  const clientScheme = tls ? 'https' : 'http';
+  const socketScheme = tls ? 'unixs' : 'unix';
+  const tlsFlags = tls ? [`--cert-file=${tls.serverCert}`, `--key-file=${tls.serverKey}`, `--trusted-ca-file=${tls.ca}`, '--client-cert-auth'] : [];
+  // etcdctl checks a unix socket's certificate against the socket path; the helper's own checks skip
+  // that (cnm's client checks "localhost", what the certificate names).
+  const ctlTls = tls ? [`--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`, '--insecure-skip-tls-verify'] : [];
   const token = `cnmt-${randomBytes(4).toString('hex')}`;
   const members: Member[] = Array.from({ length: size }, (_, i) => ({
     name: `m${i}`,
@@ -96,8 +143,9 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
         'etcd',
         `--name=${m.name}`,
         `--data-dir=${m.dataDir}`,
-        `--listen-client-urls=http://127.0.0.1:${m.clientPort},unix://${m.socketName}`,
-        `--advertise-client-urls=http://127.0.0.1:${m.clientPort}`,
+        `--listen-client-urls=${clientScheme}://127.0.0.1:${m.clientPort},${socketScheme}://${m.socketName}`,
+        `--advertise-client-urls=${clientScheme}://127.0.0.1:${m.clientPort}`,
+        ...tlsFlags,
         `--listen-peer-urls=http://127.0.0.1:${m.peerPort}`,
         `--initial-advertise-peer-urls=http://127.0.0.1:${m.peerPort}`,
         `--initial-cluster=${initialCluster}`,
@@ -127,8 +175,8 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
   };
 
   const etcdctl = async (args: string[], which: number[] = members.map((_, i) => i)) => {
-    const endpoints = which.map((i) => `unix://${socketOf(members[i]!)}`).join(',');
-    const { stdout } = await execFileAsync('etcdctl', [`--endpoints=${endpoints}`, '--command-timeout=2s', ...args], {
+    const endpoints = which.map((i) => `${socketScheme}://${socketOf(members[i]!)}`).join(',');
+    const { stdout } = await execFileAsync('etcdctl', [`--endpoints=${endpoints}`, '--command-timeout=2s', ...ctlTls, ...args], {
       env: { ...process.env, ETCDCTL_API: '3' },
       timeout: 10_000,
     });
@@ -178,6 +226,7 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
     size,
     endpoints: members.map((m) => `unix:${socketOf(m)}`),
     tcpEndpoints: members.map((m) => `127.0.0.1:${m.clientPort}`),
+    tls: tls && { ca: tls.ca, clientCert: tls.clientCert, clientKey: tls.clientKey, otherCa: tls.otherCa },
     running: (i) => members[i]!.child !== undefined,
     stop,
     async restart(i) {

@@ -112,6 +112,7 @@ export class EtcdClient {
       'grpc.keepalive_permit_without_calls': 1,
     };
     this.channels = options.endpoints.map((endpoint) => {
+      // Over a unix socket grpc-js checks the server certificate against "localhost".
       const target = endpoint.startsWith('unix:') ? endpoint : `dns:${endpoint}`;
       const kv = new api.KV(target, credentials, channelOptions) as ServiceClient;
       // The other services share the KV client's channel (one connection per endpoint).
