@@ -51,9 +51,6 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterConfig | undefine
   for (const [flag, value] of [['--cluster-store-cacert', flags.cacert], ['--cluster-store-cert', flags.cert], ['--cluster-store-key', flags.key]] as const) {
     if (value !== undefined && !value.startsWith('/')) throw new InvalidParameterError(`invalid ${flag} ${JSON.stringify(value)}: an absolute path`);
   }
-  if (endpoints[0]!.startsWith('unix:') && (flags.cacert || flags.cert)) {
-    throw new InvalidParameterError('TLS flags apply to etcd:// endpoints, not unix sockets');
-  }
   const tls = flags.cacert || flags.cert ? { caFile: flags.cacert, certFile: flags.cert, keyFile: flags.key } : undefined;
   return { endpoints, url: clusterStore, advertiseAddr, hostTtl, tls };
 }
