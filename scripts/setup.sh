@@ -9,10 +9,12 @@
 #     bench   everything (the benchmarks too); a failed install only warns, the bench reports what is missing
 #     --dry-run  print the packages that would be installed (one per line) and change nothing
 #
-# Packages with services (docker.io, containerd) must not start them: dockerd in the machine's own
-# namespace would create docker0 and firewall rules on the machine's network. The install runs with a
-# policy-rc.d that denies every start and inside a throwaway network namespace, and is checked
-# afterwards (no new dockerd/containerd process, no new docker0 link).
+# Packages with services (docker.io, containerd, etcd-server) must not start them: dockerd in the
+# machine's own namespace would create docker0 and firewall rules on the machine's network, and a
+# system etcd would serve on the machine's port 2379. The install runs with a policy-rc.d that denies
+# every start and inside a throwaway network namespace, and is checked afterwards (no new
+# dockerd/containerd/etcd process, no new docker0 link); etcd.service is masked (the tests start their
+# own members in throwaway namespaces), so a reboot does not start it either.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,7 +72,7 @@ daemons_running() { # the names of running dockerd/containerd processes, sorted
   local f
   for f in /proc/[0-9]*/comm; do
     { read -r c <"$f"; } 2>/dev/null || continue
-    case "$c" in dockerd | containerd) echo "$c" ;; esac
+    case "$c" in dockerd | containerd | etcd) echo "$c" ;; esac
   done | sort
 }
 
@@ -82,7 +84,7 @@ deny_service_starts() {
   # anything else is set aside for the length of the install and put back afterwards.
   if [ -x "$policy" ]; then
     local unit rc denies=1
-    for unit in docker docker.service docker.socket containerd containerd.service; do
+    for unit in docker docker.service docker.socket containerd containerd.service etcd etcd.service; do
       rc=0
       "$policy" "$unit" start >/dev/null 2>&1 || rc=$?
       [ "$rc" = 101 ] || denies=0
@@ -105,6 +107,13 @@ restore_policy() {
   fi
 }
 
+mask_etcd_service() {
+  # What `systemctl mask` does, also where systemd is not running (containers, chroots).
+  if ! systemctl mask etcd.service >/dev/null 2>&1; then
+    ln -sfn /dev/null /etc/systemd/system/etcd.service
+  fi
+}
+
 install_packages() {
   local before after docker0_before=0
   export DEBIAN_FRONTEND=noninteractive
@@ -118,6 +127,7 @@ install_packages() {
   unshare --net -- apt-get install -y -qq --no-install-recommends --no-download "$@" >/dev/null
   restore_policy
   trap - EXIT
+  case " $* " in *" etcd-server "*) mask_etcd_service ;; esac
   after=$(daemons_running)
   if [ "$after" != "$before" ]; then
     echo "setup: installing $* started a service (running now: ${after//$'\n'/ }); stop it: cnm's tests must not share the machine's namespace with it" >&2

@@ -5,6 +5,7 @@ import { isValidIfName } from '../drivers/option-schema.js';
 import { dnsOptionError, searchDomainError } from '../util/dns-names.js';
 import { canonicalIp } from '../util/ip.js';
 import type { LogLevel } from '../util/log.js';
+import { parseClusterFlags, type ClusterConfig } from './cluster-config.js';
 
 export interface DaemonConfig {
   root: string;
@@ -34,6 +35,8 @@ export interface DaemonConfig {
   maxQueuedChanges: number;
   /** --docker-plugin [NAME]: serve Docker's remote network driver protocol as NAME (default cnm). */
   dockerPlugin?: { name: string; socket: string };
+  /** --cluster-store and its companions: the shared etcd store and this host's membership. */
+  cluster?: ClusterConfig;
 }
 
 /** Where dockerd looks for plugin sockets. */
@@ -71,6 +74,14 @@ Options:
                                   (default cnm): docker network create -d NAME
   --docker-plugin-dir DIR         where the plugin socket NAME.sock is made (default
                                   /run/docker/plugins, where dockerd looks)
+  --cluster-store URL             etcd cluster shared by cnm hosts: etcd://HOST:PORT[,HOST:PORT...]
+                                  or unix:///PATH[,/PATH...] (etcd's unix sockets)
+  --advertise-addr IP             this host's address for the other hosts (with --cluster-store)
+  --host-ttl SEC                  lease of this host's membership: gone from the others this long
+                                  after it dies (default 30, 2 to 3600)
+  --cluster-store-cacert FILE     CA bundle to verify etcd's certificate (TLS)
+  --cluster-store-cert FILE       client certificate for etcd (TLS, with --cluster-store-key)
+  --cluster-store-key FILE        its private key
   --log-level debug|info|warn|error (default info)
 `;
 
@@ -100,6 +111,12 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
         'dns-option': { type: 'string', multiple: true },
         'docker-plugin': { type: 'string' },
         'docker-plugin-dir': { type: 'string' },
+        'cluster-store': { type: 'string' },
+        'advertise-addr': { type: 'string' },
+        'host-ttl': { type: 'string' },
+        'cluster-store-cacert': { type: 'string' },
+        'cluster-store-cert': { type: 'string' },
+        'cluster-store-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -163,6 +180,14 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
     group: v.group,
     maxConnections: boundedInt(v['max-connections'], 512, 16, 65536, '--max-connections'),
     maxQueuedChanges: boundedInt(v['max-queued-changes'], 256, 1, 65536, '--max-queued-changes'),
+    cluster: parseClusterFlags({
+      clusterStore: v['cluster-store'],
+      advertiseAddr: v['advertise-addr'],
+      hostTtl: v['host-ttl'],
+      cacert: v['cluster-store-cacert'],
+      cert: v['cluster-store-cert'],
+      key: v['cluster-store-key'],
+    }),
   };
 }
 

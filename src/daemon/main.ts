@@ -19,6 +19,7 @@ import { readHostPortFacts } from '../kernel/host-ports.js';
 import { ownerGroupFor, type KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
 import { SqliteStore } from '../store/sqlite.js';
+import { joinCluster, openClusterStore } from './cluster.js';
 import { startApiServer } from '../api/server.js';
 import { startDockerPluginServer } from '../api/docker-plugin/server.js';
 import { resolveGroup } from '../api/socket.js';
@@ -64,6 +65,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const pidFile = join(config.execRoot, 'cnm.pid');
   await claimPidFile(pidFile);
 
+  // Before the kernel is touched: a daemon that cannot reach its cluster store changes nothing.
+  const clusterStore = config.cluster ? await openClusterStore(config.cluster, logger) : undefined;
   await writeSysctl('/proc/sys/net/ipv4/ip_forward', '1', logger);
   await writeSysctl('/proc/sys/net/ipv6/conf/all/forwarding', '1', logger);
 
@@ -140,6 +143,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         }, config.firewallCheckInterval * 1000)
       : undefined;
   retryBroken?.unref();
+  // Last: a host announces itself to the cluster once it serves (and a failed start leaves no lease).
+  const cluster = clusterStore && config.cluster ? await joinCluster(clusterStore, config.cluster, hostId, logger) : undefined;
 
   return {
     controller,
@@ -151,6 +156,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await api.close();
       await controller.drain();
       await dnsServer.close();
+      await cluster?.close();
       await store.close();
       firewall.close();
       // Let background link deletions finish so a clean stop leaves no tombstone behind.

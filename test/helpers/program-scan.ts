@@ -8,7 +8,7 @@
  * ['sysctl', ...])` count too. Strings resolve through constants, `this.field` assignments, ternaries,
  * spreads and functions that return an argv. Each concrete argv is then unwrapped the way the
  * programs themselves do: `nsenter [opts] CMD`, `ip netns exec NS CMD`, `unshare [opts] CMD`,
- * `env`/`timeout`/`setsid CMD`, `cnm exec SB -- CMD`, and `sh|bash -c SCRIPT` is parsed as shell
+ * `env`/`timeout`/`setsid`/`setpriv CMD`, `cnm exec SB -- CMD`, and `sh|bash -c SCRIPT` is parsed as shell
  * (pipes, lists, `$(...)`, keywords, assignments, redirections, builtins).
  */
 import ts from 'typescript';
@@ -431,6 +431,7 @@ const OPTION_VALUES: Record<string, string[]> = {
   timeout: ['-s', '--signal', '-k', '--kill-after'],
   env: ['-u', '--unset', '-C', '--chdir'],
   setsid: [],
+  setpriv: ['--reuid', '--regid', '--ruid', '--euid', '--rgid', '--egid', '--groups', '--inh-caps', '--ambient-caps', '--bounding-set', '--securebits', '--pdeathsig'],
   nohup: [],
   sudo: ['-u', '-g'],
   xargs: ['-n', '-I', '-P', '-d', '-L', '-s', '-a', '-E'],
