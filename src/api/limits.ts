@@ -28,3 +28,16 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
 
 /** How often node:http checks the header and request timeouts (its default, 30 s, would let them run late). */
 export const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+
+/** node:http server options carrying the limits (shared by the Engine API and the Docker plugin socket). */
+export function httpServerOptions(limits: ApiLimits): import('node:http').ServerOptions {
+  return {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxHeaderSize: limits.maxHeaderBytes,
+    connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+    // A Host header means nothing on a unix socket; node's own 400 for its absence has no message.
+    requireHostHeader: false,
+  };
+}

@@ -15,7 +15,7 @@ import type { Logger } from '../util/log.js';
 import type { ApiDeps, DaemonFacts } from './deps.js';
 import { EventBroker } from './events.js';
 import { BodyTooLargeError, sendErrorMessage } from './http-io.js';
-import { DEFAULT_API_LIMITS, TIMEOUT_CHECK_INTERVAL_MS, type ApiLimits } from './limits.js';
+import { DEFAULT_API_LIMITS, httpServerOptions, type ApiLimits } from './limits.js';
 import { gatherHostFacts } from './render-system.js';
 import { parseRequestTarget } from './request-target.js';
 import { API_VERSION, Router, splitVersion } from './router.js';
@@ -56,15 +56,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   // an error into the middle of a response already being sent.
   const inFlight = new WeakMap<Socket | Duplex, ServerResponse>();
   const server = http.createServer(
-    {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      maxHeaderSize: limits.maxHeaderBytes,
-      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
-      // A Host header means nothing on a unix socket; node's own 400 for its absence has no message.
-      requireHostHeader: false,
-    },
+    httpServerOptions(limits),
     (req, res) => {
       inFlight.set(req.socket, res);
       res.once('close', () => {

@@ -13,7 +13,7 @@ import type { AttachmentController } from '../../controller/types.js';
 import { CnmError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { BodyTooLargeError, MAX_BODY_BYTES, readJsonBody } from '../http-io.js';
-import { DEFAULT_API_LIMITS, TIMEOUT_CHECK_INTERVAL_MS, type ApiLimits } from '../limits.js';
+import { DEFAULT_API_LIMITS, httpServerOptions, type ApiLimits } from '../limits.js';
 import { describeClientError } from '../server.js';
 import { listenUnixSocket } from '../socket.js';
 import {
@@ -109,14 +109,7 @@ export async function startDockerPluginServer(opts: DockerPluginOptions): Promis
   const logger = opts.logger.child({ component: 'docker-plugin' });
   const routes = handlers(opts.controller, opts.name);
   const server = http.createServer(
-    {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      maxHeaderSize: limits.maxHeaderBytes,
-      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
-      requireHostHeader: false,
-    },
+    httpServerOptions(limits),
     (req, res) => {
       handle(req, res, routes, logger).catch((err) => {
         logger.error('plugin request handler failed', { err });
