@@ -88,12 +88,7 @@ export class NftFirewall implements Firewall {
   async removeService(service: FirewallService): Promise<void> {
     const script = compileRemoveService(service);
     await this.mutex.run(async () => {
-      try {
-        await this.runner.run(script);
-      } catch (err) {
-        // Without cnm's inet table there is no service left to remove.
-        if (!isMissingObject(err) || (await this.presentTables()).includes('inet')) throw err;
-      }
+      await this.runRemovalFromInet(script);
       this.services.delete(service.id);
     });
   }
@@ -109,14 +104,18 @@ export class NftFirewall implements Firewall {
   async removePorts(ports: FirewallPorts): Promise<void> {
     const script = compileRemovePorts(ports);
     await this.mutex.run(async () => {
-      try {
-        await this.runner.run(script);
-      } catch (err) {
-        // Without cnm's inet table no port is published.
-        if (!isMissingObject(err) || (await this.presentTables()).includes('inet')) throw err;
-      }
+      await this.runRemovalFromInet(script);
       this.ports.delete(ports.sandboxId);
     });
+  }
+
+  /** Run a removal from the inet table; without that table (flushed) there is nothing left to remove. */
+  private async runRemovalFromInet(script: string): Promise<void> {
+    try {
+      await this.runner.run(script);
+    } catch (err) {
+      if (!isMissingObject(err) || (await this.presentTables()).includes('inet')) throw err;
+    }
   }
 
   async reconcile(networks: FirewallNetwork[], services: FirewallService[] = [], ports: FirewallPorts[] = []): Promise<void> {
