@@ -48,6 +48,8 @@ export interface DockerNetworkInspect extends DockerNetworkSummary {
    * (Docker has no such state; its clients ignore the unknown key).
    */
   CnmError?: string;
+  /** Global-scope networks: the hosts with endpoints on it (Docker's field; Name is cnm's host id). */
+  Peers?: Array<{ Name: string; IP: string }>;
 }
 
 function renderPool(pool: Pool): DockerIpamConfig {
@@ -106,6 +108,7 @@ export function renderNetworkInspect(detail: NetworkDetail): DockerNetworkInspec
   }
   const inspect: DockerNetworkInspect = { ...renderNetworkSummary(detail.network), Containers: containers };
   if (detail.error !== undefined) inspect.CnmError = detail.error;
+  if (detail.peers) inspect.Peers = detail.peers.map((p) => ({ Name: p.name, IP: p.ip }));
   return inspect;
 }
 

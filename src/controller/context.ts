@@ -11,6 +11,7 @@ import type { HostPortFacts } from '../kernel/host-ports.js';
 import type { KernelOps } from '../kernel/types.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/log.js';
+import type { ClusterDeps, ClusterRuntime } from './cluster.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { Repository } from './repository.js';
 import type { SandboxFiles } from './sandbox-files.js';
@@ -44,6 +45,11 @@ export interface ControllerDeps {
   hostPorts?: () => HostPortFacts;
   /** Where a search for a free host port starts within a range of `span` ports (default: random). */
   portSearchStart?: (span: number) => number;
+  /**
+   * The cluster (daemon with --cluster-store): the shared store where global-scope networks live, this
+   * host's id and advertise address, the registered hosts. Absent: global-scope networks are refused.
+   */
+  cluster?: ClusterDeps;
 }
 
 export interface NetworkRuntime {
@@ -62,6 +68,8 @@ export interface Ctx extends ControllerDeps {
   networks: Map<string, NetworkRuntime>;
   /** Default gateways currently programmed per sandbox, so unchanged routes are not rewritten. */
   routes: Map<string, { v4?: string; v6?: string }>;
+  /** The cache of the cluster's records (with ControllerDeps.cluster). */
+  global?: ClusterRuntime;
   emit(event: Omit<ControllerEvent, 'timeNano'>): void;
 }
 

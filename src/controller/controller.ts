@@ -7,6 +7,8 @@ import { ForbiddenError, UnavailableError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import type { ControllerDeps, Ctx } from './context.js';
 import { attachmentOf, createAttachment, joinAttachment, leaveAttachment, removeAttachment, removeNetworkById } from './attachments.js';
+import { loadCluster, newClusterRuntime, stopCluster } from './cluster.js';
+import { applyClusterEvents, networkPeers, syncPeers } from './cluster-sync.js';
 import { connect, disconnect } from './endpoints.js';
 import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
 import { reconcile, retryBrokenNetwork, retryBrokenNetworks, type ReconcileReport } from './reconcile.js';
@@ -51,6 +53,8 @@ export class CnmController implements Controller, AttachmentController {
    * kept for the first subscriber (the API's event history), then dropped.
    */
   private startupEvents: ControllerEvent[] | undefined = [];
+  private started = false;
+  private clusterSyncQueued = false;
 
   private constructor(deps: ControllerDeps) {
     this.mutex = new Mutex(
@@ -64,19 +68,60 @@ export class CnmController implements Controller, AttachmentController {
       networks: new Map(),
       routes: new Map(),
       emit: (event) => this.emit(event),
+      ...(deps.cluster ? { global: newClusterRuntime(deps.cluster) } : {}),
     };
   }
 
   /** Load the store, reconcile the kernel with it, and make sure the predefined networks exist. */
   static async start(deps: ControllerDeps, defaults: DefaultBridgeConfig): Promise<{ controller: CnmController; report: ReconcileReport }> {
     const controller = new CnmController(deps);
-    const report = await controller.mutex.runAlways(async () => {
-      const persisted = await controller.ctx.repo.load();
-      const r = await reconcile(controller.ctx, persisted);
-      await controller.ensurePredefined(defaults);
-      return r;
+    const { ctx } = controller;
+    try {
+      const report = await controller.mutex.runAlways(async () => {
+        const persisted = await ctx.repo.load();
+        // Global networks join the persisted state: the reconcile restores them as local ones.
+        if (ctx.global) await loadCluster(ctx, persisted, () => controller.scheduleClusterSync());
+        const r = await reconcile(ctx, persisted);
+        await controller.ensurePredefined(defaults);
+        await syncPeers(ctx, true);
+        return r;
+      });
+      controller.started = true;
+      controller.scheduleClusterSync();
+      return { controller, report };
+    } catch (err) {
+      stopCluster(ctx);
+      throw err;
+    }
+  }
+
+  /** Changes the cluster store's watches delivered are applied once (coalesced) after what runs now. */
+  private scheduleClusterSync(): void {
+    if (!this.started || this.clusterSyncQueued) return;
+    this.clusterSyncQueued = true;
+    void this.mutex
+      .runAlways(async () => {
+        this.clusterSyncQueued = false;
+        await applyClusterEvents(this.ctx);
+      })
+      .catch((err: unknown) => this.ctx.logger.error('cluster changes not applied', { error: err }));
+  }
+
+  /**
+   * The periodic check of a cluster member: every global network's peers are sent to its driver again
+   * (the driver repairs its tables to match), whatever changed or not.
+   */
+  syncCluster(): Promise<void> {
+    return this.mutex.runAlways(async () => {
+      await applyClusterEvents(this.ctx);
+      await syncPeers(this.ctx, true);
     });
-    return { controller, report };
+  }
+
+  /** Stops following the cluster store (the daemon's stop; the store itself is the caller's). */
+  async close(): Promise<void> {
+    await this.drain();
+    stopCluster(this.ctx);
   }
 
   private async ensurePredefined(defaults: DefaultBridgeConfig): Promise<void> {
@@ -133,6 +178,7 @@ export class CnmController implements Controller, AttachmentController {
   private networkDetail(network: NetworkRecord): NetworkDetail {
     const { state } = this.ctx;
     const error = this.ctx.networks.get(network.id)?.error;
+    const peers = networkPeers(this.ctx, network);
     return {
       network,
       ...(error === undefined ? {} : { error }),
@@ -141,6 +187,7 @@ export class CnmController implements Controller, AttachmentController {
         sandbox: state.sandboxes.get(endpoint.sandboxId)!,
       })),
       attachments: state.attachmentsOfNetwork(network.id),
+      ...(peers ? { peers } : {}),
     };
   }
 

@@ -15,6 +15,7 @@ import type { Pool } from '../ipam/types.js';
 import { ipFamilyOf, subnetContainsIp } from '../util/ip.js';
 import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
 import { setAdoptedDefaultRoute } from './adopted-netns.js';
+import { isGlobal, publishEndpoint, withdrawEndpoint } from './cluster.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import { closePorts, openPorts } from './ports.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
@@ -63,6 +64,12 @@ export async function connect(
     created: rfc3339Nano(),
   };
 
+  // A global network's endpoint is claimed cluster-wide first: its final address is known before the join.
+  const global = isGlobal(net);
+  if (global) await publishEndpoint(ctx, net, ep, claims).catch((err: unknown) => {
+    release();
+    throw err;
+  });
   const driverNet = toDriverNetwork(net, rt.options);
   const existing = ctx.state.endpointsOfSandbox(sb.id);
   const resolverBefore = resolverModeFor(ctx, sb, existing);
@@ -84,9 +91,10 @@ export async function connect(
     await syncBackends(ctx, services, { joining: ep });
     // Idempotent when already attached; before the persist, so a namespace we cannot serve fails the connect.
     if (resolverAfter === 'embedded') await ctx.discovery.attach(sb.id, sb.netnsPath);
-    await persistEndpoint(ctx, ep, claims, sandboxAfter(sb, stickToEmbeddedDns, opts.completesCreate ?? false));
+    await persistEndpoint(ctx, ep, global ? [] : claims, sandboxAfter(sb, stickToEmbeddedDns, opts.completesCreate ?? false));
   } catch (err) {
     const undo = new TeardownErrors();
+    if (global) await undo.attempt('withdraw from the cluster store', () => withdrawEndpoint(ctx, net, ep));
     if (balanced) await undo.attempt('restore service backends', () => syncBackends(ctx, services));
     if (registered) ctx.discovery.endpointLeft(ep.id);
     if (resolverBefore !== resolverAfter) await undo.attempt('stop embedded DNS', () => ctx.discovery.detach(sb.id));
@@ -242,6 +250,9 @@ export async function removeEndpoint(
   const rt = runtimeOf(ctx, net);
   const remaining = ctx.state.endpointsOfSandbox(sb.id).filter((e) => e.id !== ep.id);
   const resolverBefore = resolverModeFor(ctx, sb, [...remaining, ep]);
+  // The shared record first: while the cluster store cannot be reached nothing here is torn down (503).
+  const global = isGlobal(net);
+  if (global) await withdrawEndpoint(ctx, net, ep);
   try {
     // Its ports close first: nothing may be translated to an address that is about to be free.
     if (sb.portsNetworkId === net.id) await closePorts(ctx, sb, ep);
@@ -253,7 +264,7 @@ export async function removeEndpoint(
     ctx.logger.warn('forced disconnect: kernel cleanup failed', { endpoint: ep.id, error: err });
   }
   const claims = claimsOf(net, ep);
-  await ctx.repo.deleteEndpoint(ep, claims);
+  await ctx.repo.deleteEndpoint(ep, global ? [] : claims);
   ctx.state.deleteEndpoint(ep.id);
   ctx.discovery.endpointLeft(ep.id);
   // The endpoint is gone from the state, so its services now balance over the others only.

@@ -14,6 +14,7 @@ import {
 import { goParseBool } from '../drivers/option-schema.js';
 import type { Pool, PoolRequest } from '../ipam/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
+import { clusterOf, deleteGlobalNetwork, givenClusterId, isGlobal, persistGlobalNetwork, remoteEndpointsOf, type ClusterIdSpec } from './cluster.js';
 import { driverOf, runtimeOf, toDriverNetwork, type Ctx } from './context.js';
 import type { NetworkRecord } from './records.js';
 import { discoveryNetwork } from './sandbox-dns.js';
@@ -53,14 +54,17 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   const id = req.id ?? newId();
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidParameterError(`invalid network ID ${JSON.stringify(id)}: 64 lowercase hex digits`);
   if (ctx.state.networks.has(id)) throw new ConflictError(`network with ID ${id} already exists`);
-  const scope = req.scope || 'local';
+  const scope = req.scope || driver.scope;
   if (scope !== driver.scope) {
     throw new InvalidParameterError(`driver ${driverName} does not support ${scope} scope networks`);
   }
+  // Global-scope networks live in the cluster store: none, no such network.
+  if (scope === 'global') clusterOf(ctx);
 
   const source = configSource(ctx, req);
   const rawOptions = source.options ?? {};
-  const options = driver.parseNetworkOptions(rawOptions);
+  let options = driver.parseNetworkOptions(rawOptions);
+  const givenId = driver.clusterId ? givenClusterId(driver.clusterId, rawOptions) : undefined;
   // As Docker: the EnableIPv4/EnableIPv6 fields win over the options of the same meaning, which are only
   // read (with strconv.ParseBool) when the field is not set.
   const enableIPv6 = req.enableIPv6 ?? familyOption(rawOptions, 'com.docker.network.enable_ipv6') ?? false;
@@ -97,7 +101,7 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   if (record.configOnly) {
     // A config-only network holds configuration for others; it reserves nothing and touches no kernel.
     record.ipam.pools = configs.map((c, i) => configOnlyPool(c, i));
-    await persistNew(ctx, record, []);
+    record.options = (await persistNew(ctx, record, [], driver.clusterId, givenId)).options;
     return record;
   }
 
@@ -115,14 +119,21 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
     throw err;
   }
 
-  await persistNew(ctx, record, pools);
+  const stored = await persistNew(ctx, record, pools, driver.clusterId, givenId);
+  if (stored !== record) {
+    // The cluster-wide number the controller allocated is in the options now: the driver reads it there.
+    record.options = stored.options;
+    options = driver.parseNetworkOptions(record.options);
+  }
+  const createdNet = toDriverNetwork(record, options);
   ctx.networks.set(record.id, { driver, options });
   try {
-    const program = await driver.createNetwork(driverNet);
+    const program = await driver.createNetwork(createdNet);
     if (Object.keys(program.driverState).length > 0) {
-      // What the driver found (a bridge it created or adopted) decides what rm may delete: on record.
+      // What the driver found (a bridge it created or adopted) decides what rm may delete: on record
+      // (a global network's is this host's own: kept in memory, never in the shared record).
       record.driverState = program.driverState;
-      await ctx.repo.updateNetwork(record);
+      if (!isGlobal(record)) await ctx.repo.updateNetwork(record);
     }
     if (program.firewall) {
       await ctx.firewall.addNetwork(program.firewall);
@@ -130,10 +141,11 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
     }
   } catch (err) {
     const undo = new TeardownErrors();
-    await undo.attempt('delete network in driver', () => driver.deleteNetwork(driverNet));
+    await undo.attempt('delete network in driver', () => driver.deleteNetwork(createdNet));
     const fw = ctx.networks.get(record.id)?.firewall;
     if (fw) await undo.attempt('remove firewall rules', () => ctx.firewall.removeNetwork(fw));
-    await undo.attempt('forget network', () => ctx.repo.deleteNetwork(record));
+    await undo.attempt('forget network', () => (isGlobal(record) ? deleteGlobalNetwork(ctx, record) : ctx.repo.deleteNetwork(record)));
+    if (isGlobal(record)) await undo.attempt('forget cached copy', () => ctx.repo.uncacheGlobalNetwork(record.id));
     ctx.state.deleteNetwork(record.id);
     ctx.networks.delete(record.id);
     release();
@@ -145,9 +157,14 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   return record;
 }
 
-async function persistNew(ctx: Ctx, record: NetworkRecord, pools: Pool[]): Promise<void> {
+/** The record with its claims in one transaction (of the cluster store for a global network); returns it as stored. */
+async function persistNew(ctx: Ctx, record: NetworkRecord, pools: Pool[], spec?: ClusterIdSpec, givenId?: number): Promise<NetworkRecord> {
+  let stored = record;
   try {
-    await ctx.repo.createNetwork(record);
+    if (isGlobal(record)) {
+      stored = await persistGlobalNetwork(ctx, record, spec, givenId);
+      await ctx.repo.cacheGlobalNetwork(stored).catch((err: unknown) => ctx.logger.error('global network not cached locally', { network: record.name, error: err }));
+    } else await ctx.repo.createNetwork(record);
   } catch (err) {
     pools.forEach((p) => ctx.ipam.releasePool(p.id));
     if (err instanceof StoreConflictError) {
@@ -157,6 +174,7 @@ async function persistNew(ctx: Ctx, record: NetworkRecord, pools: Pool[]): Promi
     throw err;
   }
   ctx.state.putNetwork(record);
+  return stored;
 }
 
 /** --config-from: options and IPAM come from a config-only network, and may not be given again. */
@@ -257,6 +275,11 @@ export async function removeNetwork(ctx: Ctx, ref: string): Promise<void> {
     const names = eps.map((e) => e.name).join(', ');
     throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${names})`);
   }
+  const remote = remoteEndpointsOf(ctx, net.id);
+  if (remote.length > 0) {
+    const names = remote.map((e) => `${e.name} on host ${e.hostId ?? '?'}`).join(', ');
+    throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${names})`);
+  }
   const attachments = ctx.state.attachmentsOfNetwork(net.id);
   if (attachments.length > 0) {
     const names = attachments.map((a) => `${a.owner} endpoint ${a.id.slice(0, 12)}`).join(', ');
@@ -274,15 +297,37 @@ export async function removeNetwork(ctx: Ctx, ref: string): Promise<void> {
   await destroyNetwork(ctx, net);
 }
 
-/** Kernel first, record last. */
+/**
+ * Kernel first, record last. A global network's shared record goes first instead: while the cluster store
+ * cannot be reached the removal fails (503) before anything that forwards is torn down; a crash after it
+ * leaves only this host's side, which the next start no longer restores.
+ */
 export async function destroyNetwork(ctx: Ctx, net: NetworkRecord): Promise<void> {
-  if (!net.configOnly) {
-    const rt = runtimeOf(ctx, net);
-    await rt.driver.deleteNetwork(toDriverNetwork(net, rt.options));
-    if (rt.firewall) await ctx.firewall.removeNetwork(rt.firewall);
-    net.ipam.pools.forEach((p) => ctx.ipam.releasePool(p.id));
+  if (isGlobal(net)) {
+    await deleteGlobalNetwork(ctx, net);
+    await dropNetworkLocally(ctx, net);
+    await ctx.repo.uncacheGlobalNetwork(net.id);
+    return;
   }
+  if (!net.configOnly) await dropKernelSide(ctx, net);
   await ctx.repo.deleteNetwork(net);
+  forgetNetwork(ctx, net);
+}
+
+/** A network's kernel side and in-memory state (a global network removed here or on another host). */
+export async function dropNetworkLocally(ctx: Ctx, net: NetworkRecord): Promise<void> {
+  if (!net.configOnly) await dropKernelSide(ctx, net);
+  forgetNetwork(ctx, net);
+}
+
+async function dropKernelSide(ctx: Ctx, net: NetworkRecord): Promise<void> {
+  const rt = runtimeOf(ctx, net);
+  await rt.driver.deleteNetwork(toDriverNetwork(net, rt.options));
+  if (rt.firewall) await ctx.firewall.removeNetwork(rt.firewall);
+  net.ipam.pools.forEach((p) => ctx.ipam.releasePool(p.id));
+}
+
+function forgetNetwork(ctx: Ctx, net: NetworkRecord): void {
   ctx.state.deleteNetwork(net.id);
   ctx.networks.delete(net.id);
   ctx.discovery.networkRemoved(net.id);
@@ -294,7 +339,7 @@ export async function pruneNetworks(ctx: Ctx, select: (n: NetworkRecord) => bool
   const inUseAsConfig = new Set([...ctx.state.networks.values()].map((n) => n.configFrom).filter(Boolean));
   for (const net of [...ctx.state.networks.values()]) {
     if (net.predefined || ctx.state.endpointsOfNetwork(net.id).length > 0 || ctx.state.servicesOfNetwork(net.id).length > 0) continue;
-    if (ctx.state.attachmentsOfNetwork(net.id).length > 0) continue;
+    if (ctx.state.attachmentsOfNetwork(net.id).length > 0 || remoteEndpointsOf(ctx, net.id).length > 0) continue;
     if (inUseAsConfig.has(net.name) || inUseAsConfig.has(net.id) || !select(net)) continue;
     await destroyNetwork(ctx, net);
     removed.push(net.name);

@@ -18,6 +18,7 @@ import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-
 import { destroySandbox } from './sandboxes.js';
 import { enableLocalnetFor, firewallPorts } from './ports.js';
 import { firewallServices, restoreServices, vipClaims } from './services.js';
+import { remoteClaims } from './cluster-sync.js';
 
 export interface ReconcileReport {
   networks: number;
@@ -108,6 +109,8 @@ function restoreIpam(ctx: Ctx): void {
         ...eps.flatMap((ep) => claimsOf(net, ep)),
         ...ctx.state.servicesOfNetwork(net.id).flatMap(vipClaims),
         ...ctx.state.attachmentsOfNetwork(net.id).flatMap((att) => attachmentClaims(net, att)),
+        // Other hosts' endpoints on a global network.
+        ...remoteClaims(ctx, net),
       ]
         .filter((c) => c.poolId === pool.id)
         .map((c) => c.address);

@@ -62,6 +62,12 @@ export interface EndpointRecord {
   driverState: Record<string, string>;
   /** IDs of the services this endpoint is a backend of (absent in records written before services). */
   services?: string[];
+  /**
+   * Endpoints of global-scope networks (shared with other hosts through the cluster store): the host it
+   * lives on and that host's underlay address (advertise address), where other hosts send its traffic.
+   */
+  hostId?: string;
+  vtep?: string;
   /** Gateways this endpoint offers the sandbox's default route (from the driver's join). */
   gatewayIpv4?: string;
   gatewayIpv6?: string;

@@ -20,7 +20,15 @@ export const keys = {
   serviceName: (name: string) => `${ROOT}names/services/${name}`,
   pool: (poolId: string) => `${ROOT}ipam/pools/${poolId.replaceAll('/', '_')}`,
   address: (poolId: string, ip: string) => `${ROOT}ipam/addresses/${poolId.replaceAll('/', '_')}/${ip}`,
+  /** A driver's cluster-wide number (the overlay's VNI), claimed by the network that has it. */
+  clusterId: (driver: string, n: number) => `${ROOT}cluster-ids/${driver}/${n}`,
+  clusterIds: (driver: string) => `${ROOT}cluster-ids/${driver}/`,
+  /** This host's copy of a global-scope network's record (local store): republished if etcd lost it. */
+  cachedGlobalNetwork: (id: string) => `${ROOT}cluster-cache/networks/${id}`,
 };
+
+/** Everything the repository writes lives under this prefix. */
+export const RECORDS_PREFIX = ROOT;
 
 export interface AddressClaim {
   poolId: string;
@@ -55,13 +63,15 @@ export class Repository {
     };
   }
 
-  async createNetwork(net: NetworkRecord): Promise<void> {
+  /** `extra`: more claims of the same transaction (a cluster-wide number). */
+  async createNetwork(net: NetworkRecord, extra: TxnOp[] = []): Promise<void> {
     await this.store.txn([
       { op: 'put', key: keys.network(net.id), value: JSON.stringify(net), expectedRevision: 0 },
       { op: 'put', key: keys.networkName(net.name), value: net.id, expectedRevision: 0 },
       ...net.ipam.pools.map(
         (p): TxnOp => ({ op: 'put', key: keys.pool(p.id), value: net.id, expectedRevision: 0 }),
       ),
+      ...extra,
     ]);
   }
 
@@ -70,11 +80,12 @@ export class Repository {
     await this.store.txn([{ op: 'put', key: keys.network(net.id), value: JSON.stringify(net) }]);
   }
 
-  async deleteNetwork(net: NetworkRecord): Promise<void> {
+  async deleteNetwork(net: NetworkRecord, extra: TxnOp[] = []): Promise<void> {
     await this.store.txn([
       { op: 'delete', key: keys.network(net.id) },
       { op: 'delete', key: keys.networkName(net.name) },
       ...net.ipam.pools.map((p): TxnOp => ({ op: 'delete', key: keys.pool(p.id) })),
+      ...extra,
     ]);
   }
 
@@ -146,6 +157,19 @@ export class Repository {
       { op: 'delete', key: keys.attachment(att.id) },
       ...claims.map((c): TxnOp => ({ op: 'delete', key: keys.address(c.poolId, c.address) })),
     ]);
+  }
+
+  /** This host's copies of global-scope network records (see keys.cachedGlobalNetwork). */
+  async cachedGlobalNetworks(): Promise<NetworkRecord[]> {
+    return (await this.store.list(`${ROOT}cluster-cache/networks/`)).map((e) => JSON.parse(e.value) as NetworkRecord);
+  }
+
+  async cacheGlobalNetwork(net: NetworkRecord): Promise<void> {
+    await this.store.put(keys.cachedGlobalNetwork(net.id), JSON.stringify({ ...net, driverState: {} }));
+  }
+
+  async uncacheGlobalNetwork(id: string): Promise<void> {
+    await this.store.delete(keys.cachedGlobalNetwork(id));
   }
 
   /** Host-wide settings (host ID for IPv6 ULA pools, ...). */

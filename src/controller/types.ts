@@ -109,6 +109,8 @@ export interface NetworkDetail {
   endpoints: Array<{ endpoint: EndpointRecord; sandbox: SandboxRecord }>;
   /** Endpoints of another runtime's containers (Docker's, through the plugin front door). */
   attachments: AttachmentRecord[];
+  /** Global-scope networks only: the live hosts with endpoints on it (host id, advertise address), as Docker's `Peers`. */
+  peers?: Array<{ name: string; ip: string }>;
 }
 
 export interface SandboxDetail {

@@ -14,6 +14,7 @@ import { InvalidParameterError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { EtcdStore } from './etcd.js';
 import type { RawHeader } from './etcd/client.js';
+import type { Store } from './types.js';
 
 export interface HostRecord {
   id: string;
@@ -23,6 +24,33 @@ export interface HostRecord {
 }
 
 export type MembershipEvent = { type: 'join'; host: HostRecord } | { type: 'leave'; id: string };
+
+/** The registered hosts as any reader of the store sees them (no registration of its own needed). */
+export interface HostDirectory {
+  /** Every registered host, sorted by id. */
+  hosts(): Promise<HostRecord[]>;
+  /** Reports hosts joining (or re-registering) and leaving (lease expired or revoked). */
+  watch(onEvent: (event: MembershipEvent) => void): () => void;
+}
+
+export function hostDirectory(store: Store): HostDirectory {
+  return {
+    async hosts() {
+      const entries = await store.list(HOSTS);
+      return entries.flatMap((e) => parseRecord(e.value) ?? []);
+    },
+    watch(onEvent) {
+      return store.watch(HOSTS, (event) => {
+        if (event.type === 'delete') {
+          onEvent({ type: 'leave', id: event.key.slice(HOSTS.length) });
+          return;
+        }
+        const host = parseRecord(event.value);
+        if (host) onEvent({ type: 'join', host });
+      });
+    },
+  };
+}
 
 export interface MembershipOptions {
   store: EtcdStore;
@@ -72,20 +100,12 @@ export class Membership {
 
   /** Every registered host, this one included, sorted by id. */
   async hosts(): Promise<HostRecord[]> {
-    const entries = await this.options.store.list(HOSTS);
-    return entries.flatMap((e) => parseRecord(e.value) ?? []);
+    return hostDirectory(this.options.store).hosts();
   }
 
   /** Reports hosts joining (or re-registering) and leaving (lease expired or revoked). */
   watch(onEvent: (event: MembershipEvent) => void): () => void {
-    return this.options.store.watch(HOSTS, (event) => {
-      if (event.type === 'delete') {
-        onEvent({ type: 'leave', id: event.key.slice(HOSTS.length) });
-        return;
-      }
-      const host = parseRecord(event.value);
-      if (host) onEvent({ type: 'join', host });
-    });
+    return hostDirectory(this.options.store).watch(onEvent);
   }
 
   /** Leaves the cluster: revokes the lease, which deletes the record at once. */

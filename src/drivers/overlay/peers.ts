@@ -12,16 +12,10 @@
  * `flood`, every remote VTEP is also on the all-zeros MAC's list (broadcast and unknown unicast).
  */
 import { canonicalIp } from '../../util/ip.js';
+import type { RemotePeer } from '../types.js';
 import { FLOOD_MAC, type FdbEntry, type FdbInfo, type NeighEntry, type NeighInfo } from '../../kernel/types.js';
 
-export interface RemotePeer {
-  /** The endpoint's MAC on the overlay. */
-  mac: string;
-  /** Its overlay addresses (IPv4 and / or IPv6). */
-  ips: string[];
-  /** Underlay address of the host it lives on. */
-  vtep: string;
-}
+export type { RemotePeer };
 
 export interface PeerDesired {
   /** The VXLAN device the entries go on. */

@@ -1,0 +1,141 @@
+/**
+ * Several "hosts" of one cnm cluster in this process, for control-plane tests on a real etcd: each host is
+ * a controller on the recording kernel with its own local store, its own EtcdStore on the shared etcd
+ * (one key prefix per test), the bridge driver and the recording global driver. Registration in the
+ * membership is in-process (Membership.join), or left to the test (`register: false`: a child process
+ * that can be SIGKILLed, so its lease expires as a dead host's does).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CnmController } from '../../src/controller/controller.js';
+import { SandboxFiles } from '../../src/controller/sandbox-files.js';
+import { BridgeDriver } from '../../src/drivers/bridge/driver.js';
+import { HostDriver, NullDriver } from '../../src/drivers/simple.js';
+import type { AnyNetworkDriver } from '../../src/drivers/types.js';
+import { DEFAULT_V4_POOLS, DefaultIpam, ulaPoolForHost } from '../../src/ipam/default.js';
+import { FakeKernel } from '../../src/kernel/fake.js';
+import { EtcdStore } from '../../src/store/etcd.js';
+import { hostDirectory, Membership } from '../../src/store/membership.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import { silentLogger } from '../../src/util/log.js';
+import { createTestDiscovery } from './fake-discovery.js';
+import { RecordingFirewall } from './fake-firewall.js';
+import { RecordingGlobalDriver } from './global-driver.js';
+
+export interface ClusterHostOptions {
+  endpoints: string[];
+  /** The etcd key prefix of this test's cluster. */
+  prefix: string;
+  hostId: string;
+  advertiseAddr: string;
+  /** Register in the membership in-process (default true). */
+  register?: boolean;
+  ttlSeconds?: number;
+}
+
+export interface ClusterHost {
+  id: string;
+  controller: CnmController;
+  driver: RecordingGlobalDriver;
+  kernel: FakeKernel;
+  local: MemoryStore;
+  shared: EtcdStore;
+  /** Stop this host's controller (and its membership: a clean leave) keeping its local state. */
+  stop(): Promise<void>;
+  /** Stop, then start a new controller on the same local store and kernel (a daemon restart). */
+  restart(): Promise<ClusterHost>;
+  /** Stop and remove the host's temp dir. */
+  destroy(): Promise<void>;
+  /**
+   * The host dies: its connection to etcd is cut without a goodbye, so its lease is not revoked and
+   * expires after the TTL, as a SIGKILLed daemon's does.
+   */
+  crash(): Promise<void>;
+}
+
+interface LocalParts {
+  kernel: FakeKernel;
+  local: MemoryStore;
+  execRoot: string;
+}
+
+export async function startClusterHost(options: ClusterHostOptions, parts?: LocalParts): Promise<ClusterHost> {
+  const kernel = parts?.kernel ?? new FakeKernel();
+  const local = parts?.local ?? new MemoryStore();
+  const execRoot = parts?.execRoot ?? (await mkdtemp(join(tmpdir(), 'cnmt-host-')));
+  const shared = await EtcdStore.open({ endpoints: options.endpoints, prefix: options.prefix, callTimeoutMs: 3000 });
+  const driver = new RecordingGlobalDriver();
+  const drivers = new Map<string, AnyNetworkDriver>(
+    [new BridgeDriver(kernel), new HostDriver(), new NullDriver(), driver].map((d) => [d.name, d as AnyNetworkDriver]),
+  );
+  let controller: CnmController;
+  try {
+    ({ controller } = await CnmController.start(
+      {
+        store: local,
+        storeKind: 'memory',
+        kernel,
+        firewall: new RecordingFirewall(),
+        ipam: new DefaultIpam({ v4Pools: DEFAULT_V4_POOLS, v6Pools: [ulaPoolForHost('0123456789abcdef')] }),
+        drivers,
+        files: new SandboxFiles(execRoot, join(execRoot, 'host-resolv.conf')),
+        discovery: createTestDiscovery().discovery,
+        rootDir: execRoot,
+        execRoot,
+        logger: silentLogger,
+        cluster: { store: shared, hostId: options.hostId, advertiseAddr: options.advertiseAddr, hosts: hostDirectory(shared) },
+      },
+      { bridgeName: 'cnm0' },
+    ));
+  } catch (err) {
+    await shared.close();
+    throw err;
+  }
+  const membership =
+    options.register === false
+      ? undefined
+      : await Membership.join({ store: shared, hostId: options.hostId, advertiseAddr: options.advertiseAddr, ttlSeconds: options.ttlSeconds ?? 10 });
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await controller.close();
+    await membership?.close();
+    await shared.close();
+  };
+  return {
+    id: options.hostId,
+    controller,
+    driver,
+    kernel,
+    local,
+    shared,
+    stop,
+    async restart() {
+      await stop();
+      return startClusterHost(options, { kernel, local, execRoot });
+    },
+    async crash() {
+      if (stopped) return;
+      stopped = true;
+      await controller.close();
+      await shared.close();
+      await membership?.close(); // only stops its timers now: the revoke cannot reach etcd
+    },
+    async destroy() {
+      await stop();
+      await rm(execRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `check` until it returns true (every 25 ms); throws `what` after `ms`. Convergence, not speed. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`not converged within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
