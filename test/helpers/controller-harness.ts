@@ -37,6 +37,7 @@ export interface Harness {
 export async function startHarness(
   shared?: { kernel: FakeKernel; store: Store; execRoot: string; firewall?: RecordingFirewall },
   wrapKernel: (k: FakeKernel) => KernelOps = (k) => k,
+  extraDrivers: AnyNetworkDriver[] = [],
 ): Promise<Harness> {
   const kernel = shared?.kernel ?? new FakeKernel();
   const store = shared?.store ?? new MemoryStore();
@@ -45,7 +46,7 @@ export async function startHarness(
   const k = wrapKernel(kernel);
   const dns = createTestDiscovery();
   const drivers = new Map<string, AnyNetworkDriver>(
-    [new BridgeDriver(k), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
+    [new BridgeDriver(k), new HostDriver(), new NullDriver(), ...extraDrivers].map((d) => [d.name, d as AnyNetworkDriver]),
   );
   const { controller } = await CnmController.start(
     {
@@ -70,7 +71,7 @@ export async function startHarness(
     firewall,
     dns,
     execRoot,
-    restart: () => startHarness({ kernel, store, execRoot, firewall }, wrapKernel),
+    restart: () => startHarness({ kernel, store, execRoot, firewall }, wrapKernel, extraDrivers),
     cleanup: async () => {
       await rm(execRoot, { recursive: true, force: true });
     },
