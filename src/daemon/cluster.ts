@@ -1,7 +1,7 @@
 /**
- * With --cluster-store: the shared etcd store and this host's membership. Global-scope networks will
- * live in this store; for now it carries membership, and the daemon logs every host that joins or
- * leaves. openClusterStore runs before anything else starts, so a daemon that cannot reach etcd
+ * With --cluster-store: the shared etcd store and this host's membership. Global-scope networks live
+ * in this store (the controller reads and watches it: controller/cluster.ts), and the daemon logs every
+ * host that joins or leaves. openClusterStore runs before anything else starts, so a daemon that cannot reach etcd
  * stops at once with an error naming the endpoints; joinCluster runs last, once the daemon serves.
  */
 import { EtcdStore } from '../store/etcd.js';

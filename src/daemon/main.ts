@@ -18,6 +18,7 @@ import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } f
 import { readHostPortFacts } from '../kernel/host-ports.js';
 import { ownerGroupFor, type KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
+import { hostDirectory } from '../store/membership.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { joinCluster, openClusterStore } from './cluster.js';
 import { startApiServer } from '../api/server.js';
@@ -106,6 +107,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       maxQueuedChanges: config.maxQueuedChanges,
       ownerGroup,
       hostPorts: readHostPortFacts,
+      // Global-scope networks live in the cluster store; without one they are refused.
+      ...(clusterStore && config.cluster
+        ? { cluster: { store: clusterStore, hostId, advertiseAddr: config.cluster.advertiseAddr, hosts: hostDirectory(clusterStore) } }
+        : {}),
     },
     { bridgeName: config.bridgeName, subnet: config.bip, mtu: config.mtu },
   );
@@ -135,11 +140,13 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     : undefined;
 
   const watchdog = config.firewallCheckInterval > 0 ? await startFirewallWatchdog(controller, config, logger) : undefined;
-  // Networks that could not be restored at start-up are tried again on the backstop period.
+  // Networks that could not be restored at start-up are tried again on the backstop period, and every
+  // global network's peers are sent to its driver again (it repairs its tables to match).
   const retryBroken =
     config.firewallCheckInterval > 0
       ? setInterval(() => {
           controller.retryBrokenNetworks().catch((err) => logger.error('retry of broken networks failed', { error: errorMessage(err) }));
+          if (clusterStore) controller.syncCluster().catch((err) => logger.error('cluster peers check failed', { error: errorMessage(err) }));
         }, config.firewallCheckInterval * 1000)
       : undefined;
   retryBroken?.unref();
@@ -154,7 +161,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       if (retryBroken) clearInterval(retryBroken);
       await plugin?.close();
       await api.close();
-      await controller.drain();
+      await controller.close();
       await dnsServer.close();
       await cluster?.close();
       await store.close();

@@ -55,7 +55,7 @@ export interface JoinResult {
   gatewayIpv6?: string;
 }
 
-/** An endpoint on another host, as a driver whose networks span hosts programs it. */
+/** An endpoint of a multi-host network on another host, as setPeers receives it. */
 export interface RemotePeer {
   /** The endpoint's MAC on the overlay. */
   mac: string;
@@ -112,6 +112,14 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
    * add or remove the address; idempotent both ways. Absent: the driver offers no VIP mode.
    */
   setServiceAddress?(net: DriverNetwork<NetOptions>, address: string, present: boolean): Promise<void>;
+  /** Start-up: true when the endpoint's kernel objects are all present and correct. */
+  endpointIntact(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<boolean>;
+  /**
+   * Names of links in the daemon's namespace that this driver creates for these networks/endpoints. At
+   * start-up a link carrying the daemon's owner mark (its interface group) that no driver lists is debris
+   * from a crash and is removed; unmarked links are never touched, whatever their names.
+   */
+  ownedLinks(nets: DriverNetwork<NetOptions>[], eps: DriverEndpoint<EpOptions>[]): string[];
   /**
    * Drivers whose networks span hosts: the endpoints of this network on OTHER hosts, the whole current list
    * each time (the controller calls it on start, on every change it sees and periodically). Idempotent;
@@ -124,14 +132,6 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
    * `option`, unless the user gave that option (then the controller claims the given value, 409 if taken).
    */
   readonly clusterId?: { option: string; min: number; max: number };
-  /** Start-up: true when the endpoint's kernel objects are all present and correct. */
-  endpointIntact(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<boolean>;
-  /**
-   * Names of links in the daemon's namespace that this driver creates for these networks/endpoints. At
-   * start-up a link carrying the daemon's owner mark (its interface group) that no driver lists is debris
-   * from a crash and is removed; unmarked links are never touched, whatever their names.
-   */
-  ownedLinks(nets: DriverNetwork<NetOptions>[], eps: DriverEndpoint<EpOptions>[]): string[];
 }
 
 /** A driver with untyped options, as the controller's registry holds them. */

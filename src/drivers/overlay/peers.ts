@@ -12,10 +12,10 @@
  * `flood`, every remote VTEP is also on the all-zeros MAC's list (broadcast and unknown unicast).
  */
 import { canonicalIp } from '../../util/ip.js';
-import type { RemotePeer } from '../types.js';
 import { FLOOD_MAC, type FdbEntry, type FdbInfo, type NeighEntry, type NeighInfo } from '../../kernel/types.js';
+import type { RemotePeer } from '../types.js';
 
-export type { RemotePeer };
+export type { RemotePeer } from '../types.js';
 
 export interface PeerDesired {
   /** The VXLAN device the entries go on. */
