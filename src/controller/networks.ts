@@ -12,6 +12,7 @@ import {
   TeardownErrors,
 } from '../errors.js';
 import { goParseBool } from '../drivers/option-schema.js';
+import { GLOBAL_V4_POOLS } from '../ipam/default-pools.js';
 import type { Pool, PoolRequest } from '../ipam/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import { clusterOf, deleteGlobalNetwork, givenClusterId, isGlobal, persistGlobalNetwork, remoteEndpointsOf, type ClusterIdSpec } from './cluster.js';
@@ -105,7 +106,7 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
     return record;
   }
 
-  const pools = driver.needsIpam ? await reservePools(ctx, configs, enableIPv4, enableIPv6) : [];
+  const pools = driver.needsIpam ? await reservePools(ctx, configs, enableIPv4, enableIPv6, scope === 'global') : [];
   record.ipam.pools = pools;
   const release = () => pools.forEach((p) => ctx.ipam.releasePool(p.id));
   const driverNet = toDriverNetwork(record, options);
@@ -226,6 +227,7 @@ async function reservePools(
   configs: IpamConfigRequest[],
   enableIPv4: boolean,
   enableIPv6: boolean,
+  global: boolean,
 ): Promise<Pool[]> {
   const requests: PoolRequest[] = [];
   for (const c of configs) {
@@ -244,7 +246,9 @@ async function reservePools(
   const avoid = needsAvoid ? await hostRouteSubnets(ctx) : [];
   const granted: Pool[] = [];
   try {
-    for (const r of requests) granted.push(ctx.ipam.requestPool(r.subnet ? r : { ...r, avoid }));
+    // Automatic IPv4 subnets of global networks come from Docker's global address space (10.0.0.0/8).
+    const from = (r: PoolRequest) => (global && r.family === 4 ? { from: GLOBAL_V4_POOLS } : {});
+    for (const r of requests) granted.push(ctx.ipam.requestPool(r.subnet ? r : { ...r, avoid, ...from(r) }));
   } catch (err) {
     granted.forEach((p) => ctx.ipam.releasePool(p.id));
     throw err;

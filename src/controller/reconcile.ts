@@ -114,7 +114,14 @@ function restoreIpam(ctx: Ctx): void {
       ]
         .filter((c) => c.poolId === pool.id)
         .map((c) => c.address);
-      ctx.ipam.restorePool(pool, addresses);
+      try {
+        ctx.ipam.restorePool(pool, addresses);
+      } catch (err) {
+        // A global network (made on another host) whose subnet a local network of this host holds: the
+        // daemon starts, the network gets no addresses here (connects to it fail), logged.
+        if (net.scope !== 'global') throw err;
+        ctx.logger.error('global network overlaps a network of this host; no addresses from it here', { network: net.name, error: errorMessage(err) });
+      }
     }
   }
 }

@@ -28,6 +28,12 @@ export const DEFAULT_V4_POOLS: readonly BasePool[] = Object.freeze([
   { base: '192.168.0.0/16', size: 24 },
 ]);
 
+/**
+ * Docker's global address space (moby ipamutils' globalScopeDefaultNetworks): automatic subnets of
+ * global-scope networks come from here, apart from the local defaults every host fills on its own.
+ */
+export const GLOBAL_V4_POOLS: readonly BasePool[] = Object.freeze([{ base: '10.0.0.0/8', size: 24 }]);
+
 const ULA_PREFIX = 0xfdn << 120n;
 
 /**

@@ -9,7 +9,7 @@ import { PoolAllocator, type PoolSpec } from './pool-allocator.js';
 import { ReservedSubnets } from './reserved-subnets.js';
 import type { BasePool, IpamDriver, Pool, PoolRequest } from './types.js';
 
-export { DEFAULT_V4_POOLS, parseAddressPoolFlag, ulaPoolForHost } from './default-pools.js';
+export { DEFAULT_V4_POOLS, GLOBAL_V4_POOLS, parseAddressPoolFlag, ulaPoolForHost } from './default-pools.js';
 
 export interface DefaultIpamConfig {
   /** Carved in order when a network gives no --subnet. */
@@ -123,7 +123,8 @@ export class DefaultIpam implements IpamDriver {
   /** The first default subnet clear of reserved pools and of the subnets the caller asks to avoid. */
   private pickSubnet(req: PoolRequest): string {
     const avoid: IpCidr[] = (req.avoid ?? []).map((text) => requireCidr(text, 'subnet to avoid'));
-    const subnet = findFreeSubnet(this.basePools[req.family], this.reserved.obstacles(req.family, avoid));
+    const bases = req.from ? req.from.map((p) => ({ base: validateBasePool(p, req.family), size: p.size })) : this.basePools[req.family];
+    const subnet = findFreeSubnet(bases, this.reserved.obstacles(req.family, avoid));
     if (!subnet) {
       throw new IpamExhaustedError(
         `could not find an available, non-overlapping IPv${req.family} address pool among the defaults to assign to the network`,

@@ -17,6 +17,8 @@ export interface PoolRequest {
   auxAddresses?: Record<string, string>;
   /** Subnets to stay clear of when picking one (routes of the host namespace, other address spaces). */
   avoid?: string[];
+  /** Pick from these base pools instead of the driver's defaults (global-scope networks: GLOBAL_V4_POOLS). */
+  from?: readonly BasePool[];
 }
 
 export interface Pool {

@@ -73,6 +73,24 @@ describe('global-scope networks on a real etcd (three controllers)', { skip }, (
     assert.deepEqual(await h1!.shared.list('cnm/v1/cluster-ids/'), [], 'the cluster id claim went with it');
   });
 
+  it('automatic subnets of global networks come from 10.0.0.0/8, apart from every host\'s local defaults', { timeout: TIMEOUT }, async () => {
+    const [h1, h2] = (await threeHosts()) as [ClusterHost, ClusterHost, ClusterHost];
+    // Host 2 fills the first local default subnet on its own; host 1 knows nothing of it.
+    await h2.controller.createNetwork({ name: 'local2' });
+    const local2 = h2.controller.getNetwork('local2').network.ipam.pools[0]!.subnet;
+    await h1.controller.createNetwork({ name: 'auto1', driver: 'gtest' });
+    assert.equal(h1.controller.getNetwork('auto1').network.ipam.pools[0]!.subnet, '10.0.0.0/24');
+    await until('auto1 on host 2', () => names(h2).includes('auto1'));
+    assert.equal(h2.controller.getNetwork('auto1').network.ipam.pools[0]!.subnet, '10.0.0.0/24');
+    assert.equal(h2.controller.getNetwork('local2').network.ipam.pools[0]!.subnet, local2);
+    // Host 2's next global network takes the next one: it knows host 1's.
+    await h2.controller.createNetwork({ name: 'auto2', driver: 'gtest' });
+    assert.equal(h2.controller.getNetwork('auto2').network.ipam.pools[0]!.subnet, '10.0.1.0/24');
+    // And host 2 can use the global network it learnt (its pool is reserved there).
+    const sb = await h2.controller.createSandbox({ name: 'on-auto1', networks: [{ network: 'auto1' }] });
+    assert.equal(sb.endpoints[0]!.endpoint.ipv4Address, '10.0.0.2/24');
+  });
+
   it('cluster ids: unique under a race of three hosts, a given one claimed, 409 when taken', { timeout: TIMEOUT }, async () => {
     const hs = await threeHosts();
     const created = await Promise.all(hs.map((h, i) => h.controller.createNetwork({ name: `race${i}`, driver: 'gtest', ipam: { configs: [{ subnet: `10.80.${i}.0/24` }] } })));
