@@ -86,6 +86,11 @@ export class OverlayLab {
     });
   }
 
+  /** An empty namespace (a sandbox for a driver to join), removed with the lab. */
+  addSandbox(): string {
+    return this.newNamespace().path;
+  }
+
   /** A sandbox namespace on `host` with one interface on the VNI's bridge. */
   async addEndpoint(name: string, host: LabHost, vni: number, ip: string, mac: string, mtu: number): Promise<LabEndpoint> {
     const { path } = this.newNamespace();
