@@ -101,12 +101,19 @@ export function givenClusterId(spec: ClusterIdSpec, options: Record<string, stri
 /**
  * Creates a global network's record with its name, pools and cluster-wide number in ONE transaction of
  * the shared store. Without a given number, the lowest free one from `min` is tried, and the next after a
- * conflict (another host took it at the same moment). Returns the record as stored (its options carry
- * the number).
+ * conflict (another host took it at the same moment); `validate` (the driver's checks) sees each
+ * candidate before it is claimed. Returns the record as stored (its options carry the number).
  */
-export async function persistGlobalNetwork(ctx: Ctx, record: NetworkRecord, spec: ClusterIdSpec | undefined, given: number | undefined): Promise<NetworkRecord> {
+export async function persistGlobalNetwork(
+  ctx: Ctx,
+  record: NetworkRecord,
+  spec: ClusterIdSpec | undefined,
+  given: number | undefined,
+  validate: (candidate: NetworkRecord) => void,
+): Promise<NetworkRecord> {
   const g = clusterOf(ctx);
   if (!spec) {
+    validate(record);
     await createGlobal(g, record, []);
     return record;
   }
@@ -117,6 +124,7 @@ export async function persistGlobalNetwork(ctx: Ctx, record: NetworkRecord, spec
     if (candidate > spec.max) break;
     const withId: NetworkRecord = { ...record, options: { ...record.options, [spec.option]: String(candidate) } };
     const claim: TxnOp = { op: 'put', key: keys.clusterId(record.driver, candidate), value: record.id, expectedRevision: 0 };
+    validate(withId);
     try {
       await createGlobal(g, withId, [claim]);
       return withId;

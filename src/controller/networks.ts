@@ -102,25 +102,31 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
   if (record.configOnly) {
     // A config-only network holds configuration for others; it reserves nothing and touches no kernel.
     record.ipam.pools = configs.map((c, i) => configOnlyPool(c, i));
-    record.options = (await persistNew(ctx, record, [], driver.clusterId, givenId)).options;
+    record.options = (await persistNew(ctx, record, [], () => undefined, driver.clusterId, givenId)).options;
     return record;
   }
 
   const pools = driver.needsIpam ? await reservePools(ctx, configs, enableIPv4, enableIPv6, scope === 'global') : [];
   record.ipam.pools = pools;
   const release = () => pools.forEach((p) => ctx.ipam.releasePool(p.id));
-  const driverNet = toDriverNetwork(record, options);
-  try {
+  // The driver checks the network as it will be created: with the cluster-wide number the controller
+  // picks for a global network (each candidate, in the loop that claims one) in its options.
+  const validate = (candidate: NetworkRecord) => {
     const others = [...ctx.state.networks.values()]
       .filter((n) => n.driver === driverName && !n.configOnly)
       .map((n) => toDriverNetwork(n, runtimeOf(ctx, n).options));
-    driver.validateNetwork(driverNet, others);
-  } catch (err) {
-    release();
-    throw err;
+    driver.validateNetwork(toDriverNetwork(candidate, driver.parseNetworkOptions(candidate.options)), others);
+  };
+  if (!isGlobal(record)) {
+    try {
+      validate(record);
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
-  const stored = await persistNew(ctx, record, pools, driver.clusterId, givenId);
+  const stored = await persistNew(ctx, record, pools, validate, driver.clusterId, givenId);
   if (stored !== record) {
     // The cluster-wide number the controller allocated is in the options now: the driver reads it there.
     record.options = stored.options;
@@ -159,11 +165,18 @@ export async function createNetwork(ctx: Ctx, req: CreateNetworkRequest, opts: C
 }
 
 /** The record with its claims in one transaction (of the cluster store for a global network); returns it as stored. */
-async function persistNew(ctx: Ctx, record: NetworkRecord, pools: Pool[], spec?: ClusterIdSpec, givenId?: number): Promise<NetworkRecord> {
+async function persistNew(
+  ctx: Ctx,
+  record: NetworkRecord,
+  pools: Pool[],
+  validate: (candidate: NetworkRecord) => void,
+  spec?: ClusterIdSpec,
+  givenId?: number,
+): Promise<NetworkRecord> {
   let stored = record;
   try {
     if (isGlobal(record)) {
-      stored = await persistGlobalNetwork(ctx, record, spec, givenId);
+      stored = await persistGlobalNetwork(ctx, record, spec, givenId, validate);
       await ctx.repo.cacheGlobalNetwork(stored).catch((err: unknown) => ctx.logger.error('global network not cached locally', { network: record.name, error: err }));
     } else await ctx.repo.createNetwork(record);
   } catch (err) {

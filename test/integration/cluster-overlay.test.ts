@@ -1,0 +1,116 @@
+/**
+ * Three real cnm daemons, one per "host" namespace, each with --cluster-store on a real 3-member etcd
+ * (reached through the members' unix sockets) and --advertise-addr on an underlay: a bridge in a fourth
+ * namespace joins the hosts' `cnmeth0` links (10.199.0.1-3/24). An overlay network created on host 1 is
+ * listed by `cnm network ls` on every host; sandboxes on hosts 1, 2 and 3 on it ping each other by IP.
+ * A SIGKILLed host keeps forwarding until its lease expires (--host-ttl 3), then the others withdraw
+ * its endpoint by themselves (while the live host stays reachable); restarted, it is reachable again.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
+import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
+
+const skip = realKernelSkip() || (onPath('etcd') ? realClientSkip('etcdctl') : realClientSkip('etcd'));
+const TIMEOUT = 300_000;
+const TTL = 3;
+const vtep = (i: number) => `10.199.0.${i}`;
+
+/** Polls `check` every 200 ms until true; throws `what` after `ms` (convergence, not speed). */
+async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`not converged within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function cli(d: TestDaemon, ...args: string[]): Promise<string> {
+  const r = await d.cli(args);
+  assert.equal(r.code, 0, `cnm ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** 0 answered, 1 no answer; anything else (ping missing, sandbox gone) fails the test. */
+async function ping(d: TestDaemon, from: string, ip: string): Promise<number> {
+  const r = await d.exec(from, ['ping', '-c1', '-W1', ip]);
+  assert.ok(r.code === 0 || r.code === 1, `ping could not run: ${r.code} ${r.stderr}`);
+  return r.code;
+}
+
+describe('three daemons on one etcd: a global overlay network', { skip }, () => {
+  let etcd: EtcdCluster | undefined;
+  const namespaces: string[] = [];
+  const daemons: TestDaemon[] = [];
+  before(async () => {
+    etcd = await startEtcdCluster(3);
+    const ul = createTestNetns();
+    namespaces.push(ul);
+    const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    ip('-n', ul, 'link', 'add', 'cnmul0', 'type', 'bridge');
+    ip('-n', ul, 'link', 'set', 'cnmul0', 'up');
+    for (let i = 1; i <= 3; i++) {
+      const hostNs = createTestNetns();
+      namespaces.push(hostNs);
+      ip('-n', ul, 'link', 'add', `cnmul${i}`, 'type', 'veth', 'peer', 'name', 'cnmeth0', 'netns', hostNs);
+      ip('-n', ul, 'link', 'set', `cnmul${i}`, 'master', 'cnmul0', 'up');
+      ip('-n', hostNs, 'addr', 'add', `${vtep(i)}/24`, 'dev', 'cnmeth0');
+      ip('-n', hostNs, 'link', 'set', 'cnmeth0', 'up');
+    }
+  });
+  after(async () => {
+    for (const d of daemons) await d.cleanup().catch(() => {});
+    for (const ns of namespaces.reverse()) deleteTestNetns(ns);
+    await etcd?.close();
+  });
+
+  it('network ls on every host; sandboxes on three hosts ping each other; a dead host is withdrawn, then back', { timeout: TIMEOUT }, async () => {
+    const store = `unix://${etcd!.endpoints.map((e) => e.slice('unix:'.length)).join(',')}`;
+    for (let i = 1; i <= 3; i++) {
+      daemons.push(await startTestDaemon(['--cluster-store', store, '--advertise-addr', vtep(i), '--host-ttl', String(TTL)], { hostNs: namespaces[i]! }));
+    }
+    const [d1, , d3] = daemons as [TestDaemon, TestDaemon, TestDaemon];
+    await cli(d1, 'network', 'create', '--driver', 'overlay', '--subnet', '10.91.0.0/24', 'ov');
+    for (const d of daemons) {
+      await until(`ov in network ls on ${d.hostNs}`, async () => /\sov\s+overlay\s+global\b/.test(await cli(d, 'network', 'ls')));
+    }
+
+    const ips: string[] = [];
+    for (const [i, d] of daemons.entries()) {
+      await cli(d, 'sandbox', 'create', `s${i + 1}`, '--network', 'ov');
+      const inspect = (await d.api('GET', '/networks/ov')).json() as { Containers: Record<string, { Name: string; IPv4Address: string }> };
+      const mine = Object.values(inspect.Containers);
+      assert.deepEqual(mine.map((c) => c.Name), [`s${i + 1}`], 'Containers: only this host\'s sandbox');
+      ips.push(mine[0]!.IPv4Address.split('/')[0]!);
+    }
+    assert.equal(new Set(ips).size, 3, `distinct addresses ${ips}`);
+    for (const [i, d] of daemons.entries()) {
+      for (const [j, target] of ips.entries()) {
+        if (i === j) continue;
+        await until(`s${i + 1} -> s${j + 1} (${target})`, async () => (await ping(d, `s${i + 1}`, target)) === 0);
+      }
+    }
+    const peers = (await d1.api('GET', '/networks/ov')).json() as { Peers?: Array<{ IP: string }> };
+    assert.deepEqual(peers.Peers?.map((p) => p.IP).sort(), [vtep(1), vtep(2), vtep(3)]);
+
+    // Host 3's daemon dies: its sandbox keeps running, and host 1 still reaches it until host 3's lease
+    // expires; then host 1 withdraws it by itself, while host 2 stays reachable.
+    await d3.stop('SIGKILL');
+    assert.equal(await ping(d1, 's1', ips[2]!), 0, 'forwarding does not wait for the lease');
+    await until('s3 withdrawn on host 1', async () => (await ping(d1, 's1', ips[2]!)) === 1);
+    assert.equal(await ping(d1, 's1', ips[1]!), 0, 'host 2 still reachable');
+    await until('Peers without host 3', async () => {
+      const p = ((await d1.api('GET', '/networks/ov')).json() as { Peers?: Array<{ IP: string }> }).Peers ?? [];
+      return p.map((x) => x.IP).sort().join() === [vtep(1), vtep(2)].join();
+    });
+
+    // Back: it registers again and the others program its endpoint again.
+    await d3.start();
+    await until('s1 -> s3 after the restart', async () => (await ping(d1, 's1', ips[2]!)) === 0);
+    await until('s3 -> s2 after the restart', async () => (await ping(d3, 's3', ips[1]!)) === 0);
+  });
+});
