@@ -60,7 +60,10 @@ export class RecordingGlobalDriver implements NetworkDriver<GlobalTestOptions, R
 
   async setPeers(net: DriverNetwork<GlobalTestOptions>, peers: RemotePeer[]): Promise<void> {
     if (!this.networks.has(net.id)) throw new Error(`gtest: setPeers on network ${net.name} it does not have`);
-    if (this.failSetPeers) throw new Error('gtest: setPeers fails (test)');
+    if (this.failSetPeers) {
+      this.calls.push(`peers-failed ${net.name} ${peers.length}`);
+      throw new Error('gtest: setPeers fails (test)');
+    }
     this.peers.set(net.id, peers.map((p) => ({ ...p, ips: [...p.ips] })));
     this.calls.push(`peers ${net.name} ${peers.length}`);
   }

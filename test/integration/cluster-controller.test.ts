@@ -178,6 +178,28 @@ describe('global-scope networks on a real etcd (three controllers)', { skip }, (
     assert.deepEqual(h1.controller.getNetwork('peers').peers?.map((p) => p.name), ['host-1', 'host-2']);
   });
 
+  it('the periodic check re-sends unchanged peer lists; a failed setPeers is tried again', { timeout: TIMEOUT }, async () => {
+    const [h1, h2] = (await threeHosts()) as [ClusterHost, ClusterHost, ClusterHost];
+    const { id } = await h1.controller.createNetwork({ name: 'again', driver: 'gtest', ipam: { configs: [{ subnet: '10.90.0.0/24' }] } });
+    await until('again on host 2', () => names(h2).includes('again'));
+    await h2.controller.createSandbox({ name: 'r1', networks: [{ network: 'again' }] });
+    await until('host 1 has one peer', () => (h1.driver.peers.get(id) ?? []).length === 1);
+    const sent = () => h1.driver.calls.filter((c) => c === 'peers again 1').length;
+    const before = sent();
+    await h1.controller.syncCluster();
+    assert.equal(sent(), before + 1, 'the unchanged list sent again by the periodic check');
+
+    // The driver fails: the change is not lost; any later change of the cluster (here another network
+    // made elsewhere) sends it again, and so would the periodic check.
+    h1.driver.failSetPeers = true;
+    await h2.controller.createSandbox({ name: 'r2', networks: [{ network: 'again' }] });
+    await until('host 1 tried to send both', () => h1.driver.calls.includes('peers-failed again 2'));
+    assert.equal((h1.driver.peers.get(id) ?? []).length, 1, 'still the old list while setPeers fails');
+    h1.driver.failSetPeers = false;
+    await h2.controller.createNetwork({ name: 'unrelated', driver: 'gtest', ipam: { configs: [{ subnet: '10.90.1.0/24' }] } });
+    await until('the repaired driver has both', () => (h1.driver.peers.get(id) ?? []).length === 2);
+  });
+
   it('rm is refused while another host has endpoints on the network', { timeout: TIMEOUT }, async () => {
     const [h1, h2] = (await threeHosts()) as [ClusterHost, ClusterHost, ClusterHost];
     await h1.controller.createNetwork({ name: 'busy', driver: 'gtest', ipam: { configs: [{ subnet: '10.84.0.0/24' }] } });
