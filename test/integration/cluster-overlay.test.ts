@@ -3,8 +3,8 @@
  * (reached through the members' unix sockets) and --advertise-addr on an underlay: a bridge in a fourth
  * namespace joins the hosts' `cnmeth0` links (10.199.0.1-3/24). An overlay network created on host 1 is
  * listed by `cnm network ls` on every host; sandboxes on hosts 1, 2 and 3 on it ping each other by IP.
- * A SIGKILLed host keeps forwarding until its lease expires (--host-ttl 3), then the others withdraw
- * its endpoint by themselves (while the live host stays reachable); restarted, it is reachable again.
+ * When a host's daemon is SIGKILLed, the others withdraw its endpoint by themselves once its lease
+ * expires (--host-ttl 3), while the live host stays reachable; restarted, it is reachable again.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -97,10 +97,10 @@ describe('three daemons on one etcd: a global overlay network', { skip }, () => 
     const peers = (await d1.api('GET', '/networks/ov')).json() as { Peers?: Array<{ IP: string }> };
     assert.deepEqual(peers.Peers?.map((p) => p.IP).sort(), [vtep(1), vtep(2), vtep(3)]);
 
-    // Host 3's daemon dies: its sandbox keeps running, and host 1 still reaches it until host 3's lease
-    // expires; then host 1 withdraws it by itself, while host 2 stays reachable.
+    // Host 3's daemon dies (its sandbox and devices stay): once its lease expires, host 1 withdraws its
+    // endpoint by itself, while host 2 stays reachable. (Whether host 1 still reaches s3 before the
+    // expiry depends on how fast the probe runs against the 3 s TTL: not asserted.)
     await d3.stop('SIGKILL');
-    assert.equal(await ping(d1, 's1', ips[2]!), 0, 'forwarding does not wait for the lease');
     await until('s3 withdrawn on host 1', async () => (await ping(d1, 's1', ips[2]!)) === 1);
     assert.equal(await ping(d1, 's1', ips[1]!), 0, 'host 2 still reachable');
     await until('Peers without host 3', async () => {
