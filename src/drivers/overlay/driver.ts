@@ -183,10 +183,11 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
 
   /** The bridge and the VXLAN device as they should be; returns the MTU of the network's interfaces. */
   private async ensureDevices(net: OverlayNet, repair: boolean): Promise<number> {
-    const mtu = net.options.mtu ?? (await this.defaultMtu());
     const brName = overlayBridgeOf(net);
     const vxName = overlayVxlanOf(net);
     const bridge = await this.ownLink(brName, 'bridge');
+    // A join to a bridge that is there takes its MTU (made right, repaired on restore) without reading the underlay.
+    const mtu = net.options.mtu ?? (bridge && !repair ? bridge.mtu : await this.defaultMtu());
     if (!bridge) await this.createBridge(brName, mtu);
     else {
       if (bridge.mtu !== mtu) await this.kernel.linkSet(null, brName, { mtu });
