@@ -50,7 +50,9 @@ describe('overlay driver across three host namespaces', { skip: SKIP }, () => {
   const netB = network('ovb', {
     'com.docker.network.driver.overlay.vxlanid_list': '5002', 'com.docker.network.driver.mtu': '1400', 'cnm.overlay.tx_checksum_offload': 'false',
   });
-  let a: Ep, b: Ep, c: Ep, d: Ep, e: Ep;
+  // IPv6 only: neighbour discovery answered by the VXLAN device's proxy from the programmed entries.
+  const netC = { ...network('ovc', { 'com.docker.network.driver.overlay.vxlanid_list': '5003' }), enableIPv4: false, enableIPv6: true };
+  let a: Ep, b: Ep, c: Ep, d: Ep, e: Ep, f: Ep, g: Ep;
 
   const driverOf = (host: LabHost) => drivers.get(host)!;
   const peersFor = (net: Net, host: LabHost, except: Ep[] = []): RemotePeer[] =>
@@ -68,10 +70,11 @@ describe('overlay driver across three host namespaces', { skip: SKIP }, () => {
     x.joined = false;
   };
   const endpoint = (name: string, host: LabHost, net: Net, ip: string, mac: string): Ep => {
+    const address = ip.includes(':') ? { ipv6Address: `${ip}/64` } : { ipv4Address: `${ip}/24` };
     const x: Ep = {
       name, host, net, ip, mac, joined: false,
       sandbox: { id: name, netnsPath: lab.addSandbox() },
-      ep: { id: randomBytes(32).toString('hex'), options: parseEndpointOptions({}), macAddress: mac, ipv4Address: `${ip}/24`, ifName: 'eth0', driverState: {} },
+      ep: { id: randomBytes(32).toString('hex'), options: parseEndpointOptions({}), macAddress: mac, ...address, ifName: 'eth0', driverState: {} },
     };
     eps.push(x);
     return x;
@@ -92,10 +95,12 @@ describe('overlay driver across three host namespaces', { skip: SKIP }, () => {
       c = endpoint('c', h3, netA, '10.77.0.3', '02:42:0a:4d:00:03');
       d = endpoint('d', h1, netB, '10.77.0.11', '02:42:0a:4d:00:11');
       e = endpoint('e', h2, netB, '10.77.0.12', '02:42:0a:4d:00:12');
-      for (const net of [netA, netB]) for (const host of lab.hosts) await driverOf(host).createNetwork(net);
+      f = endpoint('f', h1, netC, 'fd77::1', '02:42:0a:4d:00:21');
+      g = endpoint('g', h3, netC, 'fd77::3', '02:42:0a:4d:00:23');
+      for (const net of [netA, netB, netC]) for (const host of lab.hosts) await driverOf(host).createNetwork(net);
       assert.deepEqual(await cnmLinks(h1), [], 'creating a network makes nothing on a host');
       for (const x of eps) await join(x);
-      for (const net of [netA, netB]) await syncPeers(net);
+      for (const net of [netA, netB, netC]) await syncPeers(net);
     } catch (err) {
       lab.close();
       throw err;
@@ -106,8 +111,8 @@ describe('overlay driver across three host namespaces', { skip: SKIP }, () => {
 
   it('each host has a bridge and a VXLAN device per network it has endpoints on, as specified', async () => {
     const [h1, , h3] = lab.hosts as [LabHost, LabHost, LabHost];
-    assert.deepEqual(await cnmLinks(h1), [overlayBridgeOf(netA), overlayBridgeOf(netB), overlayVxlanOf(netA), overlayVxlanOf(netB)].sort());
-    assert.deepEqual(await cnmLinks(h3), [overlayBridgeOf(netA), overlayVxlanOf(netA)].sort(), 'host 3 has no endpoint on the second network');
+    assert.deepEqual(await cnmLinks(h1), [netA, netB, netC].flatMap((n) => [overlayBridgeOf(n), overlayVxlanOf(n)]).sort());
+    assert.deepEqual(await cnmLinks(h3), [netA, netC].flatMap((n) => [overlayBridgeOf(n), overlayVxlanOf(n)]).sort(), 'host 3 has no endpoint on the second network');
     const vx = await h1.kernel.linkGet(null, overlayVxlanOf(netA));
     assert.deepEqual(vx?.vxlan, { vni: 5001, local: h1.vtep, port: 4789, learning: false, arpProxy: true, ttl: 0, udpChecksum: false, txChecksumOffload: true });
     assert.deepEqual([vx?.master, vx?.group, vx?.up], [overlayBridgeOf(netA), GROUP, true]);
@@ -122,6 +127,13 @@ describe('overlay driver across three host namespaces', { skip: SKIP }, () => {
     for (const [from, to] of [[a, b], [b, a], [a, c], [c, a], [b, c], [c, b], [d, e], [e, d]] as const) {
       reached(await pingFrom(from, to.ip), `${from.name}@host${from.host.index} → ${to.name}@host${to.host.index}`);
     }
+  });
+
+  it('an IPv6 network: sandboxes on two hosts reach each other, neighbour discovery answered by the VXLAN device', async () => {
+    reached(await pingFrom(f, g.ip), 'f@host1 → g@host3');
+    reached(await pingFrom(g, f.ip), 'g@host3 → f@host1');
+    const neighbours = await f.host.kernel.neighList(f.sandbox.netnsPath, 'eth0');
+    assert.deepEqual(neighbours.filter((n) => n.ip === g.ip).map((n) => n.mac), [g.mac]);
   });
 
   it('a second network with the same subnet on the same hosts is isolated from the first', async () => {
@@ -159,11 +171,12 @@ describe('overlay driver across three host namespaces', { skip: SKIP }, () => {
   it('the last leave on a host removes its bridge and VXLAN device; the first join makes them again with the peers', async () => {
     const h3 = lab.hosts[2]!;
     await leave(c);
-    assert.deepEqual(await cnmLinks(h3), [], 'c was the last endpoint of network A on host 3');
+    const ofA = (names: string[]) => names.filter((n) => n === overlayBridgeOf(netA) || n === overlayVxlanOf(netA));
+    assert.deepEqual(ofA(await cnmLinks(h3)), [], 'c was the last endpoint of network A on host 3');
     await syncPeers(netA);
     reached(await pingFrom(a, b.ip), 'a → b still');
     await join(c);
-    assert.deepEqual(await cnmLinks(h3), [overlayBridgeOf(netA), overlayVxlanOf(netA)].sort());
+    assert.deepEqual(ofA(await cnmLinks(h3)), [overlayBridgeOf(netA), overlayVxlanOf(netA)].sort());
     assert.deepEqual(await exactPeers(h3, netA), [], 'host 3 knows a and b at once, from the peers it was last given');
     await syncPeers(netA);
     reached(await pingFrom(c, a.ip), 'c → a');
@@ -206,7 +219,7 @@ describe('overlay driver across three host namespaces', { skip: SKIP }, () => {
 
   it('leaving everywhere and deleting the networks (twice) leaves no link of the driver on any host', async () => {
     for (const x of eps) await leave(x);
-    for (const net of [netA, netB]) {
+    for (const net of [netA, netB, netC]) {
       for (const host of lab.hosts) {
         await driverOf(host).deleteNetwork(net);
         await driverOf(host).deleteNetwork(net);

@@ -183,10 +183,11 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
 
   /** The bridge and the VXLAN device as they should be; returns the MTU of the network's interfaces. */
   private async ensureDevices(net: OverlayNet, repair: boolean): Promise<number> {
-    const mtu = net.options.mtu ?? (await this.defaultMtu());
     const brName = overlayBridgeOf(net);
     const vxName = overlayVxlanOf(net);
     const bridge = await this.ownLink(brName, 'bridge');
+    // A join to a bridge that is there takes its MTU (made right, repaired on restore) without reading the underlay.
+    const mtu = net.options.mtu ?? (bridge && !repair ? bridge.mtu : await this.defaultMtu());
     if (!bridge) await this.createBridge(brName, mtu);
     else {
       if (bridge.mtu !== mtu) await this.kernel.linkSet(null, brName, { mtu });
@@ -298,11 +299,18 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
     if ((await this.endpointPorts(net)).length === 0) await this.removeDevices(net);
   }
 
-  /** The VXLAN device (and its FDB and neighbour entries with it), then the bridge; only when they are cnm's. */
+  /**
+   * The VXLAN device (and its FDB and neighbour entries with it), then the bridge; only links that are this
+   * driver's: whatever else holds a name is left alone, as the bridge driver leaves a bridge it did not make.
+   */
   private async removeDevices(net: OverlayNet): Promise<void> {
-    if (await this.ownLink(overlayVxlanOf(net), 'vxlan')) await this.kernel.linkDel(null, overlayVxlanOf(net));
+    const own = async (name: string, kind: string) => {
+      const link = await this.kernel.linkGet(null, name);
+      return link !== undefined && link.kind === kind && link.group === this.ownerGroup;
+    };
+    if (await own(overlayVxlanOf(net), 'vxlan')) await this.kernel.linkDel(null, overlayVxlanOf(net));
     // With its last port gone, nothing is stacked on the bridge: it may finish in the background.
-    if (await this.ownLink(overlayBridgeOf(net), 'bridge')) await this.kernel.linkDel(null, overlayBridgeOf(net), { background: true });
+    if (await own(overlayBridgeOf(net), 'bridge')) await this.kernel.linkDel(null, overlayBridgeOf(net), { background: true });
   }
 
   /** The link when it is this driver's (kind and owner mark); a foreign link holding the name is an error. */
