@@ -161,7 +161,7 @@ export function portsText(ports: SandboxJson['Ports']): string {
     ) j++;
     const last = flat[j - 1]!;
     const range = (a: number, b: number) => (a === b ? `${a}` : `${a}-${b}`);
-    out.push(`${first.ip}:${range(first.host, last.host)}->${range(first.container, last.container)}/${first.proto}`);
+    out.push(`${first.ip.includes(':') ? `[${first.ip}]` : first.ip}:${range(first.host, last.host)}->${range(first.container, last.container)}/${first.proto}`);
     i = j;
   }
   return out.join(', ');

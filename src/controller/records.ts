@@ -98,7 +98,7 @@ export interface ServiceRecord {
 export interface PublishedPort {
   protocol: 'tcp' | 'udp' | 'sctp';
   containerPort: number;
-  /** IPv4 host address; 0.0.0.0 = every address. */
+  /** Host address (canonical IPv4 or IPv6); 0.0.0.0 / :: = every address of that family. */
   hostIp: string;
   hostPort: number;
 }

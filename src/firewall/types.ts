@@ -26,12 +26,12 @@ export interface FirewallNetwork {
   hostBindingIpv4?: string;
 }
 
-/** One published port: traffic to hostIp:hostPort (0.0.0.0 = every host address) goes to address:containerPort. */
+/** One published port: traffic to hostIp:hostPort (0.0.0.0 / :: = every host address of that family) goes to address:containerPort. */
 export interface FirewallPort {
   protocol: 'tcp' | 'udp' | 'sctp';
   hostIp: string;
   hostPort: number;
-  /** The container's IPv4 address. */
+  /** The container's address, of hostIp's family (IPv4 or IPv6). */
   address: string;
   containerPort: number;
 }

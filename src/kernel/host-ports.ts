@@ -6,6 +6,7 @@
  * so the files describe that namespace. Parsing is pure and exported for tests.
  */
 import { readFileSync } from 'node:fs';
+import { formatIp } from '../util/ip.js';
 
 export interface PortRange {
   start: number;
@@ -14,7 +15,10 @@ export interface PortRange {
 
 export interface HostListener {
   protocol: 'tcp' | 'udp';
-  /** IPv4 address, or '0.0.0.0' for a wildcard (an IPv6 wildcard socket takes IPv4 too). */
+  /**
+   * IPv4 or IPv6 address; '0.0.0.0' / '::' for a wildcard. An IPv6 wildcard socket is listed twice, as
+   * '::' and '0.0.0.0' (it takes IPv4 too unless IPV6_V6ONLY, which /proc does not show).
+   */
   address: string;
   port: number;
 }
@@ -46,7 +50,7 @@ export function parseReservedPorts(text: string): PortRange[] {
 
 const TCP_LISTEN = '0A';
 
-/** One /proc/net/{tcp,udp}[6] table → its listening TCP / bound UDP sockets (IPv4-relevant ones). */
+/** One /proc/net/{tcp,udp}[6] table → its listening TCP / bound UDP sockets. */
 export function parseProcNet(text: string, protocol: 'tcp' | 'udp', v6: boolean): HostListener[] {
   const out: HostListener[] = [];
   for (const line of text.split('\n').slice(1)) {
@@ -56,8 +60,7 @@ export function parseProcNet(text: string, protocol: 'tcp' | 'udp', v6: boolean)
     if (protocol === 'tcp' && cols[3] !== TCP_LISTEN) continue;
     const port = parseInt(portHex ?? '', 16);
     if (!Number.isInteger(port) || port === 0) continue;
-    const address = v6 ? v6ToV4(addrHex ?? '') : hexToV4(addrHex ?? '');
-    if (address !== undefined) out.push({ protocol, address, port });
+    for (const address of v6 ? v6Addresses(addrHex ?? '') : [hexToV4(addrHex ?? '')]) out.push({ protocol, address, port });
   }
   return out;
 }
@@ -68,11 +71,20 @@ function hexToV4(hex: string): string {
   return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff].join('.');
 }
 
-/** An IPv6 socket matters for IPv4 ports when it is the wildcard (dual-stack) or a v4-mapped address. */
-function v6ToV4(hex: string): string | undefined {
-  if (/^0{32}$/.test(hex)) return '0.0.0.0';
-  if (hex.slice(0, 16) === '0000000000000000' && hex.slice(16, 24).toUpperCase() === 'FFFF0000') return hexToV4(hex.slice(24));
-  return undefined;
+/**
+ * An IPv6 socket's address: the wildcard is both families' (dual-stack), a v4-mapped address is that
+ * IPv4 address, anything else its IPv6 address (four 32-bit words, each in host order), compressed.
+ */
+function v6Addresses(hex: string): string[] {
+  if (!/^[0-9A-Fa-f]{32}$/.test(hex)) return [];
+  if (/^0{32}$/.test(hex)) return ['::', '0.0.0.0'];
+  if (hex.slice(0, 16) === '0000000000000000' && hex.slice(16, 24).toUpperCase() === 'FFFF0000') return [hexToV4(hex.slice(24))];
+  let value = 0n;
+  for (let w = 0; w < 4; w++) {
+    const word = hex.slice(w * 8, w * 8 + 8);
+    value = (value << 32n) | BigInt(`0x${[6, 4, 2, 0].map((i) => word.slice(i, i + 2)).join('')}`);
+  }
+  return [formatIp({ family: 6, value })];
 }
 
 function readOptional(path: string): string {
