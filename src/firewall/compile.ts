@@ -21,7 +21,7 @@
  */
 import { InvalidParameterError } from '../errors.js';
 import { portElements } from './ports.js';
-import { compileSetService } from './services.js';
+import { compileSetService, serviceKey } from './services.js';
 import type { FirewallNetwork, FirewallPorts, FirewallService } from './types.js';
 import { parseSubnet, validateIfname, validateIpv4Address, type Subnet } from './validate.js';
 
@@ -392,6 +392,7 @@ export function compileFull(
     }
   }
   rejectDuplicates(services.map((svc) => svc.vip), 'service VIP');
+  rejectDuplicates(services.map((svc) => serviceKey(svc)), 'service');
   return compileBase() + lines.map((l) => l + '\n').join('') + services.map((svc) => compileSetService(svc)).join('');
 }
 

@@ -17,7 +17,7 @@ import {
 import { compareListings, expectedListing, parseTableListing } from './listing.js';
 import { isMissingObject } from './nft-error.js';
 import { compileAddPorts, compileRemovePorts } from './ports.js';
-import { compileRemoveService, compileSetService } from './services.js';
+import { compileRemoveService, compileSetService, serviceKey } from './services.js';
 import type { Firewall, FirewallNetwork, FirewallPorts, FirewallService, NftRunner } from './types.js';
 
 /**
@@ -81,7 +81,7 @@ export class NftFirewall implements Firewall {
     const script = compileSetService(service);
     await this.mutex.run(async () => {
       await this.runner.run(script);
-      this.services.set(service.id, service);
+      this.services.set(serviceKey(service), service);
     });
   }
 
@@ -89,7 +89,7 @@ export class NftFirewall implements Firewall {
     const script = compileRemoveService(service);
     await this.mutex.run(async () => {
       await this.runRemovalFromInet(script);
-      this.services.delete(service.id);
+      this.services.delete(serviceKey(service));
     });
   }
 
@@ -127,7 +127,7 @@ export class NftFirewall implements Firewall {
       this.networks.clear();
       for (const net of networks) this.networks.set(net.id, net);
       this.services.clear();
-      for (const svc of services) this.services.set(svc.id, svc);
+      for (const svc of services) this.services.set(serviceKey(svc), svc);
     });
   }
 

@@ -43,15 +43,18 @@ export interface FirewallPorts {
   ports: FirewallPort[];
 }
 
-/** A load-balanced service: connections to `vip` (on the given ports, or any) are spread over `backends`. */
+/**
+ * A load-balanced service: connections to `vip` (on the given ports, or any) are spread over `backends`.
+ * One family per value: a dual-stack service is two of them with the same id (an IPv4 and an IPv6 VIP).
+ */
 export interface FirewallService {
   /** Service ID (64 hex). */
   id: string;
-  /** IPv4 virtual address (the bridge answers for it). */
+  /** Virtual address, IPv4 or IPv6 (the bridge answers for it). */
   vip: string;
   /** Ports balanced; empty = every port (as Docker's VIPs forward everything). */
   ports: Array<{ protocol: 'tcp' | 'udp'; port: number }>;
-  /** IPv4 addresses of the backends; empty = connections are refused by the host. */
+  /** Addresses of the backends, of the VIP's family; empty = connections are refused by the host. */
   backends: string[];
 }
 

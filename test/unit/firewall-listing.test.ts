@@ -20,6 +20,8 @@ const SERVICES: FirewallService[] = [
   { id: 'e'.repeat(64), vip: '10.1.0.100', ports: [], backends: ['10.1.0.2', '10.1.0.3'] },
   { id: 'f'.repeat(64), vip: '10.1.0.101', ports: [{ protocol: 'tcp', port: 80 }, { protocol: 'udp', port: 53 }], backends: ['10.1.0.4'] },
   { id: 'd'.repeat(64), vip: '10.1.0.102', ports: [], backends: [] },
+  { id: 'e'.repeat(64), vip: 'fd12:3456:789a::100', ports: [], backends: ['fd12:3456:789a::2', 'fd12:3456:789a::3'] },
+  { id: 'f'.repeat(64), vip: 'fd12:3456:789a::101', ports: [{ protocol: 'tcp', port: 80 }], backends: ['fd12:3456:789a::4'] },
 ];
 
 const PORTS: FirewallPorts[] = [
