@@ -10,10 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+import { createTestNetns, deleteTestNetns, netnsPath as netnsPathOf } from '../helpers/netns.js';
 import { holdPorts, serveDualStack, tcpRefused, udpAsk, waitFor } from '../helpers/port-servers.js';
 import { realKernelSkip } from '../helpers/privileges.js';
-import { blocked, inNamespace, inNetnsPath, reached, tcpRead, type CommandRunner } from '../helpers/probe.js';
+import { assertReachedThenBlocked, blocked, inNamespace, inNetnsPath, ping, reached, tcpRead, type CommandRunner } from '../helpers/probe.js';
 
 const HOST4 = '198.51.100.1';
 const NB4 = '198.51.100.2';
@@ -71,6 +71,8 @@ describe('published ports over IPv6', { skip: realKernelSkip() }, () => {
       // Gone with lo already.
     }
     ip('-n', neighbour, '-6', 'route', 'add', '::1/128', 'via', HOST6);
+    // ...and every fd00::/16 subnet (the containers' ULAs): only cnm's rules keep it out of them.
+    ip('-n', neighbour, '-6', 'route', 'add', 'fd00::/16', 'via', HOST6);
     assert.match(execFileSync('ip', ['-n', neighbour, '-6', 'route', 'get', '::1'], { encoding: 'utf8' }), /via 2001:db8:71::1 dev eth0/);
     // A narrow ephemeral range: random ports land in 40040-40049.
     execFileSync('ip', ['netns', 'exec', d.hostNs, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=40000 40049']);
@@ -80,6 +82,7 @@ describe('published ports over IPv6', { skip: realKernelSkip() }, () => {
       { Name: 'e6', EnableIPv6: true, IPAM: { Config: [{ Subnet: '10.82.0.0/24' }, { Subnet: 'fd00:82::/64' }] } },
       { Name: 'o6', EnableIPv4: false, EnableIPv6: true, IPAM: { Config: [{ Subnet: 'fd00:83::/64' }] } },
       { Name: 'v4', IPAM: { Config: [{ Subnet: '10.84.0.0/24' }] } },
+      { Name: 'i6', Internal: true, EnableIPv6: true, IPAM: { Config: [{ Subnet: '10.85.0.0/24' }, { Subnet: 'fd00:85::/64' }] } },
     ]) {
       const r = await d.api('POST', '/networks/create', body);
       assert.equal(r.status, 201, r.body);
@@ -238,6 +241,28 @@ describe('published ports over IPv6', { skip: realKernelSkip() }, () => {
     assert.equal(reached(await tcpRead(outside, HOST6, 8080), 'after the flush'), `web ${NB6}`);
     assert.equal(reached(await tcpRead(outside, HOST6, 8090), 'IPv6-only network after the flush'), `only6 ${NB6}`);
     assert.equal(reached(await tcpRead(outside, HOST6, 8301), '[::]:8301 after the flush'), `loc ${NB6}`);
+  });
+
+  it('NAT66: a sandbox\'s IPv6 connection out reaches the neighbour from the host\'s IPv6 address', async () => {
+    // The neighbour would answer the container's own address too (it routes fd00::/16 to the host).
+    servers.push(await serveDualStack(netnsPathOf(neighbour), 'neighbour', 'tcp', [8600]));
+    const seen = reached(await tcpRead(inNetnsPath(netns.get('peer')!), NB6, 8600), 'sandbox → [neighbour]:8600');
+    assert.match(seen, new RegExp(`^neighbour (${HOST6}|${HOST6B})$`), 'masqueraded to a host address');
+  });
+
+  it('IPv6 isolation: two networks do not reach each other (the same probe reaches within each); internal IPv6 stays inside', async () => {
+    const v6 = async (name: string, net: string) => (await d.api('GET', `/cnm/v1/sandboxes/${name}`)).json().Networks[net].IPv6Address as string;
+    const peer = inNetnsPath(netns.get('peer')!);
+    const other = inNetnsPath(netns.get('other')!);
+    await sandbox('other2', { Networks: [{ Network: 'e6' }] });
+    await assertReachedThenBlocked((ip) => ping(peer, ip), await v6('web', 'd6'), await v6('other', 'e6'), 'd6 → e6 over IPv6');
+    await assertReachedThenBlocked((ip) => ping(other, ip), await v6('other2', 'e6'), await v6('peer', 'd6'), 'e6 → d6 over IPv6');
+    await sandbox('in1', { Networks: [{ Network: 'i6' }] });
+    await sandbox('in2', { Networks: [{ Network: 'i6' }] });
+    const in1 = inNetnsPath(netns.get('in1')!);
+    await assertReachedThenBlocked((ip) => ping(in1, ip), await v6('in2', 'i6'), NB6, 'internal IPv6 → neighbour');
+    await assertReachedThenBlocked((ip) => ping(outside, ip), HOST6, await v6('in1', 'i6'), 'neighbour → internal IPv6 sandbox');
+    await assertReachedThenBlocked((ip) => ping(in1, ip), await v6('in2', 'i6'), await v6('peer', 'd6'), 'internal IPv6 → another network');
   });
 
   it('removing the sandbox closes its IPv6 ports at once', async () => {
