@@ -145,7 +145,9 @@ export function portsText(ports: SandboxJson['Ports']): string {
     const [port, proto] = key.split('/');
     return list.map((b) => ({ ip: b.HostIp, host: Number(b.HostPort), container: Number(port), proto: proto ?? 'tcp' }));
   });
-  flat.sort((a, b) => a.proto.localeCompare(b.proto) || a.ip.localeCompare(b.ip) || a.container - b.container);
+  // IPv4 addresses before IPv6 ones (0.0.0.0:8080 then [::]:8080, as docker ps prints them).
+  const ipKey = (ip: string) => `${ip.includes(':') ? 1 : 0} ${ip}`;
+  flat.sort((a, b) => a.proto.localeCompare(b.proto) || (ipKey(a.ip) < ipKey(b.ip) ? -1 : ipKey(a.ip) > ipKey(b.ip) ? 1 : 0) || a.container - b.container);
   const out: string[] = [];
   for (let i = 0; i < flat.length; ) {
     const first = flat[i]!;

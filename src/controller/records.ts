@@ -151,6 +151,17 @@ export interface SandboxRecord {
    */
   ports?: PublishedPort[];
   portsNetworkId?: string;
+  /** The port bindings as requested (host address '' and host port 0 as given), for HostConfig.PortBindings. */
+  portRequests?: RequestedPort[];
+}
+
+/** One requested binding (Docker's HostConfig.PortBindings entry): 0/0 = any host port. */
+export interface RequestedPort {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  containerPort: number;
+  hostIp: string;
+  hostPortStart: number;
+  hostPortEnd: number;
 }
 
 /**

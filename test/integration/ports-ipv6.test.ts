@@ -228,6 +228,19 @@ describe('published ports over IPv6', { skip: realKernelSkip() }, () => {
     const ls = await d.cli(['sandbox', 'ls']);
     assert.equal(ls.code, 0, ls.stderr);
     assert.match(ls.stdout, /\[::\]:8301->80\/tcp/);
+    assert.match(ls.stdout, /0\.0\.0\.0:8080->80\/tcp, \[::\]:8080->80\/tcp/);
+    // docker inspect: HostConfig.PortBindings as requested, NetworkSettings.Ports as granted.
+    const web = JSON.parse(docker(['inspect', 'web']))[0];
+    assert.deepEqual(web.HostConfig.PortBindings, {
+      '80/tcp': [{ HostIp: '', HostPort: '8080' }],
+      '5353/udp': [{ HostIp: '', HostPort: '5353' }],
+      '8110/tcp': [{ HostIp: '::', HostPort: '8110' }],
+      '8111/tcp': [{ HostIp: '::', HostPort: '8111' }],
+    });
+    assert.deepEqual(web.NetworkSettings.Ports['5353/udp'], [{ HostIp: '0.0.0.0', HostPort: '5353' }, { HostIp: '::', HostPort: '5353' }]);
+    const rnd = JSON.parse(docker(['inspect', 'rnd']))[0];
+    assert.deepEqual(rnd.HostConfig.PortBindings, { '80/tcp': [{ HostIp: '', HostPort: '' }] });
+    assert.deepEqual(JSON.parse(docker(['inspect', 'peer']))[0].HostConfig.PortBindings, {});
   });
 
   it('survives kill -9 + restart and `nft flush ruleset` in the daemon namespace', async () => {
