@@ -1,12 +1,13 @@
 /**
  * What the daemon's network namespace says about host ports: the ephemeral range
  * (net.ipv4.ip_local_port_range), the reserved ports (ip_local_reserved_ports) and the sockets bound
- * there (/proc/net/{tcp,udp}{,6}: TCP listeners, bound UDP sockets). Read synchronously on the main
+ * there (/proc/net/{tcp,udp}{,6}: TCP listeners, bound UDP sockets; /proc/net/sctp/eps: SCTP endpoints,
+ * when the kernel has SCTP). Read synchronously on the main
  * thread, which is in the daemon's namespace whenever JavaScript runs (setns windows are synchronous),
  * so the files describe that namespace. Parsing is pure and exported for tests.
  */
 import { readFileSync } from 'node:fs';
-import { formatIp } from '../util/ip.js';
+import { canonicalIp, formatIp } from '../util/ip.js';
 
 export interface PortRange {
   start: number;
@@ -14,7 +15,7 @@ export interface PortRange {
 }
 
 export interface HostListener {
-  protocol: 'tcp' | 'udp';
+  protocol: 'tcp' | 'udp' | 'sctp';
   /**
    * IPv4 or IPv6 address; '0.0.0.0' / '::' for a wildcard. An IPv6 wildcard socket is listed twice, as
    * '::' and '0.0.0.0' (it takes IPv4 too unless IPV6_V6ONLY, which /proc does not show).
@@ -87,6 +88,28 @@ function v6Addresses(hex: string): string[] {
   return [formatIp({ family: 6, value })];
 }
 
+/**
+ * /proc/net/sctp/eps → the SCTP endpoints' local ports and addresses. Each line: ENDPT SOCK STY SST HBKT
+ * LPORT UID INODE, then every bound address (%pI4, or %pI6: eight uncompressed groups); a wildcard is
+ * 0.0.0.0 or :: (an IPv6 one takes IPv4 too, as for TCP).
+ */
+export function parseSctpEndpoints(text: string): HostListener[] {
+  const out: HostListener[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 9) continue;
+    const port = Number(cols[5]);
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) continue;
+    for (const raw of cols.slice(8)) {
+      const address = canonicalIp(raw);
+      if (address === undefined) continue;
+      const addresses = address === '::' ? ['::', '0.0.0.0'] : address.startsWith('::ffff:') && address.includes('.') ? [address.slice(7)] : [address];
+      for (const a of addresses) out.push({ protocol: 'sctp', address: a, port });
+    }
+  }
+  return out;
+}
+
 function readOptional(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -102,6 +125,7 @@ export function readHostPortFacts(): HostPortFacts {
     listeners.push(...parseProcNet(readFileSync(`/proc/thread-self/net/${protocol}`, 'utf8'), protocol, false));
     listeners.push(...parseProcNet(readOptional(`/proc/thread-self/net/${protocol}6`), protocol, true));
   }
+  listeners.push(...parseSctpEndpoints(readOptional('/proc/thread-self/net/sctp/eps')));
   return {
     ephemeral: parsePortRangeSysctl(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')),
     reserved: parseReservedPorts(readOptional('/proc/sys/net/ipv4/ip_local_reserved_ports')),

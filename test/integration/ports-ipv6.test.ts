@@ -8,10 +8,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns, netnsPath as netnsPathOf } from '../helpers/netns.js';
-import { holdPorts, serveDualStack, tcpRefused, udpAsk, waitFor } from '../helpers/port-servers.js';
+import { holdPorts, serveDualStack, startPython, tcpRefused, udpAsk, waitFor } from '../helpers/port-servers.js';
 import { realKernelSkip } from '../helpers/privileges.js';
 import { assertReachedThenBlocked, blocked, inNamespace, inNetnsPath, ping, reached, tcpRead, type CommandRunner } from '../helpers/probe.js';
 
@@ -20,6 +20,17 @@ const NB4 = '198.51.100.2';
 const HOST6 = '2001:db8:71::1';
 const HOST6B = '2001:db8:71::3';
 const NB6 = '2001:db8:71::2';
+
+/** Whether this kernel has SCTP (a module that cannot load, or CONFIG_IP_SCTP unset, refuses the socket). */
+function sctpMissing(): string | false {
+  try {
+    execFileSync('python3', ['-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return false;
+  } catch (err) {
+    const why = String((err as { stderr?: Buffer }).stderr ?? err).trim().split('\n').pop();
+    return `kernel feature: this kernel has no SCTP (socket(IPPROTO_SCTP): ${why}); the /proc/net/sctp/eps parsing is unit-tested`;
+  }
+}
 
 describe('published ports over IPv6', { skip: realKernelSkip() }, () => {
   let d: TestDaemon;
@@ -276,6 +287,60 @@ describe('published ports over IPv6', { skip: realKernelSkip() }, () => {
     await assertReachedThenBlocked((ip) => ping(in1, ip), await v6('in2', 'i6'), NB6, 'internal IPv6 → neighbour');
     await assertReachedThenBlocked((ip) => ping(outside, ip), HOST6, await v6('in1', 'i6'), 'neighbour → internal IPv6 sandbox');
     await assertReachedThenBlocked((ip) => ping(in1, ip), await v6('in2', 'i6'), await v6('peer', 'd6'), 'internal IPv6 → another network');
+  });
+
+  it('a UDP flow to a removed port does not keep reaching the old container: its conntrack entries go with the port (both families)', async () => {
+    await sandbox('ua', { Networks: [{ Network: 'd6' }], PortBindings: { '5400/udp': [{ HostPort: '5400' }] } });
+    await serve('ua', 'udp', [5400]);
+    // One client socket per family, kept across the change: the same flow (addresses and ports) throughout.
+    const client = spawn('ip', ['netns', 'exec', neighbour, 'python3', '-u', '-c', [
+      'import socket, sys',
+      `peers = {"4": (socket.AF_INET, ("${HOST4}", 5400)), "6": (socket.AF_INET6, ("${HOST6}", 5400))}`,
+      'socks = {k: socket.socket(f, socket.SOCK_DGRAM) for k, (f, _) in peers.items()}',
+      'for s in socks.values(): s.settimeout(2)',
+      'print("ready")',
+      'for line in sys.stdin:',
+      '    k = line.strip(); s = socks[k]; s.sendto(b"?", peers[k][1])',
+      '    try: print(s.recvfrom(200)[0].decode())',
+      '    except socket.timeout: print("timeout")',
+    ].join('\n')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    servers.push(client);
+    const lines: string[] = [];
+    let buffered = '';
+    client.stdout!.on('data', (b) => {
+      buffered += b;
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      lines.push(...parts);
+    });
+    await waitFor('udp client', () => lines.includes('ready') || client.exitCode !== null);
+    assert.ok(lines.includes('ready'), 'the UDP client started');
+    const ask = async (family: '4' | '6'): Promise<string> => {
+      const n = lines.length;
+      client.stdin!.write(`${family}\n`);
+      await waitFor(`answer over IPv${family}`, () => lines.length > n || client.exitCode !== null);
+      return lines[n]!;
+    };
+    assert.equal(await ask('4'), `ua ${NB4}`);
+    assert.equal(await ask('6'), `ua ${NB6}`);
+    assert.equal((await d.api('DELETE', '/cnm/v1/sandboxes/ua?force=1')).status, 204);
+    await sandbox('ub', { Networks: [{ Network: 'd6' }], PortBindings: { '5400/udp': [{ HostPort: '5400' }] } });
+    await serve('ub', 'udp', [5400]);
+    assert.equal(await ask('4'), `ub ${NB4}`, 'the same IPv4 flow reaches the new container');
+    assert.equal(await ask('6'), `ub ${NB6}`, 'the same IPv6 flow reaches the new container');
+  });
+
+  it('an SCTP port a process of the host listens on is a 409; a free one is published', { skip: sctpMissing() }, async () => {
+    servers.push(await startPython(d.hostNsPath, [
+      'import socket, sys',
+      's = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_SCTP)',
+      "s.bind(('::', 8800)); s.listen(1); print('ready', flush=True); sys.stdin.read()",
+    ].join('\n'), 'sctp listener'));
+    const r = await d.api('POST', '/cnm/v1/sandboxes', { Name: 'sc', Networks: [{ Network: 'd6' }], PortBindings: { '8800/sctp': [{ HostPort: '8800' }] } });
+    assert.equal(r.status, 409, r.body);
+    assert.match(r.json().message, /^Bind for \[::\]:8800\/sctp failed: address already in use|^Bind for 0\.0\.0\.0:8800\/sctp failed: address already in use/);
+    const ok = await sandbox('sc', { Networks: [{ Network: 'd6' }], PortBindings: { '8801/sctp': [{ HostPort: '8801' }] } });
+    assert.equal(ok.Ports['8801/sctp'].length, 2);
   });
 
   it('removing the sandbox closes its IPv6 ports at once', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { allocateHostPorts as allocate, publishedIn, type ResolvedPortRequest } from '../../src/controller/port-allocation.js';
 import type { PublishedPort } from '../../src/controller/records.js';
 import type { PortBindingRequest } from '../../src/controller/types.js';
-import { parsePortRangeSysctl, parseProcNet, parseReservedPorts, type HostPortFacts } from '../../src/kernel/host-ports.js';
+import { parsePortRangeSysctl, parseProcNet, parseReservedPorts, parseSctpEndpoints, type HostPortFacts } from '../../src/kernel/host-ports.js';
 import { httpStatusOf } from '../../src/errors.js';
 
 const FACTS: HostPortFacts = { ephemeral: { start: 40000, end: 40009 }, reserved: [{ start: 40000, end: 40004 }], listeners: [] };
@@ -111,5 +111,28 @@ describe('host port facts from /proc', () => {
       '   0: 000000FD000000000000000002000100:1F90 00000000000000000000000000000000:0000 0A',
     ].join('\n');
     assert.deepEqual(parseProcNet(tcp6, 'tcp', true), [{ protocol: 'tcp', address: 'fd00::1:2', port: 8080 }]);
+  });
+
+  it('SCTP endpoints from /proc/net/sctp/eps: every bound address, a wildcard IPv6 one for both families', () => {
+    const eps = [
+      ' ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS',
+      '00000000 00000000 1   10  31   8800      0 40001 0.0.0.0 ',
+      '00000000 00000000 1   10  2    9900      0 40002 10.0.0.5 192.0.2.1 ',
+      '00000000 00000000 2   10  5    7700      0 40003 0000:0000:0000:0000:0000:0000:0000:0000 ',
+      '00000000 00000000 2   10  6    7701      0 40004 fd00:0000:0000:0000:0000:0000:0000:0002 ',
+    ].join('\n');
+    assert.deepEqual(parseSctpEndpoints(eps), [
+      { protocol: 'sctp', address: '0.0.0.0', port: 8800 },
+      { protocol: 'sctp', address: '10.0.0.5', port: 9900 },
+      { protocol: 'sctp', address: '192.0.2.1', port: 9900 },
+      { protocol: 'sctp', address: '::', port: 7700 },
+      { protocol: 'sctp', address: '0.0.0.0', port: 7700 },
+      { protocol: 'sctp', address: 'fd00::2', port: 7701 },
+    ]);
+    assert.deepEqual(parseSctpEndpoints(''), []);
+    // A listener's SCTP port conflicts with an SCTP binding only.
+    const facts = { ...FACTS, listeners: parseSctpEndpoints(eps) };
+    conflict(() => allocateHostPorts([req({ protocol: 'sctp', hostPortStart: 8800, hostPortEnd: 8800 })], [], facts, first), /^Bind for 0\.0\.0\.0:8800\/sctp failed: address already in use/);
+    assert.equal(allocateHostPorts([req({ protocol: 'tcp', hostPortStart: 8800, hostPortEnd: 8800 })], [], facts, first).length, 1);
   });
 });
