@@ -44,7 +44,8 @@ const WEB6: FirewallPorts = {
     ...[8000, 8001].map((p) => ({ protocol: 'tcp' as const, hostIp: '::', hostPort: p, address: 'fd00:1::2', containerPort: p })),
     { protocol: 'udp', hostIp: '::1', hostPort: 5353, address: 'fd00:1::2', containerPort: 5353 },
     { protocol: 'sctp', hostIp: '2001:DB8:0:0::7', hostPort: 9000, address: 'FD00:1:0::2', containerPort: 9000 },
-    { protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, address: '10.1.0.3', containerPort: 80 },
+    // 8081: the golden scripts are loaded into one kernel in a row, where 8080 is WEB's.
+    { protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8081, address: '10.1.0.3', containerPort: 80 },
   ],
 };
 
@@ -83,7 +84,7 @@ describe('published ports: compiled map elements', () => {
     assert.deepEqual(e.ports_keep6.map((x) => x.text), ['::/0 . tcp . 8000-8001 : fd00:1::2']);
     assert.deepEqual(e.ports_any6.map((x) => x.text), ['tcp . 8080 : fd00:1::2 . 80']);
     assert.deepEqual(e.ports_addr6.map((x) => x.text), ['2001:db8::7 . sctp . 9000 : fd00:1::2 . 9000', '::1 . udp . 5353 : fd00:1::2 . 5353']);
-    assert.deepEqual(e.ports_any.map((x) => x.text), ['tcp . 8080 : 10.1.0.3 . 80']);
+    assert.deepEqual(e.ports_any.map((x) => x.text), ['tcp . 8081 : 10.1.0.3 . 80']);
     assert.deepEqual([e.ports_keep.length, e.ports_addr.length], [0, 0]);
     assertGolden('firewall', 'ports-add-ipv6.nft', compileAddPorts(WEB6));
     // The listing check expects them too.
