@@ -5,7 +5,7 @@
  */
 import type { SandboxDetail } from '../controller/types.js';
 import { InvalidParameterError } from '../errors.js';
-import { endpointAddresses, renderPortMap, type SandboxFiles } from './render-sandbox.js';
+import { endpointAddresses, renderPortBindings, renderPortMap, type SandboxFiles } from './render-sandbox.js';
 import type { FilterArgs } from './filters.js';
 import { humanDuration } from './human-duration.js';
 
@@ -117,6 +117,7 @@ export function renderContainerInspect(detail: SandboxDetail, files: SandboxFile
       Dns: [...sandbox.dns.servers],
       DnsOptions: [...sandbox.dns.options],
       DnsSearch: [...sandbox.dns.search],
+      PortBindings: renderPortBindings(sandbox),
     },
     GraphDriver: { Data: null, Name: '' },
     Mounts: [],

@@ -79,6 +79,22 @@ export function renderPortMap(sandbox: SandboxRecord): PortMap {
   return out;
 }
 
+/**
+ * Docker's HostConfig.PortBindings: the bindings as requested ("" for no host address or port, "8000-8010"
+ * for a range), container ports in ascending order. Records from before requests were stored show the
+ * granted bindings.
+ */
+export function renderPortBindings(sandbox: SandboxRecord): PortMap {
+  if (!sandbox.portRequests) return renderPortMap(sandbox);
+  const out: PortMap = {};
+  const sorted = [...sandbox.portRequests].sort((a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol));
+  for (const r of sorted) {
+    const hostPort = r.hostPortStart === 0 ? '' : r.hostPortStart === r.hostPortEnd ? `${r.hostPortStart}` : `${r.hostPortStart}-${r.hostPortEnd}`;
+    (out[`${r.containerPort}/${r.protocol}`] ??= []).push({ HostIp: r.hostIp, HostPort: hostPort });
+  }
+  return out;
+}
+
 export function renderCnmSandbox(detail: SandboxDetail, files: SandboxFiles, daemonPid: number): CnmSandbox {
   const { sandbox } = detail;
   const networks: Record<string, CnmSandboxNetwork> = {};

@@ -14,8 +14,10 @@ export interface CnmServiceView {
   Created: string;
   Network: { Id: string; Name: string };
   Mode: 'vip' | 'dnsrr';
-  /** "10.0.0.5" in vip mode, "" in dnsrr. */
+  /** "10.0.0.5" in vip mode on a network with IPv4, "" otherwise. */
   VirtualIP: string;
+  /** "fd00::5" in vip mode on a network with IPv6, "" otherwise. */
+  VirtualIPv6: string;
   Ports: string[];
   Labels: Record<string, string>;
   Backends: Array<{ SandboxId: string; SandboxName: string; EndpointId: string; IPv4Address: string; IPv6Address: string }>;
@@ -30,6 +32,7 @@ export function renderCnmService(detail: ServiceDetail): CnmServiceView {
     Network: { Id: detail.network.id, Name: detail.network.name },
     Mode: s.mode,
     VirtualIP: s.vip?.split('/')[0] ?? '',
+    VirtualIPv6: s.vip6?.split('/')[0] ?? '',
     Ports: s.ports.map((p) => `${p.port}/${p.protocol}`),
     Labels: { ...s.labels },
     Backends: detail.backends.map(({ endpoint, sandbox }) => ({

@@ -145,7 +145,9 @@ export function portsText(ports: SandboxJson['Ports']): string {
     const [port, proto] = key.split('/');
     return list.map((b) => ({ ip: b.HostIp, host: Number(b.HostPort), container: Number(port), proto: proto ?? 'tcp' }));
   });
-  flat.sort((a, b) => a.proto.localeCompare(b.proto) || a.ip.localeCompare(b.ip) || a.container - b.container);
+  // IPv4 addresses before IPv6 ones (0.0.0.0:8080 then [::]:8080, as docker ps prints them).
+  const ipKey = (ip: string) => `${ip.includes(':') ? 1 : 0} ${ip}`;
+  flat.sort((a, b) => a.proto.localeCompare(b.proto) || (ipKey(a.ip) < ipKey(b.ip) ? -1 : ipKey(a.ip) > ipKey(b.ip) ? 1 : 0) || a.container - b.container);
   const out: string[] = [];
   for (let i = 0; i < flat.length; ) {
     const first = flat[i]!;
@@ -161,7 +163,7 @@ export function portsText(ports: SandboxJson['Ports']): string {
     ) j++;
     const last = flat[j - 1]!;
     const range = (a: number, b: number) => (a === b ? `${a}` : `${a}-${b}`);
-    out.push(`${first.ip}:${range(first.host, last.host)}->${range(first.container, last.container)}/${first.proto}`);
+    out.push(`${first.ip.includes(':') ? `[${first.ip}]` : first.ip}:${range(first.host, last.host)}->${range(first.container, last.container)}/${first.proto}`);
     i = j;
   }
   return out.join(', ');

@@ -11,6 +11,8 @@ export interface ServiceJson {
   Network: { Id: string; Name: string };
   Mode: string;
   VirtualIP: string;
+  /** Absent from daemons before IPv6 VIPs. */
+  VirtualIPv6?: string;
   Ports: string[];
   Backends: Array<{ SandboxName: string; IPv4Address: string }>;
 }
@@ -29,7 +31,7 @@ export function serviceRow(s: ServiceJson, noTrunc: boolean): ServiceRow {
     Name: s.Name,
     Mode: s.Mode,
     Network: s.Network.Name,
-    VIP: s.VirtualIP,
+    VIP: [s.VirtualIP, s.VirtualIPv6 ?? ''].filter((v) => v !== '').join(', '),
     Ports: s.Ports.length > 0 ? s.Ports.join(',') : s.Mode === 'vip' ? 'all' : '',
     Backends: String(s.Backends.length),
   };

@@ -1,8 +1,10 @@
 /**
  * Host ports for a sandbox's published ports: requested ones checked, missing ones chosen from the
  * ephemeral range (ip_local_port_range minus ip_local_reserved_ports). A port is taken when cnm already
- * publishes it or a process of the daemon's namespace listens on it, on the same or a wildcard address;
- * 0.0.0.0 covers every address. All or nothing: the result is either every binding or an error. Pure.
+ * publishes it or a process of the daemon's namespace listens on it, on the same or a wildcard address
+ * of the same family: 0.0.0.0 covers every IPv4 address, :: every IPv6 one. A request may name several
+ * host addresses (0.0.0.0 and :: on a dual-stack network): they get the same port, one free on all of
+ * them. All or nothing: the result is either every binding or an error. Pure.
  */
 import { ConflictError } from '../errors.js';
 import type { HostPortFacts } from '../kernel/host-ports.js';
@@ -10,7 +12,19 @@ import type { PublishedPort } from './records.js';
 import type { PortBindingRequest } from './types.js';
 
 function overlaps(a: string, b: string): boolean {
-  return a === b || a === '0.0.0.0' || b === '0.0.0.0';
+  if (a === b) return true;
+  const v6 = a.includes(':');
+  if (v6 !== b.includes(':')) return false;
+  const any = v6 ? '::' : '0.0.0.0';
+  return a === any || b === any;
+}
+
+/** A request with its host addresses resolved (canonical; the network's defaults applied). */
+export type ResolvedPortRequest = Omit<PortBindingRequest, 'hostIp'> & { hostIps: string[] };
+
+/** "0.0.0.0:8080", "[::]:8080": how Docker writes an address and port in its messages. */
+export function hostAndPort(hostIp: string, port: number | string): string {
+  return hostIp.includes(':') ? `[${hostIp}]:${port}` : `${hostIp}:${port}`;
 }
 
 /** Host addresses bound per protocol and port: one lookup per candidate, whatever is published. */
@@ -41,17 +55,19 @@ function keyOf(protocol: string, port: number): number {
   return (protocol === 'tcp' ? 0 : protocol === 'udp' ? 1 : 2) * 65536 + port;
 }
 
-/** The listeners' protocols are tcp and udp; sctp ports are checked against cnm's own ports only. */
+/** Whether `port` is free on every one of `hostIps`; else the first address where it is not, and why. */
 function isTaken(
   protocol: string,
-  hostIp: string,
+  hostIps: readonly string[],
   port: number,
   published: PublishedCheck,
   granted: BoundPorts,
   listened: BoundPorts,
-): 'published' | 'listened' | undefined {
-  if (published(protocol, port, hostIp) || granted.overlaps(protocol, port, hostIp)) return 'published';
-  if (listened.overlaps(protocol, port, hostIp)) return 'listened';
+): { hostIp: string; why: 'published' | 'listened' } | undefined {
+  for (const hostIp of hostIps) {
+    if (published(protocol, port, hostIp) || granted.overlaps(protocol, port, hostIp)) return { hostIp, why: 'published' };
+    if (listened.overlaps(protocol, port, hostIp)) return { hostIp, why: 'listened' };
+  }
   return undefined;
 }
 
@@ -75,7 +91,7 @@ export function publishedIn(ports: readonly PublishedPort[]): PublishedCheck {
  * tests). Throws ConflictError naming the first port that cannot be had.
  */
 export function allocateHostPorts(
-  requests: readonly PortBindingRequest[],
+  requests: readonly ResolvedPortRequest[],
   published: PublishedCheck,
   facts: HostPortFacts,
   start: (span: number) => number,
@@ -86,15 +102,16 @@ export function allocateHostPorts(
   const out: PublishedPort[] = [];
   for (const r of requests) {
     const fixed = r.hostPortStart !== 0 && r.hostPortStart === r.hostPortEnd;
+    const where = r.hostIps[0]!;
     let port: number | undefined;
     if (fixed) {
-      const taken = isTaken(r.protocol, r.hostIp, r.hostPortStart, published, granted, listened);
-      if (taken === 'published') {
-        throw new ConflictError(`Bind for ${r.hostIp}:${r.hostPortStart} failed: port is already allocated`);
+      const taken = isTaken(r.protocol, r.hostIps, r.hostPortStart, published, granted, listened);
+      if (taken?.why === 'published') {
+        throw new ConflictError(`Bind for ${hostAndPort(taken.hostIp, r.hostPortStart)} failed: port is already allocated`);
       }
-      if (taken === 'listened') {
+      if (taken?.why === 'listened') {
         throw new ConflictError(
-          `Bind for ${r.hostIp}:${r.hostPortStart}/${r.protocol} failed: address already in use (a process on the host listens on it)`,
+          `Bind for ${hostAndPort(taken.hostIp, r.hostPortStart)}/${r.protocol} failed: address already in use (a process on the host listens on it)`,
         );
       }
       port = r.hostPortStart;
@@ -108,19 +125,21 @@ export function allocateHostPorts(
       for (let i = 0; i < span && port === undefined; i++) {
         const candidate = lo + ((first + i) % span);
         if (candidate === 0 || (ephemeral && reserved(candidate, facts))) continue;
-        if (isTaken(r.protocol, r.hostIp, candidate, published, granted, listened) === undefined) port = candidate;
+        if (isTaken(r.protocol, r.hostIps, candidate, published, granted, listened) === undefined) port = candidate;
       }
       if (port === undefined) {
         throw new ConflictError(
           ephemeral
-            ? `Bind for ${r.hostIp}:${r.containerPort}/${r.protocol} failed: all ports are allocated`
-            : `Bind for ${r.hostIp}:${r.hostPortStart}-${r.hostPortEnd} failed: all ports in the range are allocated`,
+            ? `Bind for ${hostAndPort(where, r.containerPort)}/${r.protocol} failed: all ports are allocated`
+            : `Bind for ${hostAndPort(where, `${r.hostPortStart}-${r.hostPortEnd}`)} failed: all ports in the range are allocated`,
         );
       }
     }
-    const binding: PublishedPort = { protocol: r.protocol, containerPort: r.containerPort, hostIp: r.hostIp, hostPort: port };
-    granted.add(binding.protocol, binding.hostPort, binding.hostIp);
-    out.push(binding);
+    for (const hostIp of r.hostIps) {
+      const binding: PublishedPort = { protocol: r.protocol, containerPort: r.containerPort, hostIp, hostPort: port };
+      granted.add(binding.protocol, binding.hostPort, binding.hostIp);
+      out.push(binding);
+    }
   }
   return out;
 }

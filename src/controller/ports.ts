@@ -2,15 +2,17 @@
  * Published ports of sandboxes (Docker's `-p`): planned and checked before a sandbox is created,
  * stored with its record, opened in the firewall once its endpoint exists, closed when it goes. The
  * ports lead to the sandbox's endpoint on the first network of its create request that can publish
- * (a driver that gives a firewall program for a non-internal network with IPv4), and are open while
- * that endpoint exists.
+ * (a driver that gives a firewall program for a non-internal network with IPv4 or IPv6), and are open
+ * while that endpoint exists. IPv4 host addresses lead to the endpoint's IPv4 address, IPv6 ones to its
+ * IPv6 address; a binding without a host address is published on every family the network has, on
+ * the same host port (Docker's 0.0.0.0 and ::).
  */
-import { isIP, isIPv4 } from 'node:net';
+import { canonicalIp } from '../util/ip.js';
 import { InvalidParameterError } from '../errors.js';
 import type { FirewallPorts } from '../firewall/types.js';
 import type { HostPortFacts } from '../kernel/host-ports.js';
 import { runtimeOf, type Ctx } from './context.js';
-import { allocateHostPorts } from './port-allocation.js';
+import { allocateHostPorts, type ResolvedPortRequest } from './port-allocation.js';
 import type { EndpointRecord, NetworkRecord, PublishedPort, SandboxRecord } from './records.js';
 import type { PortBindingRequest } from './types.js';
 
@@ -30,15 +32,43 @@ export function planPorts(
   const net = nets.find((n) => canPublish(ctx, n));
   if (!net) {
     throw new InvalidParameterError(
-      `ports cannot be published on network${nets.length === 1 ? '' : 's'} ${nets.map((n) => n.name).join(', ')}: publishing needs a non-internal bridge network with IPv4`,
+      `ports cannot be published on network${nets.length === 1 ? '' : 's'} ${nets.map((n) => n.name).join(', ')}: publishing needs a non-internal bridge network`,
     );
   }
-  const defaultIp = runtimeOf(ctx, net).firewall?.hostBindingIpv4 ?? '0.0.0.0';
-  const resolved = requests.map((r) => ({ ...r, hostIp: r.hostIp === '' ? defaultIp : r.hostIp }));
+  const fw = runtimeOf(ctx, net).firewall!;
+  const families = { v4: fw.ipv4Subnets.length > 0, v6: fw.ipv6Subnets.length > 0 };
+  const resolved = requests.map((r) => resolveHostIps(r, net.name, families, fw.hostBindingIpv4));
   const published = (protocol: string, port: number, hostIp: string) => ctx.state.publishedPorts.overlaps(protocol, port, hostIp);
   const facts = (ctx.hostPorts ?? (() => DEFAULT_FACTS))();
   const start = ctx.portSearchStart ?? ((span: number) => Math.floor(Math.random() * span));
   return { networkId: net.id, ports: allocateHostPorts(resolved, published, facts, start) };
+}
+
+/**
+ * The host addresses of one request, canonical: its own, else the network's host_binding_ipv4, else
+ * 0.0.0.0 and :: for the families the network has. An address of a family the network lacks is a 400
+ * (there is no proxy to carry IPv6 to an IPv4-only container or back).
+ */
+function resolveHostIps(
+  r: PortBindingRequest,
+  network: string,
+  families: { v4: boolean; v6: boolean },
+  hostBindingIpv4: string | undefined,
+): ResolvedPortRequest {
+  const { hostIp, ...rest } = r;
+  let hostIps: string[];
+  if (hostIp !== '') hostIps = [canonicalIp(hostIp)!];
+  else if (hostBindingIpv4 !== undefined && hostBindingIpv4 !== '0.0.0.0' && families.v4) hostIps = [hostBindingIpv4];
+  else hostIps = [...(families.v4 ? ['0.0.0.0'] : []), ...(families.v6 ? ['::'] : [])];
+  for (const ip of hostIps) {
+    const v6 = ip.includes(':');
+    if (v6 ? !families.v6 : !families.v4) {
+      throw new InvalidParameterError(
+        `cannot publish port ${r.containerPort}/${r.protocol} on ${ip}: network ${network} has no IPv${v6 ? 6 : 4} (enable it on the network, or publish on an IPv${v6 ? 4 : 6} address)`,
+      );
+    }
+  }
+  return { ...rest, hostIps };
 }
 
 function checkRequest(r: PortBindingRequest): void {
@@ -46,9 +76,17 @@ function checkRequest(r: PortBindingRequest): void {
   if (!Number.isInteger(r.containerPort) || r.containerPort < 1 || r.containerPort > 65535) {
     throw new InvalidParameterError(`invalid containerPort: ${r.containerPort}`);
   }
-  if (r.hostIp !== '' && isIP(r.hostIp) === 0) throw new InvalidParameterError(`invalid host IP address ${JSON.stringify(r.hostIp)} for port ${name}`);
-  if (r.hostIp !== '' && !isIPv4(r.hostIp)) {
-    throw new InvalidParameterError(`cannot publish port ${name} on ${r.hostIp}: cnm publishes ports on IPv4 addresses only so far`);
+  const canonical = r.hostIp === '' ? '' : canonicalIp(r.hostIp);
+  if (canonical === undefined || canonical.startsWith('::ffff:')) {
+    throw new InvalidParameterError(`invalid host IP address ${JSON.stringify(r.hostIp)} for port ${name}`);
+  }
+  // The reply to a host client of [::1]:PORT comes back from the bridge un-translated to ::1, and the
+  // kernel never routes ::1 in from an interface other than lo (no route_localnet for IPv6): without a
+  // proxy process such a port could be published but never reached (netavark#790).
+  if (canonical === '::1') {
+    throw new InvalidParameterError(
+      `cannot publish port ${name} on ::1: the kernel does not route IPv6 loopback traffic to a container without a proxy; publish on 127.0.0.1 for a host-only port`,
+    );
   }
   const okPort = (p: number) => Number.isInteger(p) && p >= 0 && p <= 65535;
   if (!okPort(r.hostPortStart) || !okPort(r.hostPortEnd) || r.hostPortEnd < r.hostPortStart || (r.hostPortStart === 0 && r.hostPortEnd !== 0)) {
@@ -58,7 +96,8 @@ function checkRequest(r: PortBindingRequest): void {
 
 function canPublish(ctx: Ctx, net: NetworkRecord): boolean {
   const rt = runtimeOf(ctx, net);
-  return rt.error === undefined && rt.firewall !== undefined && !rt.firewall.internal && rt.firewall.ipv4Subnets.length > 0;
+  const fw = rt.firewall;
+  return rt.error === undefined && fw !== undefined && !fw.internal && fw.ipv4Subnets.length + fw.ipv6Subnets.length > 0;
 }
 
 /** What the firewall holds for a sandbox's ports; undefined when it has none open (no endpoint there). */
@@ -67,12 +106,13 @@ export function firewallPortsOf(ctx: Ctx, sb: SandboxRecord, endpoint?: Endpoint
   // An out-of-service network holds no firewall elements; its ports come back with it.
   if (ctx.networks.get(sb.portsNetworkId)?.error !== undefined) return undefined;
   const ep = endpoint ?? ctx.state.endpointOf(sb.portsNetworkId, sb.id);
-  const address = ep?.ipv4Address?.split('/')[0];
-  if (!address) return undefined;
-  return {
-    sandboxId: sb.id,
-    ports: sb.ports.map((p) => ({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, address, containerPort: p.containerPort })),
-  };
+  const v4 = ep?.ipv4Address?.split('/')[0];
+  const v6 = ep?.ipv6Address?.split('/')[0];
+  const ports = sb.ports.flatMap((p) => {
+    const address = p.hostIp.includes(':') ? v6 : v4;
+    return address ? [{ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, address, containerPort: p.containerPort }] : [];
+  });
+  return ports.length > 0 ? { sandboxId: sb.id, ports } : undefined;
 }
 
 /** Every sandbox's open ports (start-up, lost-rules recovery). */

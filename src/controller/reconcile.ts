@@ -17,7 +17,7 @@ import type { PersistedState } from './repository.js';
 import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
 import { destroySandbox } from './sandboxes.js';
 import { enableLocalnetFor, firewallPorts } from './ports.js';
-import { firewallServices, restoreServices, vipClaims } from './services.js';
+import { firewallServices, restoreServices, vipAddresses, vipClaims } from './services.js';
 import { remoteClaims } from './cluster-sync.js';
 
 export interface ReconcileReport {
@@ -176,8 +176,7 @@ export async function retryBrokenNetwork(ctx: Ctx, net: NetworkRecord): Promise<
   if (rt?.error === undefined) return undefined;
   if (!(await restoreOneNetwork(ctx, net))) return rt.error;
   for (const svc of ctx.state.servicesOfNetwork(net.id)) {
-    const vip = svc.vip?.split('/')[0];
-    if (vip) await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vip, true);
+    for (const vip of vipAddresses(svc)) await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vip, true);
   }
   await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx), firewallPorts(ctx));
   for (const ep of ctx.state.endpointsOfNetwork(net.id)) {

@@ -83,7 +83,7 @@ export interface ServicePort {
 
 /**
  * A named service on one network: its backends are the endpoints that joined it. `vip` mode: the name
- * resolves to a virtual IPv4 address that nftables balances over the backends; `dnsrr`: the name
+ * resolves to a virtual address per family of its network that nftables balances over the backends; `dnsrr`: the name
  * resolves to the backends' addresses, rotated. `tasks.<name>` always lists the backends.
  */
 export interface ServiceRecord {
@@ -93,9 +93,12 @@ export interface ServiceRecord {
   mode: ServiceMode;
   /** Balanced ports; empty = every port. */
   ports: ServicePort[];
-  /** The VIP as "10.0.0.5/24" (vip mode) and the IPAM pool it came from. */
+  /** The VIP as "10.0.0.5/24" (vip mode, on a network with IPv4) and the IPAM pool it came from. */
   vip?: string;
   vipPoolId?: string;
+  /** The IPv6 VIP as "fd00::5/64" (vip mode, on a network with IPv6) and its pool. */
+  vip6?: string;
+  vip6PoolId?: string;
   labels: Record<string, string>;
   created: string;
 }
@@ -104,7 +107,7 @@ export interface ServiceRecord {
 export interface PublishedPort {
   protocol: 'tcp' | 'udp' | 'sctp';
   containerPort: number;
-  /** IPv4 host address; 0.0.0.0 = every address. */
+  /** Host address (canonical IPv4 or IPv6); 0.0.0.0 / :: = every address of that family. */
   hostIp: string;
   hostPort: number;
 }
@@ -154,6 +157,17 @@ export interface SandboxRecord {
    */
   ports?: PublishedPort[];
   portsNetworkId?: string;
+  /** The port bindings as requested (host address '' and host port 0 as given), for HostConfig.PortBindings. */
+  portRequests?: RequestedPort[];
+}
+
+/** One requested binding (Docker's HostConfig.PortBindings entry): 0/0 = any host port. */
+export interface RequestedPort {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  containerPort: number;
+  hostIp: string;
+  hostPortStart: number;
+  hostPortEnd: number;
 }
 
 /**

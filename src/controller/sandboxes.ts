@@ -66,7 +66,7 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
     labels: req.labels ?? {},
     dns: { servers: req.dns ?? [], search: req.dnsSearch ?? [], options: req.dnsOptions ?? [] },
     creating: true,
-    ...(ports ? { ports: ports.ports, portsNetworkId: ports.networkId } : {}),
+    ...(ports ? { ports: ports.ports, portsNetworkId: ports.networkId, portRequests: req.ports!.map((r) => ({ ...r })) } : {}),
   };
   // Last of the checks: from here on the pin exists and every failure must unpin.
   if (adopted) {

@@ -1,7 +1,7 @@
 /**
  * Services: a name on one network spread over backend endpoints. Creating one validates everything,
- * allocates the VIP (vip mode) from the network's IPv4 pool and persists record, name claim and address
- * claim in one transaction, then programs the kernel (VIP on the bridge), nftables (the service's slot
+ * allocates the VIPs (vip mode: one from the network's IPv4 pool and one from its IPv6 pool, for each
+ * family the network has) and persists record, name claim and address claims in one transaction, then programs the kernel (VIP on the bridge), nftables (the service's slot
  * map) and the embedded DNS — undoing all of it if a step fails. Membership lives on the endpoints
  * (EndpointRecord.services), so a backend leaves its services in the same operation that removes it:
  * every connect, disconnect, sandbox removal and reconcile ends in syncBackends, which tells the
@@ -34,21 +34,29 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
   if (net.predefined || net.configOnly) throw new ForbiddenError(`services need a user-defined network, not ${net.name}`);
   const rt = runtimeOf(ctx, net);
   const driverNet = toDriverNetwork(net, rt.options);
-  const pools = net.ipam.pools.filter((p) => p.family === 4);
-  if (mode === 'vip' && (!rt.driver.setServiceAddress || !net.enableIPv4 || pools.length === 0)) {
-    throw new InvalidParameterError(`vip mode needs a bridge network with IPv4; use --mode dnsrr on ${net.name}`);
+  const pools4 = net.enableIPv4 ? net.ipam.pools.filter((p) => p.family === 4) : [];
+  const pools6 = net.enableIPv6 ? net.ipam.pools.filter((p) => p.family === 6) : [];
+  if (mode === 'vip' && (!rt.driver.setServiceAddress || pools4.length + pools6.length === 0)) {
+    throw new InvalidParameterError(`vip mode needs a bridge network with IPv4 or IPv6; use --mode dnsrr on ${net.name}`);
   }
-  const pool = req.vipSubnet === undefined ? pools[0] : pools.find((p) => p.subnet === req.vipSubnet);
-  if (mode === 'vip' && !pool) throw new InvalidParameterError(`network ${net.name} has no IPv4 subnet ${req.vipSubnet}`);
+  // --vip-subnet picks the pool of its family; the other family takes its first pool.
+  const chosen = req.vipSubnet === undefined ? undefined : [...pools4, ...pools6].find((p) => p.subnet === req.vipSubnet);
+  if (mode === 'vip' && req.vipSubnet !== undefined && !chosen) throw new InvalidParameterError(`network ${net.name} has no subnet ${req.vipSubnet}`);
+  const pool4 = chosen?.family === 4 ? chosen : pools4[0];
+  const pool6 = chosen?.family === 6 ? chosen : pools6[0];
 
   const claims: AddressClaim[] = [];
-  if (mode === 'vip') claims.push({ poolId: pool!.id, address: ctx.ipam.requestAddress(pool!.id) });
-  const claim = claims[0];
-  const prefix = claim && net.ipam.pools.find((p) => p.id === claim.poolId)!.subnet.split('/')[1];
-  const svc: ServiceRecord = {
-    id: newId(), name, networkId: net.id, mode, ports, labels: req.labels ?? {}, created: rfc3339Nano(),
-    ...(claim ? { vip: `${claim.address}/${prefix}`, vipPoolId: claim.poolId } : {}),
-  };
+  const svc: ServiceRecord = { id: newId(), name, networkId: net.id, mode, ports, labels: req.labels ?? {}, created: rfc3339Nano() };
+  if (mode === 'vip') {
+    for (const pool of [pool4, pool6]) {
+      if (!pool) continue;
+      const claim = { poolId: pool.id, address: ctx.ipam.requestAddress(pool.id) };
+      claims.push(claim);
+      const prefixed = `${claim.address}/${pool.subnet.split('/')[1]}`;
+      if (pool.family === 4) Object.assign(svc, { vip: prefixed, vipPoolId: pool.id });
+      else Object.assign(svc, { vip6: prefixed, vip6PoolId: pool.id });
+    }
+  }
   try {
     await ctx.repo.createService(svc, claims);
   } catch (err) {
@@ -57,16 +65,16 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
     throw err;
   }
   const undo = new TeardownErrors();
-  let addressed = false;
+  const addressed: string[] = [];
   try {
-    if (svc.vip) {
-      await rt.driver.setServiceAddress!(driverNet, vipAddress(svc)!, true);
-      addressed = true;
-      await ctx.firewall.setService(firewallService(svc, []));
+    for (const vip of vipAddresses(svc)) {
+      await rt.driver.setServiceAddress!(driverNet, vip, true);
+      addressed.push(vip);
     }
+    for (const fs of firewallServicesOf(svc, [])) await ctx.firewall.setService(fs);
   } catch (err) {
-    if (svc.vip) await undo.attempt('remove firewall service', () => ctx.firewall.removeService(firewallService(svc, [])));
-    if (addressed) await undo.attempt('remove VIP', () => rt.driver.setServiceAddress!(driverNet, vipAddress(svc)!, false));
+    for (const fs of firewallServicesOf(svc, [])) await undo.attempt('remove firewall service', () => ctx.firewall.removeService(fs));
+    for (const vip of addressed) await undo.attempt('remove VIP', () => rt.driver.setServiceAddress!(driverNet, vip, false));
     await undo.attempt('forget service', () => ctx.repo.deleteService(svc, claims));
     claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
     if (undo.list.length > 0) ctx.logger.error('rollback of service create incomplete', { errors: undo.list });
@@ -85,20 +93,25 @@ export async function removeService(ctx: Ctx, ref: string): Promise<void> {
   const rt = runtimeOf(ctx, net);
   const driverNet = toDriverNetwork(net, rt.options);
   const claims = vipClaims(svc);
-  let unbalanced = false;
-  let unaddressed = false;
+  const unbalanced: FirewallService[] = [];
+  const unaddressed: string[] = [];
   try {
-    if (svc.vip) {
-      unbalanced = true;
-      await ctx.firewall.removeService(firewallService(svc, []));
-      unaddressed = true;
-      await rt.driver.setServiceAddress?.(driverNet, vipAddress(svc)!, false);
+    for (const fs of firewallServicesOf(svc, [])) {
+      unbalanced.push(fs);
+      await ctx.firewall.removeService(fs);
+    }
+    for (const vip of vipAddresses(svc)) {
+      unaddressed.push(vip);
+      await rt.driver.setServiceAddress?.(driverNet, vip, false);
     }
     await ctx.repo.deleteService(svc, claims);
   } catch (err) {
     const undo = new TeardownErrors();
-    if (unaddressed) await undo.attempt('restore VIP', async () => rt.driver.setServiceAddress?.(driverNet, vipAddress(svc)!, true));
-    if (unbalanced) await undo.attempt('restore firewall service', () => ctx.firewall.setService(firewallService(svc, ctx.state.backendsOf(svc))));
+    for (const vip of unaddressed) await undo.attempt('restore VIP', async () => rt.driver.setServiceAddress?.(driverNet, vip, true));
+    const now = firewallServicesOf(svc, ctx.state.backendsOf(svc));
+    for (const fs of now.filter((f) => unbalanced.some((u) => u.vip === f.vip))) {
+      await undo.attempt('restore firewall service', () => ctx.firewall.setService(fs));
+    }
     if (undo.list.length > 0) ctx.logger.error('rollback of service rm incomplete', { errors: undo.list });
     throw err;
   }
@@ -140,14 +153,14 @@ export async function syncBackends(
     const backends = ctx.state.backendsOf(svc);
     if (change.joining) backends.push(change.joining);
     ctx.discovery.serviceChanged(discoveryService(svc, backends));
-    if (svc.vip) await errors.attempt(`balance service ${svc.name}`, () => ctx.firewall.setService(firewallService(svc, backends)));
+    for (const fs of firewallServicesOf(svc, backends)) await errors.attempt(`balance service ${svc.name}`, () => ctx.firewall.setService(fs));
   }
   errors.throwIfAny('service backends not updated');
 }
 
 /** Everything the firewall should hold for the services, at start-up or after a lost ruleset. */
 export function firewallServices(ctx: Ctx): FirewallService[] {
-  return [...ctx.state.services.values()].filter((s) => s.vip).map((s) => firewallService(s, ctx.state.backendsOf(s)));
+  return [...ctx.state.services.values()].flatMap((s) => firewallServicesOf(s, ctx.state.backendsOf(s)));
 }
 
 /** Start-up: VIP addresses back on their bridges and every service's names in the DNS. */
@@ -157,9 +170,9 @@ export async function restoreServices(ctx: Ctx): Promise<void> {
     if (!net) continue;
     const rt = runtimeOf(ctx, net);
     // On an out-of-service network the VIP waits for it (reconcile's retryBrokenNetwork puts it back).
-    if (svc.vip && rt.error === undefined) {
+    if (rt.error === undefined) {
       try {
-        await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vipAddress(svc)!, true);
+        for (const vip of vipAddresses(svc)) await rt.driver.setServiceAddress?.(toDriverNetwork(net, rt.options), vip, true);
       } catch (err) {
         const error = errorMessage(err);
         ctx.logger.error('service could not be restored', { service: svc.name, id: svc.id, error });
@@ -171,20 +184,24 @@ export async function restoreServices(ctx: Ctx): Promise<void> {
 }
 
 export function vipClaims(svc: ServiceRecord): AddressClaim[] {
-  return svc.vip && svc.vipPoolId ? [{ poolId: svc.vipPoolId, address: vipAddress(svc)! }] : [];
+  const claims: AddressClaim[] = [];
+  if (svc.vip && svc.vipPoolId) claims.push({ poolId: svc.vipPoolId, address: svc.vip.split('/')[0]! });
+  if (svc.vip6 && svc.vip6PoolId) claims.push({ poolId: svc.vip6PoolId, address: svc.vip6.split('/')[0]! });
+  return claims;
 }
 
-function vipAddress(svc: ServiceRecord): string | undefined {
-  return svc.vip?.split('/')[0];
+/** The service's VIPs (IPv4 first), bare. */
+export function vipAddresses(svc: ServiceRecord): string[] {
+  return [svc.vip, svc.vip6].flatMap((v) => (v ? [v.split('/')[0]!] : []));
 }
 
-function firewallService(svc: ServiceRecord, backends: readonly EndpointRecord[]): FirewallService {
-  return {
-    id: svc.id,
-    vip: vipAddress(svc)!,
-    ports: svc.ports,
-    backends: backends.flatMap((ep) => (ep.ipv4Address ? [ep.ipv4Address.split('/')[0]!] : [])),
-  };
+/** One firewall service per VIP, each balancing over the backends' addresses of its family. */
+function firewallServicesOf(svc: ServiceRecord, backends: readonly EndpointRecord[]): FirewallService[] {
+  const of = (cidr: string | undefined) => (cidr ? [cidr.split('/')[0]!] : []);
+  const out: FirewallService[] = [];
+  if (svc.vip) out.push({ id: svc.id, vip: of(svc.vip)[0]!, ports: svc.ports, backends: backends.flatMap((ep) => of(ep.ipv4Address)) });
+  if (svc.vip6) out.push({ id: svc.id, vip: of(svc.vip6)[0]!, ports: svc.ports, backends: backends.flatMap((ep) => of(ep.ipv6Address)) });
+  return out;
 }
 
 /** The service as the DNS sees it: NAME → the VIP (vip) or the backends (dnsrr); tasks.NAME → the backends. */
@@ -194,6 +211,7 @@ function discoveryService(svc: ServiceRecord, backends: readonly EndpointRecord[
     networkId: svc.networkId,
     name: svc.name,
     ...(svc.vip ? { vip: svc.vip } : {}),
+    ...(svc.vip6 ? { vip6: svc.vip6 } : {}),
     backends: backends.map((ep) => ({
       ...(ep.ipv4Address ? { ipv4: ep.ipv4Address } : {}),
       ...(ep.ipv6Address ? { ipv6: ep.ipv6Address } : {}),

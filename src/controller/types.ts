@@ -58,7 +58,7 @@ export interface ConnectRequest extends EndpointSettingsRequest {
 export interface PortBindingRequest {
   protocol: 'tcp' | 'udp' | 'sctp';
   containerPort: number;
-  /** '' = the network's host_binding_ipv4 (default 0.0.0.0). */
+  /** '' = the network's host_binding_ipv4, else 0.0.0.0 and :: (the families the network has). */
   hostIp: string;
   /** 0/0 = any free port; equal = that port; else a free port from the range. */
   hostPortStart: number;

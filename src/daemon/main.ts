@@ -14,6 +14,7 @@ import type { AnyNetworkDriver } from '../drivers/types.js';
 import { DnsRegistry, EmbeddedDnsDiscovery, EmbeddedDnsServer, parseResolvConf, type ResolverConfig } from '../dns/index.js';
 import { errorMessage } from '../errors.js';
 import { NftFirewall } from '../firewall/nft-firewall.js';
+import { ConntrackCli } from '../firewall/conntrack.js';
 import { FirewallWatchdog } from '../firewall/watchdog.js';
 import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
 import { readHostPortFacts } from '../kernel/host-ports.js';
@@ -80,7 +81,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const ownerGroup = ownerGroupFor(`${resolve(config.root)}\0${(await stat('/proc/self/ns/net')).ino}`);
   const kernel = await createKernel(config, logger);
   const runner = await createNftRunner(config);
-  const firewall = new NftFirewall(runner);
+  const firewall = new NftFirewall(runner, new ConntrackCli(logger.child({ component: 'firewall' })));
   const v4Pools = config.defaultAddressPools.length > 0 ? config.defaultAddressPools.map(parseAddressPoolFlag) : DEFAULT_V4_POOLS;
   const ipam = new DefaultIpam({ v4Pools, v6Pools: [ulaPoolForHost(hostId)] });
   // Overlay networks span hosts: only a daemon in a cluster (a shared store, an advertise address) has them.

@@ -60,8 +60,12 @@ export interface DnsServiceSpec {
   id: string;
   networkId: string;
   name: string;
-  /** vip mode: NAME answers with this IPv4 address alone ("10.0.0.5/24" or bare). Absent (dnsrr): with the backends. */
+  /**
+   * vip mode: NAME answers with this IPv4 address alone ("10.0.0.5/24" or bare), and AAAA with vip6.
+   * Both absent (dnsrr): with the backends.
+   */
   vip?: string;
+  vip6?: string;
   /** Every backend's addresses, as in DnsEndpointSpec; tasks.NAME answers with all of them. */
   backends: ReadonlyArray<{ ipv4?: string; ipv6?: string }>;
 }
@@ -245,7 +249,9 @@ export class DnsRegistry {
       ptrLabel: spec.name,
     }));
     const vip: AddressHolder | undefined =
-      spec.vip === undefined ? undefined : { ipv4: addressRecord(spec.vip, 4, 'ipv4'), ipv6: undefined, ptrLabel: spec.name };
+      spec.vip === undefined && spec.vip6 === undefined
+        ? undefined
+        : { ipv4: addressRecord(spec.vip, 4, 'ipv4'), ipv6: addressRecord(spec.vip6, 6, 'ipv6'), ptrLabel: spec.name };
     const links: Array<readonly [string, AddressHolder]> = backends.map((b) => [`tasks.${name}`, b] as const);
     if (vip) links.push([name, vip]);
     else links.push(...backends.map((b) => [name, b] as const));

@@ -21,7 +21,7 @@
  */
 import { InvalidParameterError } from '../errors.js';
 import { portElements } from './ports.js';
-import { compileSetService } from './services.js';
+import { compileSetService, serviceKey } from './services.js';
 import type { FirewallNetwork, FirewallPorts, FirewallService } from './types.js';
 import { parseSubnet, validateIfname, validateIpv4Address, type Subnet } from './validate.js';
 
@@ -39,11 +39,17 @@ export type SetName =
   | 'no_icc_v4'
   | 'no_icc_v6'
   | 'vips'
+  | 'vips6'
   | 'vip_any'
+  | 'vip_any6'
   | 'vip_ports'
+  | 'vip_ports6'
   | 'ports_keep'
   | 'ports_any'
-  | 'ports_addr';
+  | 'ports_addr'
+  | 'ports_keep6'
+  | 'ports_any6'
+  | 'ports_addr6';
 
 interface SetSpec {
   name: SetName;
@@ -108,6 +114,23 @@ export const SETS: readonly SetSpec[] = [
     interval: false,
     purpose: 'VIP . protocol . port of a service with ports -> its balancing chain',
   },
+  { name: 'vips6', family: 'inet', keyword: 'set', type: 'ipv6_addr', interval: false, purpose: 'service virtual IPv6 addresses' },
+  {
+    name: 'vip_any6',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv6_addr : verdict',
+    interval: false,
+    purpose: 'IPv6 VIP of a service without ports -> its balancing chain',
+  },
+  {
+    name: 'vip_ports6',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv6_addr . inet_proto . inet_service : verdict',
+    interval: false,
+    purpose: 'IPv6 VIP . protocol . port of a service with ports -> its balancing chain',
+  },
   {
     name: 'ports_keep',
     family: 'inet',
@@ -131,6 +154,30 @@ export const SETS: readonly SetSpec[] = [
     type: 'ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service',
     interval: false,
     purpose: 'single ports published on one host address -> container address . port',
+  },
+  {
+    name: 'ports_keep6',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv6_addr . inet_proto . inet_service : ipv6_addr',
+    interval: true,
+    purpose: 'IPv6 published port ranges (host address . protocol . ports) -> container address, ports unchanged',
+  },
+  {
+    name: 'ports_any6',
+    family: 'inet',
+    keyword: 'map',
+    type: 'inet_proto . inet_service : ipv6_addr . inet_service',
+    interval: false,
+    purpose: 'single ports published on every IPv6 host address -> container address . port',
+  },
+  {
+    name: 'ports_addr6',
+    family: 'inet',
+    keyword: 'map',
+    type: 'ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service',
+    interval: false,
+    purpose: 'single ports published on one IPv6 host address -> container address . port',
   },
   {
     name: 'no_icc_v4',
@@ -162,6 +209,19 @@ const PUBLISHED_PORT_RULES = [
   // that only passes through.
   'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_addr',
   'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to meta l4proto . th dport map @ports_any',
+  // The same for IPv6 (its own maps: nft cannot translate between families, and a key or a target
+  // of one family never matches a packet of the other).
+  'fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports_keep6',
+  'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports_addr6',
+  'meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip6 to meta l4proto . th dport map @ports_any6',
+];
+
+/** Service VIPs: one verdict map lookup per family, in prerouting and output. */
+const VIP_RULES = [
+  'ip daddr . meta l4proto . th dport vmap @vip_ports',
+  'ip daddr vmap @vip_any',
+  'ip6 daddr . meta l4proto . th dport vmap @vip_ports6',
+  'ip6 daddr vmap @vip_any6',
 ];
 
 export interface ChainSpec {
@@ -185,6 +245,7 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
       // A published port reached from another network through a host address (not a VIP: those stay
       // inside their network), replies included.
       'oifname @bridges ct status dnat ct original ip daddr != @vips accept',
+      'oifname @bridges ct status dnat ct original ip6 daddr != @vips6 accept',
       'iifname @bridges oifname @bridges drop',
       'oifname @bridges ct state established,related accept',
       'oifname @bridges ct status dnat accept',
@@ -199,6 +260,7 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
       // Balanced traffic leaves through the bridge it came from: without this the backend would answer
       // the client directly and the client would drop a reply that does not come from the VIP.
       'ct status dnat ct original ip daddr @vips masquerade',
+      'ct status dnat ct original ip6 daddr @vips6 masquerade',
       // Hairpin: a sandbox reaching a published port of its own bridge through a host address would get
       // the reply straight from the container; the host's own 127.0.0.1 cannot leave through a bridge.
       'ct status dnat iifname . oifname @same_bridge masquerade',
@@ -218,8 +280,7 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
       // 127.0.0.0/8 from anywhere but lo never reaches a published port (moby#45610), nor the host's
       // loopback services through a bridge where route_localnet is on.
       'iifname != "lo" ip daddr 127.0.0.0/8 drop',
-      'ip daddr . meta l4proto . th dport vmap @vip_ports',
-      'ip daddr vmap @vip_any',
+      ...VIP_RULES,
       ...PUBLISHED_PORT_RULES,
     ],
   },
@@ -228,7 +289,7 @@ export const BASE_CHAINS: readonly ChainSpec[] = [
     name: 'output',
     // nft 1.0.6 lists (and only accepts) the number for the output hook.
     header: 'type nat hook output priority -100; policy accept;',
-    rules: ['ip daddr . meta l4proto . th dport vmap @vip_ports', 'ip daddr vmap @vip_any', ...PUBLISHED_PORT_RULES],
+    rules: [...VIP_RULES, ...PUBLISHED_PORT_RULES],
   },
   {
     family: 'bridge',
@@ -319,7 +380,7 @@ export function compileFull(
   const lines: string[] = [];
   for (const set of SETS) {
     const owned = perNetwork.flatMap(({ net, elements }) => (elements[set.name] ?? []).map((e) => ({ e, owner: net.id })));
-    if (set.interval && set.name !== 'ports_keep') {
+    if (set.interval && !set.name.startsWith('ports_keep')) {
       rejectOverlaps(
         owned.map(({ e, owner }) => ({ range: e.range!, owner })),
         `set ${set.name}`,
@@ -331,6 +392,7 @@ export function compileFull(
     }
   }
   rejectDuplicates(services.map((svc) => svc.vip), 'service VIP');
+  rejectDuplicates(services.map((svc) => serviceKey(svc)), 'service');
   return compileBase() + lines.map((l) => l + '\n').join('') + services.map((svc) => compileSetService(svc)).join('');
 }
 

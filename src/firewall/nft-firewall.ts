@@ -17,7 +17,8 @@ import {
 import { compareListings, expectedListing, parseTableListing } from './listing.js';
 import { isMissingObject } from './nft-error.js';
 import { compileAddPorts, compileRemovePorts } from './ports.js';
-import { compileRemoveService, compileSetService } from './services.js';
+import { compileRemoveService, compileSetService, serviceKey } from './services.js';
+import type { FlowCleaner } from './conntrack.js';
 import type { Firewall, FirewallNetwork, FirewallPorts, FirewallService, NftRunner } from './types.js';
 
 /**
@@ -40,7 +41,11 @@ export class NftFirewall implements Firewall {
   private readonly services = new Map<string, FirewallService>();
   private readonly ports = new Map<string, FirewallPorts>();
 
-  constructor(private readonly runner: NftRunner) {}
+  /** `flows`: forgets the conntrack entries of closed ports (none: they live until they time out). */
+  constructor(
+    private readonly runner: NftRunner,
+    private readonly flows?: FlowCleaner,
+  ) {}
 
   ensureBase(): Promise<void> {
     return this.mutex.run(async () => {
@@ -81,7 +86,7 @@ export class NftFirewall implements Firewall {
     const script = compileSetService(service);
     await this.mutex.run(async () => {
       await this.runner.run(script);
-      this.services.set(service.id, service);
+      this.services.set(serviceKey(service), service);
     });
   }
 
@@ -89,7 +94,7 @@ export class NftFirewall implements Firewall {
     const script = compileRemoveService(service);
     await this.mutex.run(async () => {
       await this.runRemovalFromInet(script);
-      this.services.delete(service.id);
+      this.services.delete(serviceKey(service));
     });
   }
 
@@ -106,6 +111,8 @@ export class NftFirewall implements Firewall {
     await this.mutex.run(async () => {
       await this.runRemovalFromInet(script);
       this.ports.delete(ports.sandboxId);
+      // After the elements are gone: no new flow can be translated to these addresses meanwhile.
+      await this.flows?.forgetFlowsTo(ports.ports.map((p) => p.address));
     });
   }
 
@@ -127,7 +134,7 @@ export class NftFirewall implements Firewall {
       this.networks.clear();
       for (const net of networks) this.networks.set(net.id, net);
       this.services.clear();
-      for (const svc of services) this.services.set(svc.id, svc);
+      for (const svc of services) this.services.set(serviceKey(svc), svc);
     });
   }
 

@@ -4,27 +4,33 @@
  * one interval element of `ports_keep` (host address . protocol . ports, 0.0.0.0 as 0.0.0.0/0), which
  * translates the address only. Every other port is one element of a hash map: `ports_any`
  * (protocol . port) for 0.0.0.0, `ports_addr` (host address . protocol . port) for one address, each
- * to container address . port. Pure.
+ * to container address . port. IPv6 ports (host address `::` or an IPv6 address, to the container's
+ * IPv6 address) go to the same three maps suffixed `6`. Pure.
  */
 import { InvalidParameterError } from '../errors.js';
 import { elementCommand, SETS, type Element, type SetName } from './compile.js';
 import type { FirewallPort, FirewallPorts } from './types.js';
-import { validateIpv4Address } from './validate.js';
+import { validateAddress } from './validate.js';
 
 const SANDBOX_ID = /^[0-9a-f]{64}$/;
-export type PortSetName = Extract<SetName, 'ports_keep' | 'ports_any' | 'ports_addr'>;
-const PORT_SETS: readonly PortSetName[] = ['ports_keep', 'ports_any', 'ports_addr'];
+export type PortSetName = Extract<SetName, 'ports_keep' | 'ports_any' | 'ports_addr' | 'ports_keep6' | 'ports_any6' | 'ports_addr6'>;
+const PORT_SETS: readonly PortSetName[] = ['ports_keep', 'ports_any', 'ports_addr', 'ports_keep6', 'ports_any6', 'ports_addr6'];
+
+interface CheckedPort extends FirewallPort {
+  family: 4 | 6;
+}
 
 /** Validate one sandbox's ports and compute its map elements. */
 export function portElements(p: FirewallPorts): Record<PortSetName, Element[]> {
   if (!SANDBOX_ID.test(p.sandboxId)) throw new InvalidParameterError(`invalid sandbox id ${JSON.stringify(p.sandboxId)}`);
   const ports = p.ports.map(checkPort);
   const sorted = [...ports].sort((a, b) => compareKeys(a, b) || a.hostPort - b.hostPort);
-  const out: Record<PortSetName, Element[]> = { ports_keep: [], ports_any: [], ports_addr: [] };
-  const single = (x: FirewallPort) => {
+  const out: Record<PortSetName, Element[]> = { ports_keep: [], ports_any: [], ports_addr: [], ports_keep6: [], ports_any6: [], ports_addr6: [] };
+  const suffix = (x: CheckedPort) => (x.family === 6 ? '6' : '') as '' | '6';
+  const single = (x: CheckedPort) => {
     const target = `${x.address} . ${x.containerPort}`;
-    if (x.hostIp === '0.0.0.0') out.ports_any.push({ text: `${x.protocol} . ${x.hostPort} : ${target}` });
-    else out.ports_addr.push({ text: `${x.hostIp} . ${x.protocol} . ${x.hostPort} : ${target}` });
+    if (isWildcard(x.hostIp)) out[`ports_any${suffix(x)}`].push({ text: `${x.protocol} . ${x.hostPort} : ${target}` });
+    else out[`ports_addr${suffix(x)}`].push({ text: `${x.hostIp} . ${x.protocol} . ${x.hostPort} : ${target}` });
   };
   for (let i = 0; i < sorted.length; ) {
     const first = sorted[i]!;
@@ -32,7 +38,7 @@ export function portElements(p: FirewallPorts): Record<PortSetName, Element[]> {
     const kept = (x: FirewallPort) => x.hostPort === x.containerPort;
     while (kept(first) && j < sorted.length && compareKeys(sorted[j]!, first) === 0 && kept(sorted[j]!) && sorted[j]!.hostPort === sorted[j - 1]!.hostPort + 1) j++;
     if (j - i === 1) single(first);
-    else out.ports_keep.push({ text: `${hostKey(first.hostIp)} . ${first.protocol} . ${first.hostPort}-${sorted[j - 1]!.hostPort} : ${first.address}` });
+    else out[`ports_keep${suffix(first)}`].push({ text: `${hostKey(first.hostIp)} . ${first.protocol} . ${first.hostPort}-${sorted[j - 1]!.hostPort} : ${first.address}` });
     i = j;
   }
   return out;
@@ -61,8 +67,12 @@ function commands(verb: 'add' | 'delete', elements: Record<PortSetName, Element[
   return script;
 }
 
+function isWildcard(hostIp: string): boolean {
+  return hostIp === '0.0.0.0' || hostIp === '::';
+}
+
 function hostKey(hostIp: string): string {
-  return hostIp === '0.0.0.0' ? '0.0.0.0/0' : hostIp;
+  return isWildcard(hostIp) ? `${hostIp}/0` : hostIp;
 }
 
 function compareKeys(a: FirewallPort, b: FirewallPort): number {
@@ -71,12 +81,17 @@ function compareKeys(a: FirewallPort, b: FirewallPort): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-function checkPort(x: FirewallPort): FirewallPort {
+function checkPort(x: FirewallPort): CheckedPort {
   if (x.protocol !== 'tcp' && x.protocol !== 'udp' && x.protocol !== 'sctp') {
     throw new InvalidParameterError(`invalid protocol ${JSON.stringify(x.protocol)}`);
   }
   for (const port of [x.hostPort, x.containerPort]) {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidParameterError(`invalid port ${port}`);
   }
-  return { ...x, hostIp: validateIpv4Address(x.hostIp), address: validateIpv4Address(x.address) };
+  const host = validateAddress(x.hostIp);
+  const address = validateAddress(x.address);
+  if (host.family !== address.family) {
+    throw new InvalidParameterError(`port ${x.hostPort}/${x.protocol}: host address ${host.text} and container address ${address.text} are of different families`);
+  }
+  return { ...x, hostIp: host.text, address: address.text, family: host.family };
 }

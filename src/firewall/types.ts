@@ -26,12 +26,12 @@ export interface FirewallNetwork {
   hostBindingIpv4?: string;
 }
 
-/** One published port: traffic to hostIp:hostPort (0.0.0.0 = every host address) goes to address:containerPort. */
+/** One published port: traffic to hostIp:hostPort (0.0.0.0 / :: = every host address of that family) goes to address:containerPort. */
 export interface FirewallPort {
   protocol: 'tcp' | 'udp' | 'sctp';
   hostIp: string;
   hostPort: number;
-  /** The container's IPv4 address. */
+  /** The container's address, of hostIp's family (IPv4 or IPv6). */
   address: string;
   containerPort: number;
 }
@@ -43,15 +43,18 @@ export interface FirewallPorts {
   ports: FirewallPort[];
 }
 
-/** A load-balanced service: connections to `vip` (on the given ports, or any) are spread over `backends`. */
+/**
+ * A load-balanced service: connections to `vip` (on the given ports, or any) are spread over `backends`.
+ * One family per value: a dual-stack service is two of them with the same id (an IPv4 and an IPv6 VIP).
+ */
 export interface FirewallService {
   /** Service ID (64 hex). */
   id: string;
-  /** IPv4 virtual address (the bridge answers for it). */
+  /** Virtual address, IPv4 or IPv6 (the bridge answers for it). */
   vip: string;
   /** Ports balanced; empty = every port (as Docker's VIPs forward everything). */
   ports: Array<{ protocol: 'tcp' | 'udp'; port: number }>;
-  /** IPv4 addresses of the backends; empty = connections are refused by the host. */
+  /** Addresses of the backends, of the VIP's family; empty = connections are refused by the host. */
   backends: string[];
 }
 

@@ -42,6 +42,19 @@ export function validateIpv4Address(text: string): string {
   return formatAddress(4, parseAddress(4, text));
 }
 
+/** An IPv6 address (no zone, no prefix), in canonical RFC 5952 form as nft prints it. */
+export function validateIpv6Address(text: string): string {
+  if (!isIPv6(text) || text.includes('%')) throw new InvalidParameterError(`invalid IPv6 address ${JSON.stringify(text)}`);
+  return formatAddress(6, parseAddress(6, text));
+}
+
+/** An address of either family, canonical, with its family. */
+export function validateAddress(text: string): { family: IpFamily; text: string } {
+  if (isIPv4(text)) return { family: 4, text: validateIpv4Address(text) };
+  if (isIPv6(text)) return { family: 6, text: validateIpv6Address(text) };
+  throw new InvalidParameterError(`invalid IP address ${JSON.stringify(text)}`);
+}
+
 /** Parse "addr/prefix" of the given family; host bits must be zero (as Docker requires), prefix ≥ 1. */
 export function parseSubnet(text: string, family: IpFamily): Subnet {
   const invalid = (why: string) =>

@@ -191,8 +191,8 @@ export class IprouteKernel implements KernelOps {
   }
 
   async addrAdd(ns: NetnsRef, ifname: string, cidr: string): Promise<void> {
-    // replace, not add: re-adding an existing address must succeed.
-    await this.ip(ns, ['addr', 'replace', cidr, 'dev', ifname], `addrAdd ${ifname} ${cidr}`);
+    // replace, not add: re-adding an existing address must succeed. IPv6 without DAD (see KernelOps.addrAdd).
+    await this.ip(ns, ['addr', 'replace', cidr, 'dev', ifname, ...(cidr.includes(':') ? ['nodad'] : [])], `addrAdd ${ifname} ${cidr}`);
   }
 
   async addrDel(ns: NetnsRef, ifname: string, cidr: string): Promise<void> {

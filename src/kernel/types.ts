@@ -274,6 +274,11 @@ export interface KernelOps {
   linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined>;
   linkList(ns: NetnsRef): Promise<LinkInfo[]>;
 
+  /**
+   * Add (or replace) an address. IPv6 addresses are added without duplicate address detection (as
+   * Docker does): cnm's IPAM owns the subnet, and a tentative address would drop traffic for the first
+   * second or two of a network or sandbox (published ports and gateways unreachable meanwhile).
+   */
   addrAdd(ns: NetnsRef, ifname: string, cidr: string): Promise<void>;
   addrDel(ns: NetnsRef, ifname: string, cidr: string): Promise<void>;
   addrList(ns: NetnsRef, ifname?: string): Promise<AddressInfo[]>;

@@ -1,6 +1,11 @@
 /** A Firewall test double that keeps the set of networks it was asked to hold. */
 import type { Firewall, FirewallNetwork, FirewallPorts, FirewallService } from '../../src/firewall/types.js';
 
+/** An IPv4 service half under its id, an IPv6 one under "ID/6" (a dual-stack service is both). */
+export function fakeServiceKey(svc: FirewallService): string {
+  return svc.vip.includes(':') ? `${svc.id}/6` : svc.id;
+}
+
 export class RecordingFirewall implements Firewall {
   readonly networks = new Map<string, FirewallNetwork>();
   readonly services = new Map<string, FirewallService>();
@@ -21,11 +26,11 @@ export class RecordingFirewall implements Firewall {
   }
   async setService(svc: FirewallService): Promise<void> {
     this.calls.push(`service ${svc.vip} ${svc.backends.length}`);
-    this.services.set(svc.id, svc);
+    this.services.set(fakeServiceKey(svc), svc);
   }
   async removeService(svc: FirewallService): Promise<void> {
     this.calls.push(`remove service ${svc.vip}`);
-    this.services.delete(svc.id);
+    this.services.delete(fakeServiceKey(svc));
   }
   async addPorts(p: FirewallPorts): Promise<void> {
     this.calls.push(`ports ${p.ports.length}`);
@@ -42,7 +47,7 @@ export class RecordingFirewall implements Firewall {
     this.networks.clear();
     for (const n of networks) this.networks.set(n.id, n);
     this.services.clear();
-    for (const s of services) this.services.set(s.id, s);
+    for (const s of services) this.services.set(fakeServiceKey(s), s);
     this.intact = true;
   }
   async isIntact(): Promise<boolean> {

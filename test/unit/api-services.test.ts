@@ -43,6 +43,7 @@ describe('API: /cnm/v1/services', () => {
         Id: undefined,
         Created: undefined,
         VirtualIP: undefined,
+        VirtualIPv6: '',
       },
     );
     assert.match(svc.VirtualIP, /^10\.80\.0\.\d+$/);

@@ -29,6 +29,8 @@ describe('controller: published ports', () => {
     await h.controller.createNetwork({ name: 'pn', ipam: { configs: [{ subnet: '10.30.0.0/24' }] } });
     await h.controller.createNetwork({ name: 'pbind', ipam: { configs: [{ subnet: '10.31.0.0/24' }] }, options: { 'com.docker.network.bridge.host_binding_ipv4': '192.0.2.5' } });
     await h.controller.createNetwork({ name: 'pint', internal: true, ipam: { configs: [{ subnet: '10.32.0.0/24' }] } });
+    await h.controller.createNetwork({ name: 'pdual', enableIPv6: true, ipam: { configs: [{ subnet: '10.33.0.0/24' }, { subnet: 'fd00:33::/64' }] } });
+    await h.controller.createNetwork({ name: 'pv6', enableIPv4: false, enableIPv6: true, ipam: { configs: [{ subnet: 'fd00:34::/64' }] } });
   });
   after(async () => h.cleanup());
 
@@ -65,7 +67,9 @@ describe('controller: published ports', () => {
     await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'pn' }], ports: [port(80, 8081), port(81, 8081)] }), 409);
     await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'pint' }], ports: [port(80, 8082)] }), 400, /cannot be published on network pint/);
     await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'host' }], ports: [port(80, 8082)] }), 400, /host network/);
-    await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'pn' }], ports: [port(80, 8082, { hostIp: '::1' })] }), 400, /IPv4 addresses only/);
+    await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'pn' }], ports: [port(80, 8082, { hostIp: '::' })] }), 400, /^cannot publish port 80\/tcp on ::: network pn has no IPv6/);
+    await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'pn' }], ports: [port(80, 8082, { hostIp: '::1' })] }), 400, /on ::1: the kernel does not route IPv6 loopback/);
+    await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'pn' }], ports: [port(80, 8082, { hostIp: '::ffff:10.0.0.1' })] }), 400, /invalid host IP address/);
     await rejects(h.controller.createSandbox({ name: 'x', networks: [{ network: 'pn' }], ports: [port(0, 8082)] }), 400, /invalid containerPort/);
     assert.equal(h.controller.listSandboxes().length, before.sandboxes);
     assert.equal(h.firewall.calls.length, before.calls);
@@ -73,6 +77,24 @@ describe('controller: published ports', () => {
     // The same request on a free port is fine; a sandbox on an internal and a bridge network publishes on the bridge one.
     const ok = await h.controller.createSandbox({ name: 'x', networks: [{ network: 'pint' }, { network: 'pn' }], ports: [port(80, 8082)] });
     assert.equal(ok.sandbox.portsNetworkId, h.controller.getNetwork('pn').network.id);
+  });
+
+  it('dual-stack: no host address → 0.0.0.0 and :: on one port, each to the endpoint address of its family', async () => {
+    const d = await h.controller.createSandbox({ name: 'ds', networks: [{ network: 'pdual' }], ports: [port(80, 7080), port(81, 0), port(82, 7082, { hostIp: 'FD00:0::9' })] });
+    const ports = d.sandbox.ports!;
+    assert.deepEqual(ports.filter((p) => p.containerPort === 80).map((p) => `${p.hostIp}:${p.hostPort}`), ['0.0.0.0:7080', ':::7080']);
+    const random = ports.filter((p) => p.containerPort === 81);
+    assert.deepEqual(random.map((p) => p.hostIp), ['0.0.0.0', '::']);
+    assert.equal(random[0]!.hostPort, random[1]!.hostPort, 'the same random port on both families');
+    assert.deepEqual(ports.filter((p) => p.containerPort === 82).map((p) => p.hostIp), ['fd00::9'], 'canonical');
+    const ep = d.endpoints[0]!.endpoint;
+    const [v4, v6] = [ep.ipv4Address!.split('/')[0], ep.ipv6Address!.split('/')[0]];
+    const fp = h.firewall.ports.get(d.sandbox.id)!;
+    assert.deepEqual(fp.ports.filter((p) => p.containerPort === 80).map((p) => p.address), [v4, v6]);
+    // IPv6-only: :: alone.
+    const o = await h.controller.createSandbox({ name: 'o6', networks: [{ network: 'pv6' }], ports: [port(80, 7090)] });
+    assert.deepEqual(o.sandbox.ports, [{ protocol: 'tcp', containerPort: 80, hostIp: '::', hostPort: 7090 }]);
+    await rejects(h.controller.createSandbox({ name: 'x6', networks: [{ network: 'pv6' }], ports: [port(80, 7091, { hostIp: '127.0.0.1' })] }), 400, /network pv6 has no IPv4/);
   });
 
   it('random ports come from the ephemeral range and are never one already published', async () => {

@@ -143,7 +143,7 @@ describe('controller services: dnsrr, validation, recovery', () => {
       [{ name: 'p', network: 'rr', ports: ['0'] }, InvalidParameterError],
       [{ name: 'p', network: 'rr', ports: ['80/sctp'] }, InvalidParameterError],
       [{ name: 'p', network: 'rr', vipSubnet: '10.99.0.0/24' }, InvalidParameterError],
-      [{ name: 'p', network: 'v6only' }, InvalidParameterError],
+      [{ name: 'p', network: 'v6only', vipSubnet: '10.72.0.0/24' }, InvalidParameterError],
       [{ name: 'p', network: 'host' }, ForbiddenError],
       [{ name: 'bad name', network: 'rr' }, InvalidParameterError],
       [{ name: 'x'.repeat(64), network: 'rr' }, InvalidParameterError],
@@ -153,6 +153,17 @@ describe('controller services: dnsrr, validation, recovery', () => {
     assert.deepEqual(h.controller.listServices().map((s) => s.service.name), ['db']);
     const rr = await h.controller.createService({ name: 'rr6', network: 'v6only', mode: 'dnsrr' });
     await h.controller.removeService(rr.service.id);
+    // vip mode on an IPv6-only network: an IPv6 VIP alone, on the bridge as a /128, balanced in nftables.
+    const v6 = (await h.controller.createService({ name: 'v6', network: 'v6only' })).service;
+    assert.equal(v6.vip, undefined);
+    assert.match(v6.vip6 ?? '', /\/64$/);
+    const vip6 = v6.vip6!.split('/')[0]!;
+    assert.ok((await h.kernel.addrList(null, bridgeOf('v6only'))).some((a) => a.cidr === `${vip6}/128`));
+    assert.deepEqual(h.firewall.services.get(`${v6.id}/6`), { id: v6.id, vip: vip6, ports: [], backends: [] });
+    assert.equal(h.firewall.services.has(v6.id), false);
+    await h.controller.removeService(v6.id);
+    assert.equal(h.firewall.services.has(`${v6.id}/6`), false);
+    assert.equal((await h.kernel.addrList(null, bridgeOf('v6only'))).some((a) => a.cidr === `${vip6}/128`), false);
     await h.controller.removeNetwork('v6only');
   });
 

@@ -20,6 +20,8 @@ const SERVICES: FirewallService[] = [
   { id: 'e'.repeat(64), vip: '10.1.0.100', ports: [], backends: ['10.1.0.2', '10.1.0.3'] },
   { id: 'f'.repeat(64), vip: '10.1.0.101', ports: [{ protocol: 'tcp', port: 80 }, { protocol: 'udp', port: 53 }], backends: ['10.1.0.4'] },
   { id: 'd'.repeat(64), vip: '10.1.0.102', ports: [], backends: [] },
+  { id: 'e'.repeat(64), vip: 'fd12:3456:789a::100', ports: [], backends: ['fd12:3456:789a::2', 'fd12:3456:789a::3'] },
+  { id: 'f'.repeat(64), vip: 'fd12:3456:789a::101', ports: [{ protocol: 'tcp', port: 80 }], backends: ['fd12:3456:789a::4'] },
 ];
 
 const PORTS: FirewallPorts[] = [
@@ -32,6 +34,15 @@ const PORTS: FirewallPorts[] = [
     ],
   },
   { sandboxId: 'b'.repeat(64), ports: [{ protocol: 'sctp', hostIp: '192.0.2.5', hostPort: 9000, address: '10.1.3.7', containerPort: 9000 }] },
+  {
+    sandboxId: 'c'.repeat(64),
+    ports: [
+      ...[8000, 8001].map((p) => ({ protocol: 'tcp' as const, hostIp: '::', hostPort: p, address: 'fd12:3456:789a::2', containerPort: p })),
+      { protocol: 'tcp', hostIp: '::', hostPort: 8080, address: 'fd12:3456:789a::2', containerPort: 80 },
+      { protocol: 'udp', hostIp: '::1', hostPort: 5353, address: 'fd12:3456:789a::2', containerPort: 53 },
+      { protocol: 'tcp', hostIp: '2001:db8::5', hostPort: 443, address: 'fd12:3456:789c::7', containerPort: 8443 },
+    ],
+  },
 ];
 
 function recorded(family: string) {

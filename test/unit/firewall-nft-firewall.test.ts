@@ -118,6 +118,24 @@ function mutations(runner: FakeNftRunner): string[] {
 }
 
 describe('NftFirewall', () => {
+  it('removePorts forgets the tracked flows of the ports\' container addresses, after the elements are gone', async () => {
+    const runner = new FakeNftRunner();
+    const order: string[] = [];
+    const fw = new NftFirewall(runner, { forgetFlowsTo: async (addresses) => void order.push(`flows ${addresses.join(',')} after ${mutations(runner).length} scripts`) });
+    await fw.ensureBase();
+    const ports = {
+      sandboxId: '1'.repeat(64),
+      ports: [
+        { protocol: 'udp' as const, hostIp: '0.0.0.0', hostPort: 53, address: '10.0.0.2', containerPort: 53 },
+        { protocol: 'udp' as const, hostIp: '::', hostPort: 53, address: 'fd00::2', containerPort: 53 },
+      ],
+    };
+    await fw.addPorts(ports);
+    assert.deepEqual(order, [], 'nothing forgotten when ports open');
+    await fw.removePorts(ports);
+    assert.deepEqual(order, ['flows 10.0.0.2,fd00::2 after 3 scripts']);
+  });
+
   it('ensureBase creates both tables in one script, then is a no-op', async () => {
     const runner = new FakeNftRunner();
     const fw = new NftFirewall(runner);

@@ -36,6 +36,19 @@ const WEB: FirewallPorts = {
   ],
 };
 
+/** IPv6: 8080→80 on ::, a kept range on ::, a UDP port on ::1, one on a host address written long-hand. */
+const WEB6: FirewallPorts = {
+  sandboxId: SB2,
+  ports: [
+    { protocol: 'tcp', hostIp: '::', hostPort: 8080, address: 'fd00:1::2', containerPort: 80 },
+    ...[8000, 8001].map((p) => ({ protocol: 'tcp' as const, hostIp: '::', hostPort: p, address: 'fd00:1::2', containerPort: p })),
+    { protocol: 'udp', hostIp: '::1', hostPort: 5353, address: 'fd00:1::2', containerPort: 5353 },
+    { protocol: 'sctp', hostIp: '2001:DB8:0:0::7', hostPort: 9000, address: 'FD00:1:0::2', containerPort: 9000 },
+    // 8081: the golden scripts are loaded into one kernel in a row, where 8080 is WEB's.
+    { protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8081, address: '10.1.0.3', containerPort: 80 },
+  ],
+};
+
 const DNS: FirewallPorts = {
   sandboxId: SB2,
   ports: [{ protocol: 'udp', hostIp: '192.0.2.7', hostPort: 53, address: '10.1.0.3', containerPort: 53 }],
@@ -66,9 +79,31 @@ describe('published ports: compiled map elements', () => {
     assert.deepEqual([e.ports_keep.length, e.ports_any.length, e.ports_addr.length], [0, 2, 1]);
   });
 
+  it('IPv6 ports go to the maps suffixed 6, addresses canonical; IPv4 ones of the same sandbox stay in theirs', () => {
+    const e = portElements(WEB6);
+    assert.deepEqual(e.ports_keep6.map((x) => x.text), ['::/0 . tcp . 8000-8001 : fd00:1::2']);
+    assert.deepEqual(e.ports_any6.map((x) => x.text), ['tcp . 8080 : fd00:1::2 . 80']);
+    assert.deepEqual(e.ports_addr6.map((x) => x.text), ['2001:db8::7 . sctp . 9000 : fd00:1::2 . 9000', '::1 . udp . 5353 : fd00:1::2 . 5353']);
+    assert.deepEqual(e.ports_any.map((x) => x.text), ['tcp . 8081 : 10.1.0.3 . 80']);
+    assert.deepEqual([e.ports_keep.length, e.ports_addr.length], [0, 0]);
+    assertGolden('firewall', 'ports-add-ipv6.nft', compileAddPorts(WEB6));
+    // The listing check expects them too.
+    const expected = expectedListing('inet', [NET], [], [WEB6]);
+    assert.deepEqual(expected.sets.get('ports_any6')!.elements, ['tcp . 8080 : fd00:1::2 . 80']);
+  });
+
+  it('a host address and a container address of different families: 400', () => {
+    for (const [hostIp, address] of [['::', '10.1.0.2'], ['0.0.0.0', 'fd00::2'], ['::1', '10.1.0.2']] as const) {
+      assert.throws(
+        () => compileAddPorts({ sandboxId: SB1, ports: [{ protocol: 'tcp', hostIp, hostPort: 1, address, containerPort: 1 }] }),
+        (err: unknown) => httpStatusOf(err) === 400 && /different families/.test((err as Error).message),
+      );
+    }
+  });
+
   it('bad input is a 400 before any script exists', () => {
     const bad = (over: Partial<FirewallPorts['ports'][number]>) => ({ sandboxId: SB1, ports: [{ ...WEB.ports[0]!, ...over }] });
-    for (const p of [bad({ hostPort: 0 }), bad({ containerPort: 65536 }), bad({ address: '10.1.0.2/24' }), bad({ hostIp: '::' }), bad({ protocol: 'icmp' as 'tcp' })]) {
+    for (const p of [bad({ hostPort: 0 }), bad({ containerPort: 65536 }), bad({ address: '10.1.0.2/24' }), bad({ hostIp: 'fe80::1%eth0' }), bad({ address: '::/0' }), bad({ protocol: 'icmp' as 'tcp' })]) {
       assert.throws(() => compileAddPorts(p), (err: unknown) => httpStatusOf(err) === 400);
     }
     assert.throws(() => compileAddPorts({ sandboxId: 'x', ports: [] }), (err: unknown) => httpStatusOf(err) === 400);

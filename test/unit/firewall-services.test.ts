@@ -22,6 +22,17 @@ describe('firewall services', () => {
     golden('service-remove.nft', compileRemoveService(SVC));
   });
 
+  it('an IPv6 VIP: its own svc6_ objects translating ip6 daddr, the VIP in vips6 / vip_ports6, canonical addresses', () => {
+    const v6: FirewallService = { id: 'e'.repeat(64), vip: 'FD00::64', ports: [{ protocol: 'tcp', port: 80 }], backends: ['fd00::2', 'fd00:0::3'] };
+    golden('service-set-ipv6.nft', compileSetService(v6));
+    golden('service-remove-ipv6.nft', compileRemoveService(v6));
+    const any = compileSetService({ ...v6, ports: [] });
+    assert.match(any, /add element inet cnm vip_any6 \{ fd00::64 : goto svc6_eeeeeeeeeeeeeeee \}/);
+    // The IPv4 and IPv6 halves of one service live side by side in one ruleset.
+    assert.match(compileFull([], [SVC, v6]), /svc6_eeeeeeeeeeeeeeee/);
+    assert.throws(() => compileSetService({ ...v6, backends: ['10.0.0.2'] }), InvalidParameterError);
+  });
+
   it('a service without ports maps the bare VIP; without backends the slot map stays empty', () => {
     const script = compileSetService({ ...SVC, ports: [], backends: [] });
     assert.match(script, /add element inet cnm vip_any \{ 10\.0\.0\.100 : goto svc_eeeeeeeeeeeeeeee \}/);

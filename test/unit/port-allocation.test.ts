@@ -1,19 +1,20 @@
 /** Host ports for published ports: requested ones checked, free ones chosen; all or nothing. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { allocateHostPorts as allocate, publishedIn } from '../../src/controller/port-allocation.js';
+import { allocateHostPorts as allocate, publishedIn, type ResolvedPortRequest } from '../../src/controller/port-allocation.js';
 import type { PublishedPort } from '../../src/controller/records.js';
 import type { PortBindingRequest } from '../../src/controller/types.js';
-import { parsePortRangeSysctl, parseProcNet, parseReservedPorts, type HostPortFacts } from '../../src/kernel/host-ports.js';
+import { parsePortRangeSysctl, parseProcNet, parseReservedPorts, parseSctpEndpoints, type HostPortFacts } from '../../src/kernel/host-ports.js';
 import { httpStatusOf } from '../../src/errors.js';
 
 const FACTS: HostPortFacts = { ephemeral: { start: 40000, end: 40009 }, reserved: [{ start: 40000, end: 40004 }], listeners: [] };
 const first = () => 0;
-const allocateHostPorts = (r: PortBindingRequest[], taken: PublishedPort[], facts: HostPortFacts, start: (span: number) => number) =>
+const allocateHostPorts = (r: ResolvedPortRequest[], taken: PublishedPort[], facts: HostPortFacts, start: (span: number) => number) =>
   allocate(r, publishedIn(taken), facts, start);
 
-function req(over: Partial<PortBindingRequest>): PortBindingRequest {
-  return { protocol: 'tcp', containerPort: 80, hostIp: '0.0.0.0', hostPortStart: 8080, hostPortEnd: 8080, ...over };
+function req(over: Partial<PortBindingRequest> & { hostIps?: string[] }): ResolvedPortRequest {
+  const { hostIp, hostIps, ...rest } = over;
+  return { protocol: 'tcp', containerPort: 80, hostPortStart: 8080, hostPortEnd: 8080, ...rest, hostIps: hostIps ?? [hostIp ?? '0.0.0.0'] };
 }
 
 function conflict(fn: () => unknown, message: RegExp): void {
@@ -52,6 +53,30 @@ describe('host port allocation', () => {
     const got = allocateHostPorts([req({ hostPortStart: 40001, hostPortEnd: 40003 })], [{ protocol: 'tcp', containerPort: 1, hostIp: '0.0.0.0', hostPort: 40001 }], FACTS, first);
     assert.equal(got[0]!.hostPort, 40002);
   });
+
+  it('IPv6: :: covers every IPv6 address and no IPv4 one; messages bracket the address', () => {
+    const taken = [{ protocol: 'tcp' as const, containerPort: 80, hostIp: '::', hostPort: 8080 }];
+    conflict(() => allocateHostPorts([req({ hostIp: '::' })], taken, FACTS, first), /^Bind for \[::\]:8080 failed: port is already allocated$/);
+    conflict(() => allocateHostPorts([req({ hostIp: '2001:db8::1' })], taken, FACTS, first), /^Bind for \[2001:db8::1\]:8080 failed/);
+    assert.equal(allocateHostPorts([req({ hostIp: '0.0.0.0' })], taken, FACTS, first).length, 1);
+    assert.equal(allocateHostPorts([req({ hostIp: '127.0.0.1' })], taken, FACTS, first).length, 1);
+    const v4 = [{ protocol: 'tcp' as const, containerPort: 80, hostIp: '0.0.0.0', hostPort: 8080 }];
+    assert.equal(allocateHostPorts([req({ hostIp: '::1' })], v4, FACTS, first).length, 1);
+  });
+
+  it('0.0.0.0 and :: in one request share one port, free on both: a port taken on either family is skipped', () => {
+    const both = { hostIps: ['0.0.0.0', '::'], hostPortStart: 0, hostPortEnd: 0 };
+    const taken = [
+      { protocol: 'tcp' as const, containerPort: 1, hostIp: '0.0.0.0', hostPort: 40005 },
+      { protocol: 'tcp' as const, containerPort: 1, hostIp: '::1', hostPort: 40006 },
+    ];
+    const facts = { ...FACTS, listeners: [{ protocol: 'tcp' as const, address: '::', port: 40007 }] };
+    assert.deepEqual(allocateHostPorts([req(both)], taken, facts, first), [
+      { protocol: 'tcp', containerPort: 80, hostIp: '0.0.0.0', hostPort: 40008 },
+      { protocol: 'tcp', containerPort: 80, hostIp: '::', hostPort: 40008 },
+    ]);
+    conflict(() => allocateHostPorts([req({ hostIps: ['0.0.0.0', '::'], hostPortStart: 40006, hostPortEnd: 40006 })], taken, FACTS, first), /^Bind for \[::\]:40006 failed: port is already allocated$/);
+  });
 });
 
 describe('host port facts from /proc', () => {
@@ -75,8 +100,39 @@ describe('host port facts from /proc', () => {
       '   2: 00000000000000000000000001000000:0037 00000000000000000000000000000000:0000 07',
     ].join('\n');
     assert.deepEqual(parseProcNet(udp6, 'udp', true), [
+      { protocol: 'udp', address: '::', port: 53 },
       { protocol: 'udp', address: '0.0.0.0', port: 53 },
       { protocol: 'udp', address: '10.0.0.2', port: 54 },
+      { protocol: 'udp', address: '::1', port: 55 },
     ]);
+    // fd00::1:2 (words in host order: 000000FD 00000000 00000000 02000100).
+    const tcp6 = [
+      '  sl  local_address                         remote_address                        st',
+      '   0: 000000FD000000000000000002000100:1F90 00000000000000000000000000000000:0000 0A',
+    ].join('\n');
+    assert.deepEqual(parseProcNet(tcp6, 'tcp', true), [{ protocol: 'tcp', address: 'fd00::1:2', port: 8080 }]);
+  });
+
+  it('SCTP endpoints from /proc/net/sctp/eps: every bound address, a wildcard IPv6 one for both families', () => {
+    const eps = [
+      ' ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS',
+      '00000000 00000000 1   10  31   8800      0 40001 0.0.0.0 ',
+      '00000000 00000000 1   10  2    9900      0 40002 10.0.0.5 192.0.2.1 ',
+      '00000000 00000000 2   10  5    7700      0 40003 0000:0000:0000:0000:0000:0000:0000:0000 ',
+      '00000000 00000000 2   10  6    7701      0 40004 fd00:0000:0000:0000:0000:0000:0000:0002 ',
+    ].join('\n');
+    assert.deepEqual(parseSctpEndpoints(eps), [
+      { protocol: 'sctp', address: '0.0.0.0', port: 8800 },
+      { protocol: 'sctp', address: '10.0.0.5', port: 9900 },
+      { protocol: 'sctp', address: '192.0.2.1', port: 9900 },
+      { protocol: 'sctp', address: '::', port: 7700 },
+      { protocol: 'sctp', address: '0.0.0.0', port: 7700 },
+      { protocol: 'sctp', address: 'fd00::2', port: 7701 },
+    ]);
+    assert.deepEqual(parseSctpEndpoints(''), []);
+    // A listener's SCTP port conflicts with an SCTP binding only.
+    const facts = { ...FACTS, listeners: parseSctpEndpoints(eps) };
+    conflict(() => allocateHostPorts([req({ protocol: 'sctp', hostPortStart: 8800, hostPortEnd: 8800 })], [], facts, first), /^Bind for 0\.0\.0\.0:8800\/sctp failed: address already in use/);
+    assert.equal(allocateHostPorts([req({ protocol: 'tcp', hostPortStart: 8800, hostPortEnd: 8800 })], [], facts, first).length, 1);
   });
 });

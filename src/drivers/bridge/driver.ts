@@ -107,7 +107,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
 
   /** The VIP as a /32 on the bridge: sandboxes' ARP for it is answered, so their packets reach nftables. */
   async setServiceAddress(net: BridgeNet, address: string, present: boolean): Promise<void> {
-    const cidr = `${address}/32`;
+    const cidr = `${address}/${address.includes(':') ? 128 : 32}`;
     if (present) await this.kernel.addrAdd(null, bridgeNameOf(net), cidr);
     else await this.kernel.addrDel(null, bridgeNameOf(net), cidr);
   }

@@ -141,10 +141,11 @@ export function ifinfomsg(family: number, index: number, flags: number, change: 
   return b;
 }
 
-export function ifaddrmsg(family: number, prefixLength: number, scope: number, index: number): Buffer {
+export function ifaddrmsg(family: number, prefixLength: number, scope: number, index: number, flags = 0): Buffer {
   const b = Buffer.alloc(8);
   b.writeUInt8(family, 0);
   b.writeUInt8(prefixLength, 1);
+  b.writeUInt8(flags, 2);
   b.writeUInt8(scope, 3);
   b.writeUInt32LE(index, 4);
   return b;

@@ -28,17 +28,23 @@ export function parseInterfaceCidr(cidr: string, what: string): { ip: IpAddress;
   return { ip, prefixLength: parts.prefixLength };
 }
 
-/** RTM_NEWADDR / RTM_DELADDR body: local and address both set, as `ip addr` does without a peer. */
+/**
+ * RTM_NEWADDR / RTM_DELADDR body: local and address both set, as `ip addr` does without a peer. IPv6
+ * addresses carry IFA_F_NODAD (see KernelOps.addrAdd).
+ */
 export function addressBody(index: number, cidr: string, what: string): Buffer[] {
   const { ip, prefixLength } = parseInterfaceCidr(cidr, what);
   const loopback = ip.family === 4 ? ip.value >> 24n === 127n : ip.value === 1n;
   const bytes = ipToBytes(ip);
   return [
-    ifaddrmsg(familyCode(ip.family), prefixLength, loopback ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE, index),
+    ifaddrmsg(familyCode(ip.family), prefixLength, loopback ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE, index, ip.family === 6 ? IFA_F_NODAD : 0),
     attr(IFA.LOCAL, bytes),
     attr(IFA.ADDRESS, bytes),
   ];
 }
+
+/** An IPv6 address usable at once, without duplicate address detection (linux/if_addr.h). */
+const IFA_F_NODAD = 0x02;
 
 export function decodeAddress(msg: NetlinkMessage, nameOf: (index: number) => string | undefined): AddressInfo & { index: number } | undefined {
   const family = msg.payload.readUInt8(0);
