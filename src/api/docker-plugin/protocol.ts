@@ -173,7 +173,8 @@ export function joinResponse(join: HandoffJoin): JoinResponse {
 }
 
 /**
- * ProgramExternalConnectivity carries the container's published ports (-p); cnm publishes none yet, so a
+ * ProgramExternalConnectivity carries the container's published ports (-p); cnm does not publish them for
+ * plugin endpoints yet (only for its own sandboxes), so a
  * non-empty port map is refused rather than silently dropped.
  */
 export function checkExternalConnectivity(body: unknown): void {
