@@ -86,6 +86,8 @@ export interface InfoFacts {
   rootDir: string;
   execRoot: string;
   pid: number;
+  /** Names of the network drivers registered (the overlay only with a cluster store). */
+  drivers: string[];
 }
 
 /** Enough of system.Info for `docker info` to print; container counts are sandbox counts. */
@@ -99,7 +101,7 @@ export function renderInfo(version: string, host: HostFacts, facts: InfoFacts, e
     Images: 0,
     Driver: '',
     DriverStatus: [],
-    Plugins: { Volume: [], Network: ['bridge', 'host', 'null'], Authorization: null, Log: [] },
+    Plugins: { Volume: [], Network: facts.drivers, Authorization: null, Log: [] },
     MemoryLimit: false,
     SwapLimit: false,
     CpuCfsPeriod: false,

@@ -290,6 +290,7 @@ export class CnmController implements Controller, AttachmentController {
       rootDir: this.ctx.rootDir,
       execRoot: this.ctx.execRoot,
       pid: process.pid,
+      drivers: [...this.ctx.drivers.keys()].sort(),
     };
   }
 

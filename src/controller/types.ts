@@ -156,7 +156,7 @@ export interface Controller {
 
   subscribe(listener: (event: ControllerEvent) => void): () => void;
   /** Daemon facts for /info and /version. */
-  info(): { networks: number; sandboxes: number; endpoints: number; storeKind: string; rootDir: string; execRoot: string; pid: number };
+  info(): { networks: number; sandboxes: number; endpoints: number; storeKind: string; rootDir: string; execRoot: string; pid: number; drivers: string[] };
 }
 
 /** An endpoint of another runtime's container (the remote driver protocol's CreateEndpoint). */

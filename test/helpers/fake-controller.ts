@@ -249,6 +249,7 @@ export class FakeController implements Controller {
       rootDir: '/var/lib/cnm',
       execRoot: '/run/cnm',
       pid: process.pid,
+      drivers: ['bridge', 'fake', 'host', 'null'],
     };
   }
 

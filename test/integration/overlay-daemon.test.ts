@@ -77,6 +77,7 @@ describe('the overlay driver in the daemon', { skip }, () => {
     const names = ((await d.api('GET', '/networks')).json() as Array<{ Name: string }>).map((n) => n.Name);
     assert.ok(names.includes('br') && !names.includes('ov'), names.join(','));
     assert.deepEqual((await links(d)).filter((l) => /^cnm[ox]-/.test(l.ifname)), []);
+    assert.deepEqual((await d.api('GET', '/info')).json().Plugins.Network, ['bridge', 'host', 'null'], 'docker info lists no overlay');
   });
 
   it('with --cluster-store: devices with the first sandbox, kept across kill -9, gone with the last; leftovers by the mark only', { timeout: TIMEOUT }, async () => {
@@ -88,6 +89,7 @@ describe('the overlay driver in the daemon', { skip }, () => {
     await host(d, 'ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'cnmtul0');
     await host(d, 'ip', 'link', 'set', 'cnmtul0', 'up');
 
+    assert.deepEqual((await d.api('GET', '/info')).json().Plugins.Network, ['bridge', 'host', 'null', 'overlay'], 'docker info lists the overlay');
     const created = await d.api('POST', '/networks/create', overlayCreate);
     assert.equal(created.status, 201, created.body);
     const id = (created.json() as { Id: string }).Id;

@@ -76,6 +76,7 @@ describe('API: handshake, versions and routing', () => {
     assert.equal(info.Swarm.ControlAvailable, false);
     assert.equal(info.ServerVersion, '0.1.0-test');
     assert.equal(info.CnmNetworks, 3);
+    assert.deepEqual(info.Plugins.Network, ['bridge', 'fake', 'host', 'null'], 'the controller\'s registered drivers');
   });
 
   it('answers unknown paths 404, wrong methods 405 and other container routes 501', async () => {
