@@ -1,6 +1,6 @@
 /**
- * The multi-host flags of `cnm daemon`: --cluster-store, --advertise-addr, --host-ttl and the etcd TLS
- * files, checked before anything starts. The spellings follow Docker's old --cluster-store /
+ * The multi-host flags of `cnm daemon`: --cluster-store, --advertise-addr, --host-ttl, --data-path-port
+ * and the etcd TLS files, checked before anything starts. The spellings follow Docker's old --cluster-store /
  * --cluster-advertise and etcdctl's --cacert / --cert / --key.
  */
 import { isIP } from 'node:net';
@@ -15,6 +15,8 @@ export interface ClusterConfig {
   advertiseAddr: string;
   /** Seconds. */
   hostTtl: number;
+  /** UDP port of the overlay's VXLAN traffic (Docker's `swarm init --data-path-port`); default 4789. */
+  dataPathPort: number;
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
 }
 
@@ -22,17 +24,20 @@ export interface ClusterFlags {
   clusterStore?: string;
   advertiseAddr?: string;
   hostTtl?: string;
+  dataPathPort?: string;
   cacert?: string;
   cert?: string;
   key?: string;
 }
 
 export const DEFAULT_HOST_TTL = 30;
+/** IANA's VXLAN port, Docker's default. */
+export const DEFAULT_DATA_PATH_PORT = 4789;
 
 export function parseClusterFlags(flags: ClusterFlags): ClusterConfig | undefined {
   const { clusterStore } = flags;
   if (clusterStore === undefined) {
-    const stray = Object.entries({ 'advertise-addr': flags.advertiseAddr, 'host-ttl': flags.hostTtl, 'cluster-store-cacert': flags.cacert, 'cluster-store-cert': flags.cert, 'cluster-store-key': flags.key })
+    const stray = Object.entries({ 'advertise-addr': flags.advertiseAddr, 'host-ttl': flags.hostTtl, 'data-path-port': flags.dataPathPort, 'cluster-store-cacert': flags.cacert, 'cluster-store-cert': flags.cert, 'cluster-store-key': flags.key })
       .filter(([, value]) => value !== undefined)
       .map(([name]) => `--${name}`);
     if (stray.length > 0) throw new InvalidParameterError(`${stray.join(', ')} needs --cluster-store`);
@@ -45,6 +50,7 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterConfig | undefine
     throw new InvalidParameterError(`invalid --advertise-addr ${JSON.stringify(flags.advertiseAddr)}: a unicast IP address of this host`);
   }
   const hostTtl = parseTtl(flags.hostTtl);
+  const dataPathPort = parseDataPathPort(flags.dataPathPort);
   if ((flags.cert === undefined) !== (flags.key === undefined)) {
     throw new InvalidParameterError('--cluster-store-cert and --cluster-store-key go together');
   }
@@ -52,7 +58,7 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterConfig | undefine
     if (value !== undefined && !value.startsWith('/')) throw new InvalidParameterError(`invalid ${flag} ${JSON.stringify(value)}: an absolute path`);
   }
   const tls = flags.cacert || flags.cert ? { caFile: flags.cacert, certFile: flags.cert, keyFile: flags.key } : undefined;
-  return { endpoints, url: clusterStore, advertiseAddr, hostTtl, tls };
+  return { endpoints, url: clusterStore, advertiseAddr, hostTtl, dataPathPort, tls };
 }
 
 /** `etcd://h1:2379,h2:2379` → ['h1:2379', 'h2:2379']; `unix:///a.sock,/b.sock` → ['unix:/a.sock', 'unix:/b.sock']. */
@@ -102,4 +108,12 @@ function parseTtl(raw: string | undefined): number {
 
 function isUnspecified(ip: string): boolean {
   return ip === '0.0.0.0' || ip === '::';
+}
+
+/** Docker's rule for `swarm init --data-path-port`: 1024 to 49151 (not in the ephemeral range). */
+function parseDataPathPort(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_DATA_PATH_PORT;
+  const n = /^[0-9]{1,5}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1024 && n <= 49151)) throw new InvalidParameterError(`invalid --data-path-port ${JSON.stringify(raw)}: a UDP port from 1024 to 49151`);
+  return n;
 }

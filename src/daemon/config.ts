@@ -79,6 +79,8 @@ Options:
   --advertise-addr IP             this host's address for the other hosts (with --cluster-store)
   --host-ttl SEC                  lease of this host's membership: gone from the others this long
                                   after it dies (default 30, 2 to 3600)
+  --data-path-port PORT           UDP port of overlay (VXLAN) traffic between hosts (default 4789,
+                                  1024 to 49151; the same on every host)
   --cluster-store-cacert FILE     CA bundle to verify etcd's certificate (TLS)
   --cluster-store-cert FILE       client certificate for etcd (TLS, with --cluster-store-key)
   --cluster-store-key FILE        its private key
@@ -114,6 +116,7 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
         'cluster-store': { type: 'string' },
         'advertise-addr': { type: 'string' },
         'host-ttl': { type: 'string' },
+        'data-path-port': { type: 'string' },
         'cluster-store-cacert': { type: 'string' },
         'cluster-store-cert': { type: 'string' },
         'cluster-store-key': { type: 'string' },
@@ -184,6 +187,7 @@ export function parseDaemonArgs(argv: string[]): DaemonConfig | 'help' {
       clusterStore: v['cluster-store'],
       advertiseAddr: v['advertise-addr'],
       hostTtl: v['host-ttl'],
+      dataPathPort: v['data-path-port'],
       cacert: v['cluster-store-cacert'],
       cert: v['cluster-store-cert'],
       key: v['cluster-store-key'],

@@ -86,7 +86,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const ipam = new DefaultIpam({ v4Pools, v6Pools: [ulaPoolForHost(hostId)] });
   // Overlay networks span hosts: only a daemon in a cluster (a shared store, an advertise address) has them.
   const overlay = config.cluster
-    ? [new OverlayDriver({ kernel, vtep: config.cluster.advertiseAddr, ownerGroup, logger: logger.child({ component: 'overlay' }) })]
+    ? [new OverlayDriver({ kernel, vtep: config.cluster.advertiseAddr, dataPathPort: config.cluster.dataPathPort, ownerGroup, logger: logger.child({ component: 'overlay' }) })]
     : [];
   const drivers = new Map<string, AnyNetworkDriver>(
     [new BridgeDriver(kernel, ownerGroup), new HostDriver(), new NullDriver(), ...overlay].map((d) => [d.name, d as AnyNetworkDriver]),

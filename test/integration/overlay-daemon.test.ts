@@ -82,7 +82,7 @@ describe('the overlay driver in the daemon', { skip }, () => {
 
   it('with --cluster-store: devices with the first sandbox, kept across kill -9, gone with the last; leftovers by the mark only', { timeout: TIMEOUT }, async () => {
     const socket = cluster!.endpoints[0]!.slice('unix:'.length);
-    const d = await startTestDaemon(['--cluster-store', `unix://${socket}`, '--advertise-addr', VTEP]);
+    const d = await startTestDaemon(['--cluster-store', `unix://${socket}`, '--advertise-addr', VTEP, '--data-path-port', '4790']);
     daemons.push(d);
     // The underlay: the advertise address on a link with a small MTU, which the overlay's follows.
     await host(d, 'ip', 'link', 'add', 'cnmtul0', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'cnmtul1', 'mtu', '1400');
@@ -106,7 +106,7 @@ describe('the overlay driver in the daemon', { skip }, () => {
     assert.equal(vxlan?.group, bridge?.group, 'both carry the daemon\'s mark');
     assert.deepEqual(
       [vxlan?.mtu, vxlan?.linkinfo?.info_data?.id, vxlan?.linkinfo?.info_data?.local, vxlan?.linkinfo?.info_data?.port, vxlan?.linkinfo?.info_data?.learning, vxlan?.linkinfo?.info_data?.proxy],
-      [1350, 5001, VTEP, 4789, false, true],
+      [1350, 5001, VTEP, 4790, false, true],
     );
     const [s2] = JSON.parse(await cli(d, 'sandbox', 'inspect', 's2')) as Array<{ Networks: Record<string, { IPAddress: string }> }>;
     const ip = s2!.Networks['ov']!.IPAddress;

@@ -18,6 +18,7 @@ describe('daemon cluster flags', () => {
     assert.deepEqual(c.endpoints, ['h1.example:2379', '10.0.0.2:2379', '[fd00::3]:2379']);
     assert.equal(c.advertiseAddr, '10.0.0.1');
     assert.equal(c.hostTtl, 30);
+    assert.equal(c.dataPathPort, 4789);
     assert.equal(c.tls, undefined);
     assert.equal(c.url, 'etcd://h1.example:2379,10.0.0.2:2379,[fd00::3]:2379');
   });
@@ -27,6 +28,7 @@ describe('daemon cluster flags', () => {
     assert.deepEqual(c.endpoints, ['unix:/run/etcd/a.sock', 'unix:/run/etcd/b.sock']);
     assert.equal(c.advertiseAddr, 'fd00::1');
     assert.equal(c.hostTtl, 5);
+    assert.equal(parse(['--cluster-store', 'etcd://h:2379', '--advertise-addr', '10.0.0.1', '--data-path-port', '4790']).cluster!.dataPathPort, 4790);
     const t = parse(['--cluster-store', 'etcd://h:2379', '--advertise-addr', '10.0.0.1', '--cluster-store-cacert', '/ca.pem', '--cluster-store-cert', '/c.pem', '--cluster-store-key', '/k.pem']).cluster!;
     assert.deepEqual(t.tls, { caFile: '/ca.pem', certFile: '/c.pem', keyFile: '/k.pem' });
     // etcd serves TLS on unix sockets too (unixs://); the certificate is checked against "localhost".
@@ -58,6 +60,10 @@ describe('daemon cluster flags', () => {
   it('refuses the companion flags without --cluster-store', () => {
     refused(['--advertise-addr', '10.0.0.1'], /--advertise-addr needs --cluster-store/);
     refused(['--host-ttl', '10'], /--host-ttl needs --cluster-store/);
+    refused(['--data-path-port', '4790'], /--data-path-port needs --cluster-store/);
+    for (const port of ['1023', '49152', '0', '4789.5', '', 'x', '04789x']) {
+      refused(['--cluster-store', 'etcd://h:2379', '--advertise-addr', '10.0.0.1', '--data-path-port', port], /--data-path-port/);
+    }
     refused(['--cluster-store-cacert', '/ca.pem'], /needs --cluster-store/);
   });
 });
