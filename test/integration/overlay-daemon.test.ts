@@ -6,6 +6,7 @@
  * without it is kept.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
@@ -39,6 +40,19 @@ async function cli(d: TestDaemon, ...args: string[]): Promise<string> {
   const r = await d.cli(args);
   assert.equal(r.code, 0, `cnm ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
+}
+
+/** The real docker CLI against the daemon's socket; a CLI that cannot run is a failure (code -1/-2). */
+function docker(d: TestDaemon, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${d.socket}`, DOCKER_CONFIG: `${d.root}/.docker` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (x) => (stdout += x));
+    p.stderr.on('data', (x) => (stderr += x));
+    p.on('error', (err) => (stderr += String(err)));
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }
 
 async function ping(d: TestDaemon, from: string, ip: string): Promise<number> {
@@ -132,5 +146,29 @@ describe('the overlay driver in the daemon', { skip }, () => {
     assert.deepEqual((await links(d)).filter((l) => l.ifname === br || l.ifname === vx), [], 'the last sandbox took them');
     assert.equal((await d.api('DELETE', '/networks/ov')).status, 204);
     await host(d, 'ip', 'link', 'del', 'cnmo-1111111111');
+  });
+
+  it('the real docker CLI: docker network create -d overlay --attachable works without swarm', { timeout: TIMEOUT, skip: skip || realClientSkip('docker') }, async () => {
+    const socket = cluster!.endpoints[0]!.slice('unix:'.length);
+    const d = await startTestDaemon(['--cluster-store', `unix://${socket}`, '--advertise-addr', VTEP]);
+    daemons.push(d);
+    const created = await docker(d, 'network', 'create', '-d', 'overlay', '--attachable', '--subnet', '10.91.0.0/24', 'dov');
+    assert.equal(created.code, 0, created.stderr);
+    const shown = await docker(d, 'network', 'inspect', 'dov');
+    assert.equal(shown.code, 0, shown.stderr);
+    const [net] = JSON.parse(shown.stdout) as Array<{ Driver: string; Scope: string; Attachable: boolean; Options: Record<string, string>; IPAM: { Config: Array<{ Subnet: string }> } }>;
+    assert.deepEqual([net!.Driver, net!.Scope, net!.Attachable, net!.IPAM.Config[0]!.Subnet], ['overlay', 'global', true, '10.91.0.0/24']);
+    assert.ok(Number(net!.Options['com.docker.network.driver.overlay.vxlanid_list']) >= 4096, JSON.stringify(net!.Options));
+    const listed = await docker(d, 'network', 'ls', '--filter', 'driver=overlay', '--format', '{{.Name}} {{.Scope}}');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(listed.stdout.split('\n').includes('dov global'), listed.stdout);
+    // The same CLI against a daemon without a cluster store: refused as Docker refuses it outside swarm.
+    const plain = await startTestDaemon();
+    daemons.push(plain);
+    const refused = await docker(plain, 'network', 'create', '-d', 'overlay', '--attachable', 'dov2');
+    assert.notEqual(refused.code, 0, 'refused without a cluster store');
+    assert.match(refused.stderr, /plugin "overlay" not found/);
+    const removed = await docker(d, 'network', 'rm', 'dov');
+    assert.equal(removed.code, 0, removed.stderr);
   });
 });
