@@ -121,6 +121,13 @@ export interface SandboxRecord {
    * an endpoint gives a gateway, cnm's default route replaces them; when none does, exactly these return.
    */
   adoptedRoutes?: RouteInfo[];
+  /**
+   * Adopted without a pin (`NetnsFollow`, the CNI front door): the namespace's identity ("dev:ino") when
+   * adopted. cnm holds nothing in it (no pin, no embedded DNS sockets), so it dies with its container and
+   * takes the endpoints' veth pairs along; the sandbox is released as soon as `netnsPath` (the path it was
+   * given) no longer names this namespace. Every step inside the namespace checks the identity first.
+   */
+  followsNetns?: string;
   /** Shares the daemon's namespace (host network): no endpoints of its own. */
   hostNetwork: boolean;
   created: string;

@@ -20,6 +20,7 @@ import { ownerGroupFor, type KernelOps } from '../kernel/types.js';
 import type { NftRunner } from '../firewall/types.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { joinCluster, openClusterStore } from './cluster.js';
+import { NamespaceWatch } from './namespace-watch.js';
 import { startApiServer } from '../api/server.js';
 import { startDockerPluginServer } from '../api/docker-plugin/server.js';
 import { resolveGroup } from '../api/socket.js';
@@ -135,6 +136,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     : undefined;
 
   const watchdog = config.firewallCheckInterval > 0 ? await startFirewallWatchdog(controller, config, logger) : undefined;
+  const namespaceWatch = await startNamespaceWatch(controller, config, logger);
   // Networks that could not be restored at start-up are tried again on the backstop period.
   const retryBroken =
     config.firewallCheckInterval > 0
@@ -151,6 +153,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     logger,
     async close() {
       await watchdog?.close();
+      await namespaceWatch.close();
       if (retryBroken) clearInterval(retryBroken);
       await plugin?.close();
       await api.close();
@@ -197,6 +200,18 @@ async function startFirewallWatchdog(controller: CnmController, config: DaemonCo
     backstopMs: config.firewallCheckInterval * 1000,
     openEvents: (handlers) => NftEventMonitor.open(loadLibc(), handlers),
     logger: logger.child({ component: 'firewall' }),
+  });
+}
+
+/** Sandboxes following another runtime's namespace (CNI) are released when it dies: see NamespaceWatch. */
+async function startNamespaceWatch(controller: CnmController, config: DaemonConfig, logger: Logger): Promise<NamespaceWatch> {
+  const { LinkRemovalMonitor } = await import('../kernel/netlink/link-monitor.js');
+  const { loadLibc } = await import('../kernel/netlink/libc.js');
+  return new NamespaceWatch({
+    release: () => controller.releaseLostSandboxes(),
+    openLinkEvents: (onRemoved, onLoss) => LinkRemovalMonitor.open(loadLibc(), onRemoved, onLoss),
+    backstopMs: config.firewallCheckInterval * 1000,
+    logger: logger.child({ component: 'netns-watch' }),
   });
 }
 
