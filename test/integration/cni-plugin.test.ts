@@ -7,7 +7,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,13 +268,16 @@ if (isRoot()) {
       await waitFor('the sandbox of the dead namespace is released', async () => (await sandboxStatus('cni-ctr-killed-eth0')) === 404);
       assert.equal(await hostVeths(), before - 1, 'its veth is gone from the bridge');
       assert.match(d.logs(), /released sandboxes whose namespace died/);
-      // The same while the daemon is down: the start-up reconcile releases it.
-      const ns2 = createTestNetns();
+      // The same while the daemon is down, and its path now names another namespace (as a reused
+      // /proc/PID path would): the start-up reconcile releases it and leaves the newcomer alone.
+      const ns2 = newNs();
       assert.equal((await add('ctr-offline', ns2)).code, 0);
       await d.stop('SIGKILL');
-      deleteTestNetns(ns2);
+      execFileSync('ip', ['netns', 'del', ns2]);
+      execFileSync('ip', ['netns', 'add', ns2]);
       await d.start();
       assert.equal(await sandboxStatus('cni-ctr-offline-eth0'), 404);
+      assert.deepEqual(linkNames(ns2), ['lo'], 'nothing of cnm entered the namespace now at that path');
     });
   });
 }
