@@ -13,7 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns, inNetns, isRoot, netnsPath } from '../helpers/netns.js';
-import { inNamespace, ping, reached, runCommand } from '../helpers/probe.js';
+import { inNamespace, ping, reached, runCommand, tcpRead } from '../helpers/probe.js';
+
+/** Debian's containernetworking-plugins. */
+const CNI_PLUGINS = '/usr/lib/cni';
 
 export interface PluginRun {
   code: number;
@@ -256,6 +259,43 @@ if (isRoot()) {
       assert.equal(await sandboxStatus('cni-ctr-gc-drop-eth0'), 404);
       assert.deepEqual(linkNames(ns2), ['lo']);
       assert.equal(await sandboxStatus('cni-ctr-gc-othernet-eth0'), 200, 'another CNI network is not this GC\'s');
+    });
+
+    it('chains: portmap (containernetworking-plugins) after cnm publishes a port to the container; DEL in reverse order removes both', async () => {
+      const ns = newNs();
+      const list = { cniVersion: '1.0.0', name: 'cnmt-chain' }; // plugins 1.1.1 speak CNI up to 1.0.0
+      const env = { CNI_CONTAINERID: 'ctr-chain', CNI_NETNS: netnsPath(ns), CNI_IFNAME: 'eth0', CNI_PATH: `${binDir}:${CNI_PLUGINS}` };
+      const cnmConf = (extra: object = {}) => JSON.stringify({ ...list, type: 'cnm', network: 'cninet', socket: d.socket, ...extra });
+      const portmapConf = (prevResult: object) =>
+        JSON.stringify({ ...list, type: 'portmap', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp' }] }, prevResult });
+      const first = await plugin({ ...env, CNI_COMMAND: 'ADD' }, cnmConf());
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      const second = await runPluginIn(d.hostNsPath, join(CNI_PLUGINS, 'portmap'), { ...env, CNI_COMMAND: 'ADD' }, portmapConf(first.json()));
+      assert.equal(second.code, 0, second.stdout + second.stderr);
+      const final = second.json();
+      assert.deepEqual(final.ips, first.json().ips, 'portmap passed cnm\'s result on');
+      // A server in the container; the host connects to its own address (the bridge's) on the published port.
+      const server = spawn('ip', ['netns', 'exec', ns, 'python3', '-c',
+        "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 8080)); s.listen(4); print('ready', flush=True)\nwhile True:\n  c, a = s.accept(); c.sendall(('from ' + a[0] + '\\n').encode()); c.close()"],
+        { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.stdout!.once('data', () => resolve());
+          server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+        });
+        const r = reached(await tcpRead((argv) => runCommand('nsenter', [`--net=${d.hostNsPath}`, ...argv]), '10.62.0.1', 18080), 'the published port reaches the container');
+        assert.match(r, /^from /);
+      } finally {
+        server.kill('SIGKILL');
+      }
+      const nat = async () => (await runCommand('nsenter', [`--net=${d.hostNsPath}`, 'iptables', '-t', 'nat', '-S'])).stdout;
+      assert.match(await nat(), /18080/);
+      const delPortmap = await runPluginIn(d.hostNsPath, join(CNI_PLUGINS, 'portmap'), { ...env, CNI_COMMAND: 'DEL' }, portmapConf(final));
+      assert.equal(delPortmap.code, 0, delPortmap.stdout + delPortmap.stderr);
+      const delCnm = await plugin({ ...env, CNI_COMMAND: 'DEL' }, cnmConf({ prevResult: final }));
+      assert.equal(delCnm.code, 0, delCnm.stdout + delCnm.stderr);
+      assert.doesNotMatch(await nat(), /18080/);
+      assert.equal(await sandboxStatus('cni-ctr-chain-eth0'), 404);
     });
 
     it('a namespace deleted without DEL is released from link events; one that dies while the daemon is down, at start', async () => {
