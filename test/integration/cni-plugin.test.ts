@@ -191,6 +191,7 @@ if (isRoot()) {
         ['an unknown command', plugin({ CNI_COMMAND: 'FROB' }, conf()), 4],
         ['the daemon unreachable', add('ctr-e8', ns, 'eth1', conf({ socket: join(binDir, 'no-daemon.sock') })), 11],
         ['ADD twice for one attachment', add('ctr-v100', ns, 'eth0', conf({ cniVersion: '1.0.0' })), 100],
+        ['a second attachment in one namespace', add('ctr-e9', ns, 'eth1'), 100],
       ];
       for (const [what, run, code] of cases) {
         const r = await run;
@@ -201,7 +202,7 @@ if (isRoot()) {
       }
       // Nothing of the refused ones exists; the namespace has only the first interface.
       assert.deepEqual(linkNames(ns).sort(), ['eth0', 'lo']);
-      for (const id of ['ctr-e1', 'ctr-e3', 'ctr-e4', 'ctr-e5', 'ctr-e8']) assert.equal(await sandboxStatus(`cni-${id}-eth1`), 404);
+      for (const id of ['ctr-e1', 'ctr-e3', 'ctr-e4', 'ctr-e5', 'ctr-e8', 'ctr-e9']) assert.equal(await sandboxStatus(`cni-${id}-eth1`), 404);
     });
 
     it('DEL removes the attachment and is idempotent: repeated, never added, no CNI_NETNS, unknown network', async () => {
