@@ -109,7 +109,8 @@ export interface SandboxRecord {
   hostname: string;
   /**
    * Path of the namespace file: <exec-root>/netns/<id>, a namespace cnm created or (adopted) the pin of
-   * the one given with --netns. Records stored before pins were made hold the given path itself.
+   * the one given with --netns. A followed namespace (followsNetns) and records stored before pins were
+   * made hold the given path itself.
    */
   netnsPath: string;
   /** True when the namespace was created elsewhere (--netns): cnm unpins it but never destroys it. */
