@@ -15,7 +15,7 @@ import { buildDist } from './lib/build.js';
 import { Cleanup } from './lib/cleanup.js';
 import { KernelFloor } from './lib/floor.js';
 import { missingBenchPackages } from './lib/install.js';
-import { BENCH_USAGE, parseBenchArgs, type BenchOptions } from './lib/options.js';
+import { BENCH_GROUPS, BENCH_USAGE, parseBenchArgs, type BenchGroup, type BenchOptions } from './lib/options.js';
 import { checkerName } from './lib/reach.js';
 import { startCnm, startDocker, type System } from './lib/systems.js';
 import { evaluateTargets, renderTable, renderTargets, type Row } from './lib/table.js';
@@ -103,36 +103,50 @@ async function main(): Promise<void> {
     const ctx: BenchContext = { systems, options, floor, log, skipped };
     const largest = options.sizes[options.sizes.length - 1] ?? 1;
 
-    log('memory, idle');
-    const idleMemory = await memoryRows(ctx, 'idle');
-    log(`network create / rm (${options.reps} reps)`);
-    rows.push(...(await networkRows(ctx)));
-    log(`connect to a new network, and of a new sandbox to its second network (${options.reps} reps)`);
-    rows.push(...(await firstConnectRows(ctx)));
-    log(`sandbox create+rm throughput (${options.throughputOps} ops × ${options.throughputRounds} rounds per client count)`);
-    rows.push(...(await throughputRows(ctx)));
-    log(`connect / disconnect at ${options.sizes.join(', ')} endpoints (${options.reps} reps)`);
-    const { rows: connect, population } = await connectRows(ctx);
-    rows.push(...connect);
-    log(`memory at ${largest} endpoints`);
-    const fullMemory = await memoryRows(
-      ctx,
-      String(largest),
-      systems.filter((s) => population.fillers.get(s.name)?.length === largest).map((s) => s.name),
-    );
-    rows.push(idleMemory[0]!, fullMemory[0]!, idleMemory[1]!, fullMemory[1]!);
-    log(`daemon restart with ${largest} endpoints (${options.restartReps} per system; reachability by ${checkerName()})`);
-    if (options.restartReps > 0) {
-      // A daemon that does not come back (dockerd timing out on containerd with 1,000 containers on a loaded
-      // machine) loses the restart rows, not the whole run.
-      try {
-        rows.push(...(await restartRows(ctx, population, largest)));
-      } catch (err) {
-        const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-        log(`restart rows failed: ${reason}`);
-        skipped.push(`daemon restart rows: ${reason}`);
+    const want = (group: BenchGroup) => options.only.has(group);
+    const filled = want('connect') || want('memory') || want('restart');
+
+    if (want('memory')) log('memory, idle');
+    const idleMemory = want('memory') ? await memoryRows(ctx, 'idle') : [];
+    if (want('network')) {
+      log(`network create / rm (${options.reps} reps)`);
+      rows.push(...(await networkRows(ctx)));
+    }
+    if (want('first-connect')) {
+      log(`connect to a new network, and of a new sandbox to its second network (${options.reps} reps)`);
+      rows.push(...(await firstConnectRows(ctx)));
+    }
+    if (want('throughput')) {
+      log(`sandbox create+rm throughput (${options.throughputOps} ops × ${options.throughputRounds} rounds per client count)`);
+      rows.push(...(await throughputRows(ctx)));
+    }
+    if (filled) {
+      log(`connect / disconnect at ${options.sizes.join(', ')} endpoints (${options.reps} reps)`);
+      const { rows: connect, population } = await connectRows(ctx);
+      if (want('connect')) rows.push(...connect);
+      if (want('memory')) {
+        log(`memory at ${largest} endpoints`);
+        const fullMemory = await memoryRows(
+          ctx,
+          String(largest),
+          systems.filter((s) => population.fillers.get(s.name)?.length === largest).map((s) => s.name),
+        );
+        rows.push(idleMemory[0]!, fullMemory[0]!, idleMemory[1]!, fullMemory[1]!);
+      }
+      if (want('restart') && options.restartReps > 0) {
+        log(`daemon restart with ${largest} endpoints (${options.restartReps} per system; reachability by ${checkerName()})`);
+        // A daemon that does not come back (dockerd timing out on containerd with 1,000 containers on a loaded
+        // machine) loses the restart rows, not the whole run.
+        try {
+          rows.push(...(await restartRows(ctx, population, largest)));
+        } catch (err) {
+          const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+          log(`restart rows failed: ${reason}`);
+          skipped.push(`daemon restart rows: ${reason}`);
+        }
       }
     }
+    if (options.only.size < BENCH_GROUPS.length) skipped.push(`rows outside --only ${[...options.only].join(',')}`);
 
     const machine = await machineDescription(systems);
     const subtitle =

@@ -20,8 +20,14 @@ export interface BenchOptions {
   docker: boolean;
   /** Passed to `cnm daemon --kernel`; undefined = the daemon's default. */
   cnmKernel?: 'iproute' | 'netlink';
+  /** Row groups to run (default: all of BENCH_GROUPS). */
+  only: ReadonlySet<BenchGroup>;
   outDir: string;
 }
+
+/** The bench's row groups, in the order they run; `memory` and `restart` use the `connect` population. */
+export const BENCH_GROUPS = ['network', 'first-connect', 'throughput', 'connect', 'memory', 'restart'] as const;
+export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export const BENCH_USAGE = `Usage: npm run bench -- [OPTIONS]
 
@@ -36,6 +42,9 @@ export const BENCH_USAGE = `Usage: npm run bench -- [OPTIONS]
   --docker-max-endpoints N      skip Docker rows above N endpoints (default: no limit)  CNM_BENCH_DOCKER_MAX_ENDPOINTS
   --no-docker                   cnm (and the kernel floor) only                          CNM_BENCH_NO_DOCKER=1
   --cnm-kernel iproute|netlink  cnm daemon --kernel (default: the daemon's default)      CNM_BENCH_CNM_KERNEL
+  --only GROUP,...              run only these row groups: network, first-connect, throughput,
+                                connect, memory, restart (memory and restart fill the network as
+                                connect does)                                            CNM_BENCH_ONLY
   --out DIR                     where JSON and SVG go (default bench/results)
 `;
 
@@ -51,6 +60,14 @@ function intList(name: string, raw: string | undefined, fallback: number[]): num
   const list = raw.split(',').map((s) => positiveInt(name, s.trim(), 0));
   if (list.some((n) => n < 1)) throw new Error(`${name} entries must be ≥ 1`);
   return [...new Set(list)].sort((a, b) => a - b);
+}
+
+function groupList(raw: string | undefined): ReadonlySet<BenchGroup> {
+  if (raw === undefined || raw.trim() === '') return new Set(BENCH_GROUPS);
+  const groups = raw.split(',').map((g) => g.trim());
+  const unknown = groups.filter((g) => !(BENCH_GROUPS as readonly string[]).includes(g));
+  if (unknown.length > 0) throw new Error(`--only: unknown group ${unknown.join(', ')} (groups: ${BENCH_GROUPS.join(', ')})`);
+  return new Set(groups as BenchGroup[]);
 }
 
 export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
@@ -69,6 +86,7 @@ export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchOpt
       'docker-max-endpoints': { type: 'string' },
       'no-docker': { type: 'boolean' },
       'cnm-kernel': { type: 'string' },
+      only: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -92,6 +110,7 @@ export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchOpt
     dockerMaxEndpoints: positiveInt('--docker-max-endpoints', v['docker-max-endpoints'] ?? env.CNM_BENCH_DOCKER_MAX_ENDPOINTS, Infinity),
     docker: !(v['no-docker'] || env.CNM_BENCH_NO_DOCKER === '1'),
     cnmKernel,
+    only: groupList(v.only ?? env.CNM_BENCH_ONLY),
     outDir: v.out ?? 'bench/results',
   };
 }

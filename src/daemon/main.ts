@@ -8,6 +8,7 @@ import { CnmController } from '../controller/controller.js';
 import { Repository } from '../controller/repository.js';
 import { SandboxFiles } from '../controller/sandbox-files.js';
 import { BridgeDriver } from '../drivers/bridge/driver.js';
+import { OverlayDriver } from '../drivers/overlay/driver.js';
 import { HostDriver, NullDriver } from '../drivers/simple.js';
 import type { AnyNetworkDriver } from '../drivers/types.js';
 import { DnsRegistry, EmbeddedDnsDiscovery, EmbeddedDnsServer, parseResolvConf, type ResolverConfig } from '../dns/index.js';
@@ -82,8 +83,12 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const firewall = new NftFirewall(runner);
   const v4Pools = config.defaultAddressPools.length > 0 ? config.defaultAddressPools.map(parseAddressPoolFlag) : DEFAULT_V4_POOLS;
   const ipam = new DefaultIpam({ v4Pools, v6Pools: [ulaPoolForHost(hostId)] });
+  // Overlay networks span hosts: only a daemon in a cluster (a shared store, an advertise address) has them.
+  const overlay = config.cluster
+    ? [new OverlayDriver({ kernel, vtep: config.cluster.advertiseAddr, ownerGroup, logger: logger.child({ component: 'overlay' }) })]
+    : [];
   const drivers = new Map<string, AnyNetworkDriver>(
-    [new BridgeDriver(kernel, ownerGroup), new HostDriver(), new NullDriver()].map((d) => [d.name, d as AnyNetworkDriver]),
+    [new BridgeDriver(kernel, ownerGroup), new HostDriver(), new NullDriver(), ...overlay].map((d) => [d.name, d as AnyNetworkDriver]),
   );
 
   const dnsRegistry = new DnsRegistry();

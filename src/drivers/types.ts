@@ -55,6 +55,16 @@ export interface JoinResult {
   gatewayIpv6?: string;
 }
 
+/** An endpoint of a multi-host network on another host, as setPeers receives it. */
+export interface RemotePeer {
+  /** The endpoint's MAC on the overlay. */
+  mac: string;
+  /** Its overlay addresses (IPv4 and / or IPv6). */
+  ips: string[];
+  /** Underlay address of the host it lives on. */
+  vtep: string;
+}
+
 /** joinForHandoff: the interface (in the daemon's namespace) another runtime moves into its container. */
 export interface HandoffJoinResult extends JoinResult {
   srcName: string;
@@ -110,6 +120,18 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
    * from a crash and is removed; unmarked links are never touched, whatever their names.
    */
   ownedLinks(nets: DriverNetwork<NetOptions>[], eps: DriverEndpoint<EpOptions>[]): string[];
+  /**
+   * Drivers whose networks span hosts: the endpoints of this network on OTHER hosts, the whole current list
+   * each time (the controller calls it on start, on every change it sees and periodically). Idempotent;
+   * the driver makes its tables exactly match (planPeers). Absent: the driver's networks are host-local.
+   */
+  setPeers?(net: DriverNetwork<NetOptions>, peers: RemotePeer[]): Promise<void>;
+  /**
+   * A number the controller allocates cluster-wide for every network of this driver (unique among them,
+   * in the store transaction that creates the network) and passes in the network's options under
+   * `option`, unless the user gave that option (then the controller claims the given value, 409 if taken).
+   */
+  readonly clusterId?: { option: string; min: number; max: number };
 }
 
 /** A driver with untyped options, as the controller's registry holds them. */

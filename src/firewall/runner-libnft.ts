@@ -12,6 +12,12 @@
  * Calls are synchronous (sub-millisecond for set elements; tens of ms for a 10k-element reconcile) and
  * run on the JS thread: libnftables keeps process-global caches, so running contexts on worker threads
  * concurrently would not be safe.
+ *
+ * Signals are blocked on this thread for the length of a call. libnftables waits for the kernel's answer
+ * to a batch in select(), which no SA_RESTART restarts: a signal landing there (SIGCHLD of a process the
+ * daemon spawned, a profiler's SIGPROF) failed the call with "Interrupted system call" after the kernel
+ * had already committed the batch, so the daemon reported an error for a change that was made. Blocked
+ * signals stay pending and are handled as soon as the call returns.
  */
 import koffi, { type LibraryHandle } from 'koffi';
 import { KernelError } from '../errors.js';
@@ -36,7 +42,15 @@ interface LibNftables {
   runCmdFromBuffer: (ctx: unknown, script: string) => number;
   getOutputBuffer: (ctx: unknown) => string;
   getErrorBuffer: (ctx: unknown) => string;
+  /** pthread_sigmask(how, set, oldset) with sigset_t as raw bytes. */
+  sigmask: (how: number, set: Buffer | null, oldset: Buffer | null) => number;
 }
+
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+/** sizeof(sigset_t) in glibc (1024 bits); the kernel reads the first 8 bytes, glibc keeps its own signals. */
+const SIGSET_BYTES = 128;
+const ALL_SIGNALS = Buffer.alloc(SIGSET_BYTES, 0xff);
 
 export class LibNftRunner implements NftRunner {
   private readonly lib: LibNftables;
@@ -58,7 +72,14 @@ export class LibNftRunner implements NftRunner {
   async run(script: string): Promise<string> {
     const ctx = this.ctx;
     if (!ctx) throw new KernelError('nft runner is closed');
-    const rc = this.lib.runCmdFromBuffer(ctx, script);
+    const saved = Buffer.alloc(SIGSET_BYTES);
+    if (this.lib.sigmask(SIG_BLOCK, ALL_SIGNALS, saved) !== 0) throw new KernelError('libnftables: cannot block signals');
+    let rc: number;
+    try {
+      rc = this.lib.runCmdFromBuffer(ctx, script);
+    } finally {
+      this.lib.sigmask(SIG_SETMASK, saved, null);
+    }
     // Reading both buffers also rewinds them for the next command.
     const output = this.lib.getOutputBuffer(ctx);
     const errors = this.lib.getErrorBuffer(ctx);
@@ -73,6 +94,7 @@ export class LibNftRunner implements NftRunner {
 }
 
 function loadLibNftables(path: string): LibNftables {
+  const libc = koffi.load('libc.so.6');
   let lib: LibraryHandle;
   try {
     lib = koffi.load(path);
@@ -87,6 +109,7 @@ function loadLibNftables(path: string): LibNftables {
     runCmdFromBuffer: lib.func('int nft_run_cmd_from_buffer(void *ctx, const char *buf)'),
     getOutputBuffer: lib.func('const char *nft_ctx_get_output_buffer(void *ctx)'),
     getErrorBuffer: lib.func('const char *nft_ctx_get_error_buffer(void *ctx)'),
+    sigmask: libc.func('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *oldset)'),
   };
 }
 

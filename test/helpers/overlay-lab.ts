@@ -78,12 +78,17 @@ export class OverlayLab {
   }
 
   /** A bridge and a VXLAN device for `vni` on `host`, as the overlay driver makes them. */
-  async addNetwork(host: LabHost, vni: number, mtu: number): Promise<void> {
+  async addNetwork(host: LabHost, vni: number, mtu: number, txChecksumOffload = false): Promise<void> {
     await host.kernel.linkAdd(null, { kind: 'bridge', name: bridgeOf(vni), mtu, up: true, multicastSnooping: false, group: DEFAULT_OWNER_GROUP });
     await host.kernel.linkAdd(null, {
-      kind: 'vxlan', name: vxlanOf(vni), vni, local: host.vtep, learning: false, arpProxy: true, txChecksumOffload: false,
+      kind: 'vxlan', name: vxlanOf(vni), vni, local: host.vtep, learning: false, arpProxy: true, txChecksumOffload,
       mtu, master: bridgeOf(vni), up: true, group: DEFAULT_OWNER_GROUP,
     });
+  }
+
+  /** An empty namespace (a sandbox for a driver to join), removed with the lab. */
+  addSandbox(): string {
+    return this.newNamespace().path;
   }
 
   /** A sandbox namespace on `host` with one interface on the VNI's bridge. */

@@ -107,6 +107,10 @@ describe('bench options and ping parsing', () => {
     assert.equal(quick.cnmKernel, 'iproute');
     assert.deepEqual((parseBenchArgs([], { CNM_BENCH_SIZES: '100,5' }) as { sizes: number[] }).sizes, [5, 100]);
     assert.throws(() => parseBenchArgs(['--cnm-kernel', 'ebpf'], {}));
+    assert.deepEqual([...(parseBenchArgs([], {}) as { only: ReadonlySet<string> }).only].length, 6);
+    assert.deepEqual([...(parseBenchArgs(['--only', 'first-connect, connect'], {}) as { only: ReadonlySet<string> }).only], ['first-connect', 'connect']);
+    assert.deepEqual([...(parseBenchArgs([], { CNM_BENCH_ONLY: 'restart' }) as { only: ReadonlySet<string> }).only], ['restart']);
+    assert.throws(() => parseBenchArgs(['--only', 'connect,dns'], {}), /unknown group dns/);
   });
 
   it('counts lost probes from ping output, ignoring the last one in flight', () => {

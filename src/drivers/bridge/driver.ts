@@ -3,7 +3,7 @@
  * endpoint (host end on the bridge, sandbox end created directly inside the sandbox namespace under its
  * final name). Firewalling is returned as a FirewallNetwork for the controller to apply.
  */
-import { ForbiddenError, KernelError } from '../../errors.js';
+import { ForbiddenError } from '../../errors.js';
 import type { FirewallNetwork } from '../../firewall/types.js';
 import type { Pool } from '../../ipam/types.js';
 import { DEFAULT_OWNER_GROUP, type KernelOps } from '../../kernel/types.js';
@@ -18,6 +18,7 @@ import type {
   NetworkDriver,
   NetworkProgram,
 } from '../types.js';
+import { plugSandboxVeth, sandboxVethIntact } from '../sandbox-veth.js';
 import {
   parseBridgeEndpointOptions,
   parseBridgeNetworkOptions,
@@ -191,47 +192,9 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
 
   async join(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<JoinResult> {
     if (sandbox.netnsPath === null) throw new ForbiddenError('a sandbox on the host network cannot join a bridge network');
-    const hostIf = hostVethOf(ep);
-    const mtu = net.options.mtu;
-    await this.kernel
-      .linkAdd(null, {
-        kind: 'veth',
-        name: hostIf,
-        mtu,
-        master: bridgeNameOf(net),
-        group: this.ownerGroup,
-        peer: { name: ep.ifName, netns: sandbox.netnsPath, mtu, mac: ep.macAddress, up: false, group: this.ownerGroup },
-      })
-      .catch((err: unknown) => {
-        if (!(err instanceof KernelError && err.errno === 'EXFULL')) throw err;
-        // What Docker users meet as "exchange full" at the 1,024th container on one bridge network.
-        throw new KernelError(`network ${net.name} is full: a Linux bridge takes at most 1,024 endpoints`, 'EXFULL', { cause: err });
-      });
-    try {
-      // The host end is only a bridge port: without IPv6 it gets no link-local address and no fe80::/64
-      // route, which otherwise pile up one per endpoint in the daemon's table and make every IPv6
-      // packet the bridge receives (MLD, neighbour solicitations of each new sandbox) walk all of them.
-      await this.kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
-      await this.kernel.linkSet(null, hostIf, { up: true });
-      for (const s of ep.options.sysctls) {
-        await this.kernel.sysctlSet(sandbox.netnsPath, s.key.replace('IFNAME', ep.ifName), s.value);
-      }
-      if (!ep.ipv6Address) {
-        // As Docker does on an IPv4-only network: no link-local address, so no MLD reports and neighbour
-        // solicitations flooded to every port of the bridge each time a sandbox joins (O(endpoints)).
-        await this.kernel.sysctlSet(sandbox.netnsPath, `net.ipv6.conf.${ep.ifName}.disable_ipv6`, '1');
-      } else {
-        // Duplicate address detection would hold the address "tentative" for a second or more; IPAM
-        // already guarantees uniqueness on the network, as Docker assumes too.
-        await this.kernel.sysctlSet(sandbox.netnsPath, `net.ipv6.conf.${ep.ifName}.accept_dad`, '0');
-      }
-      if (ep.ipv4Address) await this.kernel.addrAdd(sandbox.netnsPath, ep.ifName, ep.ipv4Address);
-      if (ep.ipv6Address) await this.kernel.addrAdd(sandbox.netnsPath, ep.ifName, ep.ipv6Address);
-      await this.kernel.linkSet(sandbox.netnsPath, ep.ifName, { up: true });
-    } catch (err) {
-      await this.kernel.linkDel(null, hostIf).catch(() => undefined);
-      throw err;
-    }
+    await plugSandboxVeth(this.kernel, ep, sandbox.netnsPath, {
+      hostIf: hostVethOf(ep), master: bridgeNameOf(net), mtu: net.options.mtu, group: this.ownerGroup, networkName: net.name,
+    });
     return { driverState: {}, ...this.gateways(net, ep) };
   }
 
@@ -293,18 +256,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   }
 
   async endpointIntact(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<boolean> {
-    if (sandbox.netnsPath === null) return false;
-    try {
-      const host = await this.kernel.linkGet(null, hostVethOf(ep));
-      if (!host || host.master !== bridgeNameOf(net) || !host.up) return false;
-      const inner = await this.kernel.linkGet(sandbox.netnsPath, ep.ifName);
-      if (!inner || inner.kind !== 'veth' || !inner.up) return false;
-      const addrs = (await this.kernel.addrList(sandbox.netnsPath, ep.ifName)).map((a) => a.cidr);
-      return [ep.ipv4Address, ep.ipv6Address].every((a) => a === undefined || addrs.includes(a));
-    } catch (err) {
-      if (err instanceof KernelError) return false;
-      throw err;
-    }
+    return sandboxVethIntact(this.kernel, ep, sandbox.netnsPath, hostVethOf(ep), bridgeNameOf(net));
   }
 
   ownedLinks(nets: BridgeNet[], eps: BridgeEp[]): string[] {

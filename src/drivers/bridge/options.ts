@@ -7,11 +7,8 @@ import {
   ifPrefixOption,
   intOption,
   ipOption,
-  macOption,
   parseBoolOption,
   parseOptions,
-  sandboxIfNameOption,
-  stringListOption,
   type OptionSchema,
 } from '../option-schema.js';
 
@@ -41,12 +38,6 @@ export interface BridgeNetworkOptions {
   defaultBridge: boolean;
 }
 
-export interface BridgeEndpointOptions {
-  ifName?: string;
-  macAddress?: string;
-  /** "net.ipv4.conf.IFNAME.x=1" entries; IFNAME is replaced by the interface's name, as Docker does. */
-  sysctls: Array<{ key: string; value: string }>;
-}
 
 const gatewayMode = enumOption<GatewayMode>(['nat', 'nat-unprotected', 'routed', 'isolated']);
 
@@ -102,32 +93,5 @@ export function parseBridgeNetworkOptions(raw: Record<string, string>): BridgeNe
   };
 }
 
-const ENDPOINT = 'com.docker.network.endpoint.';
-
-const endpointSchema: OptionSchema<BridgeEndpointOptions> = {
-  ifName: { key: `${ENDPOINT}ifname`, parse: sandboxIfNameOption },
-  macAddress: { key: `${ENDPOINT}macaddress`, parse: macOption },
-  sysctls: { key: `${ENDPOINT}sysctls`, parse: parseEndpointSysctls },
-};
-
-export function parseBridgeEndpointOptions(raw: Record<string, string>): BridgeEndpointOptions {
-  const o = parseOptions(endpointSchema, raw, { strictPrefixes: [ENDPOINT] });
-  return { ...o, sysctls: o.sysctls ?? [] };
-}
-
-/** Docker only allows per-interface sysctls here: net.ipv4.conf.IFNAME.*, net.ipv6.conf.IFNAME.*, net.mpls.conf.IFNAME.*. */
-function parseEndpointSysctls(value: string, key: string): Array<{ key: string; value: string }> {
-  return stringListOption(value, key).map((entry) => {
-    const eq = entry.indexOf('=');
-    if (eq <= 0) throw new InvalidParameterError(`invalid sysctl ${JSON.stringify(entry)} in ${key}: expected name=value`);
-    const name = entry.slice(0, eq).trim();
-    const val = entry.slice(eq + 1).trim();
-    if (!/^net\.(ipv4|ipv6|mpls)\.conf\.IFNAME\.[A-Za-z0-9_]+$/.test(name)) {
-      throw new InvalidParameterError(
-        `invalid sysctl ${JSON.stringify(name)} in ${key}: only net.ipv4.conf.IFNAME.*, net.ipv6.conf.IFNAME.* and net.mpls.conf.IFNAME.* are allowed`,
-      );
-    }
-    if (!/^[A-Za-z0-9_.\-]+$/.test(val)) throw new InvalidParameterError(`invalid sysctl value ${JSON.stringify(val)} in ${key}`);
-    return { key: name, value: val };
-  });
-}
+// Endpoint options are the same for every driver that plugs a veth into a sandbox.
+export { parseEndpointOptions as parseBridgeEndpointOptions, type EndpointOptions as BridgeEndpointOptions } from '../endpoint-options.js';

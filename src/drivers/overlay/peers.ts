@@ -13,15 +13,9 @@
  */
 import { canonicalIp } from '../../util/ip.js';
 import { FLOOD_MAC, type FdbEntry, type FdbInfo, type NeighEntry, type NeighInfo } from '../../kernel/types.js';
+import type { RemotePeer } from '../types.js';
 
-export interface RemotePeer {
-  /** The endpoint's MAC on the overlay. */
-  mac: string;
-  /** Its overlay addresses (IPv4 and / or IPv6). */
-  ips: string[];
-  /** Underlay address of the host it lives on. */
-  vtep: string;
-}
+export type { RemotePeer } from '../types.js';
 
 export interface PeerDesired {
   /** The VXLAN device the entries go on. */

@@ -1,0 +1,92 @@
+/**
+ * An endpoint's veth pair between a host-side bridge and a sandbox, as the bridge and overlay drivers make
+ * it: the host end a port of `master` in the daemon's namespace, the sandbox end created directly inside
+ * the sandbox under its final name with the endpoint's MAC, MTU, sysctls and addresses. All or nothing:
+ * a failure removes the pair again before it is reported.
+ */
+import { KernelError } from '../errors.js';
+import type { KernelOps } from '../kernel/types.js';
+import type { EndpointOptions } from './endpoint-options.js';
+import type { DriverEndpoint } from './types.js';
+
+export interface SandboxVethSpec {
+  /** Host end's name. */
+  hostIf: string;
+  /** The bridge it is a port of. */
+  master: string;
+  mtu?: number;
+  /** Owner mark of both ends. */
+  group: number;
+  /** For the error when the bridge is full. */
+  networkName: string;
+}
+
+export async function plugSandboxVeth(
+  kernel: KernelOps,
+  ep: DriverEndpoint<EndpointOptions>,
+  netnsPath: string,
+  spec: SandboxVethSpec,
+): Promise<void> {
+  const { hostIf, mtu, group } = spec;
+  await kernel
+    .linkAdd(null, {
+      kind: 'veth',
+      name: hostIf,
+      mtu,
+      master: spec.master,
+      group,
+      peer: { name: ep.ifName, netns: netnsPath, mtu, mac: ep.macAddress, up: false, group },
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof KernelError && err.errno === 'EXFULL')) throw err;
+      // What Docker users meet as "exchange full" at the 1,024th container on one bridge network.
+      throw new KernelError(`network ${spec.networkName} is full: a Linux bridge takes at most 1,024 endpoints`, 'EXFULL', { cause: err });
+    });
+  try {
+    // The host end is only a bridge port: without IPv6 it gets no link-local address and no fe80::/64
+    // route, which otherwise pile up one per endpoint in the daemon's table and make every IPv6
+    // packet the bridge receives (MLD, neighbour solicitations of each new sandbox) walk all of them.
+    await kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
+    await kernel.linkSet(null, hostIf, { up: true });
+    for (const s of ep.options.sysctls) {
+      await kernel.sysctlSet(netnsPath, s.key.replace('IFNAME', ep.ifName), s.value);
+    }
+    if (!ep.ipv6Address) {
+      // As Docker does on an IPv4-only network: no link-local address, so no MLD reports and neighbour
+      // solicitations flooded to every port of the bridge each time a sandbox joins (O(endpoints)).
+      await kernel.sysctlSet(netnsPath, `net.ipv6.conf.${ep.ifName}.disable_ipv6`, '1');
+    } else {
+      // Duplicate address detection would hold the address "tentative" for a second or more; IPAM
+      // already guarantees uniqueness on the network, as Docker assumes too.
+      await kernel.sysctlSet(netnsPath, `net.ipv6.conf.${ep.ifName}.accept_dad`, '0');
+    }
+    if (ep.ipv4Address) await kernel.addrAdd(netnsPath, ep.ifName, ep.ipv4Address);
+    if (ep.ipv6Address) await kernel.addrAdd(netnsPath, ep.ifName, ep.ipv6Address);
+    await kernel.linkSet(netnsPath, ep.ifName, { up: true });
+  } catch (err) {
+    await kernel.linkDel(null, hostIf).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Start-up check: the host end is an up port of `master`, the sandbox end is up and holds the endpoint's addresses. */
+export async function sandboxVethIntact(
+  kernel: KernelOps,
+  ep: DriverEndpoint<unknown>,
+  netnsPath: string | null,
+  hostIf: string,
+  master: string,
+): Promise<boolean> {
+  if (netnsPath === null) return false;
+  try {
+    const host = await kernel.linkGet(null, hostIf);
+    if (!host || host.master !== master || !host.up) return false;
+    const inner = await kernel.linkGet(netnsPath, ep.ifName);
+    if (!inner || inner.kind !== 'veth' || !inner.up) return false;
+    const addrs = (await kernel.addrList(netnsPath, ep.ifName)).map((a) => a.cidr);
+    return [ep.ipv4Address, ep.ipv6Address].every((a) => a === undefined || addrs.includes(a));
+  } catch (err) {
+    if (err instanceof KernelError) return false;
+    throw err;
+  }
+}
