@@ -33,9 +33,10 @@ case "$use" in
   bench) wanted=(daemon test bench) ;;
 esac
 
-# sbin directories too: a non-root PATH often lacks them, and ip/nft/sysctl live there.
+# sbin directories too: a non-root PATH often lacks them, and ip/nft/sysctl live there; /usr/lib/cni is
+# where Debian puts the CNI plugins (portmap).
 # CNM_SETUP_PATH replaces this search path (the setup test uses it to play a machine that lacks programs).
-search_path="${CNM_SETUP_PATH:-$PATH:/usr/local/sbin:/usr/sbin:/sbin}"
+search_path="${CNM_SETUP_PATH:-$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/lib/cni}"
 
 program_ok() { # NAME CHECK
   local path

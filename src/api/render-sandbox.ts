@@ -58,6 +58,8 @@ export interface CnmSandbox {
   Labels: Record<string, string>;
   NetnsPath: string;
   Adopted: boolean;
+  /** Adopted without a pin: released when the namespace dies (the CNI plugin's sandboxes). */
+  NetnsFollow: boolean;
   HostNetwork: boolean;
   ResolvConfPath: string;
   HostsPath: string;
@@ -124,6 +126,7 @@ export function renderCnmSandbox(detail: SandboxDetail, files: SandboxFiles, dae
     Labels: { ...sandbox.labels },
     NetnsPath: files.netnsPath || sandbox.netnsPath,
     Adopted: sandbox.adopted,
+    NetnsFollow: sandbox.followsNetns !== undefined,
     HostNetwork: sandbox.hostNetwork,
     ResolvConfPath: files.resolvConf,
     HostsPath: files.hosts,

@@ -31,6 +31,14 @@ export function sandboxRoutes({ controller, daemon }: ApiDeps): Route[] {
       handler: ({ res, params }) => sendJson(res, 200, cnmView(controller.getSandbox(params.ref!))),
     },
     {
+      method: 'GET',
+      pattern: '/cnm/v1/sandboxes/{ref}/check',
+      handler: async ({ res, params }) => {
+        const problems = await controller.checkSandbox(params.ref!);
+        sendJson(res, 200, { Intact: problems.length === 0, Problems: problems });
+      },
+    },
+    {
       method: 'DELETE',
       pattern: '/cnm/v1/sandboxes/{ref}',
       handler: async ({ res, params, query }) => {

@@ -136,6 +136,7 @@ const sandboxCreateSchema = goStruct({
   Hostname: str,
   Networks: z.array(sandboxNetworkSchema).nullish(),
   NetnsPath: str,
+  NetnsFollow: bool,
   Labels: strMap,
   // Written into the sandbox's resolv.conf: a newline or a space would add lines or words there.
   Dns: checkedList(dnsServerError, 'DNS server'),
@@ -275,6 +276,7 @@ export function toCreateSandboxRequest(body: unknown): CreateSandboxRequest {
       }),
     })),
     netnsPath: b.NetnsPath || undefined,
+    netnsFollow: b.NetnsFollow || undefined,
     labels: b.Labels ?? undefined,
     dns: b.Dns ?? undefined,
     dnsSearch: b.DnsSearch ?? undefined,

@@ -15,6 +15,7 @@ import { formatInspect, FormatError } from './format.js';
 import { CliError } from './ipam-flags.js';
 import { networkCommand } from './network.js';
 import { sandboxCommand } from './sandbox.js';
+import { cniCommand } from './cni.js';
 import { serviceCommand } from './service.js';
 
 const USAGE = `Usage:  cnm [OPTIONS] COMMAND
@@ -27,6 +28,7 @@ Commands:
   sandbox     Manage sandboxes (create, ls, inspect, rm)
   service     Manage services: a name balanced over sandboxes (create, ls, inspect, rm)
   exec        Run a command in a sandbox: cnm exec SANDBOX -- CMD [ARG...]
+  cni         The CNI plugin (install)
   version     Show the cnm version information
 
 Global Options:
@@ -71,6 +73,7 @@ export async function main(argv: string[], io: Io = processIo(), env: NodeJS.Pro
       io.err(USAGE);
       return 125;
     }
+    if (command === 'cni') return await cniCommand(args, io);
     const api = new ApiClient(resolveSocketPath(global.string('host'), env));
     switch (command) {
       case 'network':

@@ -47,6 +47,25 @@ export async function adoptNamespace(ctx: Ctx, source: string, pin: string, sand
   }
 }
 
+/**
+ * Adopt `source` without keeping it (SandboxRecord.followsNetns): the same checks as adoptNamespace through
+ * a pin held only while they run, then the namespace's identity, which `source` must still name.
+ */
+export async function followNamespace(ctx: Ctx, source: string, pin: string, sandboxId: string): Promise<{ identity: string; routes: RouteInfo[] }> {
+  const routes = await adoptNamespace(ctx, source, pin, sandboxId);
+  const identity = await ctx.kernel.netnsIdentity(pin);
+  await ctx.kernel.deleteNetns(pin);
+  if (identity === undefined || (await ctx.kernel.netnsIdentity(source)) !== identity) {
+    throw new InvalidParameterError(`cannot adopt ${source}: the namespace went away while it was being adopted`);
+  }
+  return { identity, routes };
+}
+
+/** A followed namespace is still there: its path names the namespace that was adopted. */
+export async function followedNamespaceAlive(ctx: Ctx, sb: SandboxRecord): Promise<boolean> {
+  return sb.followsNetns !== undefined && (await ctx.kernel.netnsIdentity(sb.netnsPath)) === sb.followsNetns;
+}
+
 async function defaultRoutes(kernel: KernelOps, ns: string, family: 4 | 6): Promise<RouteInfo[]> {
   return (await kernel.routeList(ns, family)).filter((r) => r.dst === 'default');
 }

@@ -15,7 +15,9 @@ import { reconcile, retryBrokenNetwork, retryBrokenNetworks, type ReconcileRepor
 import type { AttachmentRecord, EndpointRecord, NetworkRecord } from './records.js';
 import { Repository } from './repository.js';
 import { firewallPorts } from './ports.js';
-import { createSandbox, removeSandbox } from './sandboxes.js';
+import { createSandbox, releaseLostSandboxes, removeSandbox } from './sandboxes.js';
+import { followedNamespaceAlive } from './adopted-netns.js';
+import { sandboxProblems } from './sandbox-check.js';
 import { createService, firewallServices, removeService } from './services.js';
 import { CnmState } from './state.js';
 import type {
@@ -235,6 +237,9 @@ export class CnmController implements Controller, AttachmentController {
       // Docker looks the container up first: both missing is "No such container".
       const sb = this.ctx.state.sandbox(req.sandbox);
       const net = await this.usableNetwork(req.network);
+      if (sb.followsNetns !== undefined && !(await followedNamespaceAlive(this.ctx, sb))) {
+        throw new ForbiddenError(`the network namespace of sandbox ${sb.name} is gone`);
+      }
       return connect(this.ctx, net, sb, req);
     });
   }
@@ -272,6 +277,21 @@ export class CnmController implements Controller, AttachmentController {
 
   removeSandbox(ref: string, force: boolean): Promise<void> {
     return this.mutex.run(() => removeSandbox(this.ctx, ref, force));
+  }
+
+  checkSandbox(ref: string): Promise<string[]> {
+    const sb = this.ctx.state.sandbox(ref);
+    return this.mutex.run(() => sandboxProblems(this.ctx, sb));
+  }
+
+  /**
+   * Release every sandbox that follows a namespace which is gone (its container died without its runtime
+   * removing it). The daemon calls this on kernel link removals and periodically; returns their names.
+   */
+  async releaseLostSandboxes(): Promise<string[]> {
+    // Most link removals are cnm's own (disconnects): no followed sandbox, no wait for the mutex.
+    if (![...this.ctx.state.sandboxes.values()].some((sb) => sb.followsNetns !== undefined)) return [];
+    return this.mutex.runAlways(() => releaseLostSandboxes(this.ctx));
   }
 
   sandboxFiles(ref: string): { netnsPath: string; resolvConf: string; hosts: string; hostname: string } {

@@ -15,7 +15,8 @@ import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
 import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
-import { destroySandbox } from './sandboxes.js';
+import { destroySandbox, releaseLostSandbox } from './sandboxes.js';
+import { followedNamespaceAlive } from './adopted-netns.js';
 import { enableLocalnetFor, firewallPorts } from './ports.js';
 import { firewallServices, restoreServices, vipAddresses, vipClaims } from './services.js';
 import { remoteClaims } from './cluster-sync.js';
@@ -224,6 +225,12 @@ async function rollBackCreate(ctx: Ctx, sb: SandboxRecord, report: ReconcileRepo
 async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileReport): Promise<void> {
   const endpoints = ctx.state.endpointsOfSandbox(sb.id);
   let recreated = false;
+  if (sb.followsNetns !== undefined && !(await followedNamespaceAlive(ctx, sb))) {
+    // Died (or its path names another namespace now) while the daemon was down: nothing in it to change.
+    await releaseLostSandbox(ctx, sb);
+    report.staleRecordsRemoved++;
+    return;
+  }
   if (!sb.hostNetwork && !(await ctx.kernel.netnsExists(sb.netnsPath))) {
     if (sb.adopted) {
       // The runtime that owned the namespace is gone, and with it everything inside: forget the sandbox.

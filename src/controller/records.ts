@@ -118,7 +118,8 @@ export interface SandboxRecord {
   hostname: string;
   /**
    * Path of the namespace file: <exec-root>/netns/<id>, a namespace cnm created or (adopted) the pin of
-   * the one given with --netns. Records stored before pins were made hold the given path itself.
+   * the one given with --netns. A followed namespace (followsNetns) and records stored before pins were
+   * made hold the given path itself.
    */
   netnsPath: string;
   /** True when the namespace was created elsewhere (--netns): cnm unpins it but never destroys it. */
@@ -130,6 +131,13 @@ export interface SandboxRecord {
    * an endpoint gives a gateway, cnm's default route replaces them; when none does, exactly these return.
    */
   adoptedRoutes?: RouteInfo[];
+  /**
+   * Adopted without a pin (`NetnsFollow`, the CNI front door): the namespace's identity ("dev:ino") when
+   * adopted. cnm holds nothing in it (no pin, no embedded DNS sockets), so it dies with its container and
+   * takes the endpoints' veth pairs along; the sandbox is released as soon as `netnsPath` (the path it was
+   * given) no longer names this namespace. Every step inside the namespace checks the identity first.
+   */
+  followsNetns?: string;
   /** Shares the daemon's namespace (host network): no endpoints of its own. */
   hostNetwork: boolean;
   created: string;

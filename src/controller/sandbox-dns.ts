@@ -33,7 +33,8 @@ export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord): Discov
 }
 
 export function resolverModeFor(ctx: Ctx, sb: SandboxRecord, endpoints: readonly EndpointRecord[]): ResolverMode {
-  if (sb.hostNetwork) return 'host';
+  // A followed namespace gets no embedded server: its sockets would keep the namespace alive.
+  if (sb.hostNetwork || sb.followsNetns !== undefined) return 'host';
   if (sb.embeddedDns) return 'embedded';
   const resolvable = endpoints.some((ep) => {
     const net = ctx.state.networks.get(ep.networkId);

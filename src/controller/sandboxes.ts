@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidParameterError, TeardownErrors } from '../errors.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
 import type { Ctx } from './context.js';
-import { adoptNamespace } from './adopted-netns.js';
+import { adoptNamespace, followedNamespaceAlive, followNamespace } from './adopted-netns.js';
 import { connect, removeEndpoint } from './endpoints.js';
 import type { SandboxRecord } from './records.js';
 import { openPorts, planPorts } from './ports.js';
@@ -52,6 +52,7 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
   const adoptFrom = req.netnsPath;
   const adopted = adoptFrom !== undefined;
   if (adopted && hostNetwork) throw new InvalidParameterError('--netns cannot be combined with the host network');
+  if (req.netnsFollow && !adopted) throw new InvalidParameterError('NetnsFollow needs NetnsPath: only an adopted namespace can be followed');
   // Host ports are chosen and checked (published by cnm, listened on) before anything exists.
   const ports = planPorts(ctx, req.ports, nets.map((n) => n.net), hostNetwork);
 
@@ -69,12 +70,15 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
     ...(ports ? { ports: ports.ports, portsNetworkId: ports.networkId, portRequests: req.ports!.map((r) => ({ ...r })) } : {}),
   };
   // Last of the checks: from here on the pin exists and every failure must unpin.
-  if (adopted) {
+  if (adopted && req.netnsFollow) {
+    const followed = await followNamespace(ctx, adoptFrom, sb.netnsPath, id);
+    Object.assign(sb, { netnsPath: adoptFrom, adoptedFrom: adoptFrom, adoptedRoutes: followed.routes, followsNetns: followed.identity });
+  } else if (adopted) {
     sb.adoptedFrom = adoptFrom;
     sb.adoptedRoutes = await adoptNamespace(ctx, adoptFrom, sb.netnsPath, id);
   }
   await ctx.repo.createSandbox(sb).catch(async (err) => {
-    if (adopted) await ctx.kernel.deleteNetns(sb.netnsPath);
+    if (adopted && !sb.followsNetns) await ctx.kernel.deleteNetns(sb.netnsPath);
     throw err instanceof Error && err.name === 'StoreConflictError'
       ? new ConflictError(`Conflict. The container name "/${name}" is already in use`)
       : err;
@@ -104,6 +108,8 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
 
 export async function removeSandbox(ctx: Ctx, ref: string, force: boolean): Promise<void> {
   const sb = ctx.state.sandbox(ref);
+  // Its path may name another namespace by now (a reused PID): nothing there is cnm's to change.
+  if (sb.followsNetns !== undefined && !(await followedNamespaceAlive(ctx, sb))) return releaseLostSandbox(ctx, sb);
   if (!force && !sb.hostNetwork && !sb.adopted) {
     const pids = await processesInNetns(sb.netnsPath);
     if (pids.length > 0) {
@@ -127,7 +133,7 @@ export async function destroySandbox(ctx: Ctx, sb: SandboxRecord, force: boolean
   await errors.attempt('stop embedded DNS', () => ctx.discovery.sandboxRemoved(sb.id));
   // An adopted namespace is only unpinned (its own runtime keeps it); records from before pins hold the
   // adopted path itself, which is not cnm's to unmount.
-  if (!sb.hostNetwork && (!sb.adopted || sb.adoptedFrom !== undefined)) {
+  if (!sb.hostNetwork && !sb.followsNetns && (!sb.adopted || sb.adoptedFrom !== undefined)) {
     await errors.attempt(sb.adopted ? 'unpin namespace' : 'delete namespace', () => ctx.kernel.deleteNetns(sb.netnsPath));
   }
   await errors.attempt('remove files', () => ctx.files.remove(sb.id));
@@ -136,6 +142,28 @@ export async function destroySandbox(ctx: Ctx, sb: SandboxRecord, force: boolean
   ctx.state.deleteSandbox(sb.id);
   ctx.routes.delete(sb.id);
   ctx.emit({ type: 'sandbox', action: 'destroy', id: sb.id, attributes: { name: sb.name } });
+}
+
+/**
+ * A followed namespace died (or its path names another one now): its veth pairs died with it. The endpoints,
+ * their addresses and the record go without a step inside the namespace: cnm's routes there are gone too,
+ * so the route state is set to none and the default-route restore has nothing to do.
+ */
+export async function releaseLostSandbox(ctx: Ctx, sb: SandboxRecord): Promise<void> {
+  ctx.logger.warn('the namespace of a followed sandbox is gone: releasing it', { sandbox: sb.name, netns: sb.netnsPath });
+  ctx.routes.set(sb.id, {});
+  await destroySandbox(ctx, sb, true);
+}
+
+/** Every followed sandbox whose namespace is gone, released (kernel link events and start-up call this). */
+export async function releaseLostSandboxes(ctx: Ctx): Promise<string[]> {
+  const released: string[] = [];
+  for (const sb of [...ctx.state.sandboxes.values()]) {
+    if (sb.followsNetns === undefined || (await followedNamespaceAlive(ctx, sb))) continue;
+    await releaseLostSandbox(ctx, sb);
+    released.push(sb.name);
+  }
+  return released;
 }
 
 /** PIDs whose network namespace is the one pinned at `path` (same device and inode). */

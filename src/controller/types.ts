@@ -73,6 +73,11 @@ export interface CreateSandboxRequest {
   networks?: Array<EndpointSettingsRequest & { network: string }>;
   /** Adopt an existing namespace (a bind-mounted file or /proc/PID/ns/net) instead of creating one. */
   netnsPath?: string;
+  /**
+   * With netnsPath: adopt without pinning; the sandbox lives as long as the namespace does and is released
+   * (endpoints, addresses) when it dies. No embedded DNS server runs in it (its sockets would keep it alive).
+   */
+  netnsFollow?: boolean;
   labels?: Record<string, string>;
   dns?: string[];
   dnsSearch?: string[];
@@ -145,6 +150,8 @@ export interface Controller {
   createSandbox(req: CreateSandboxRequest): Promise<SandboxDetail>;
   /** `force` is accepted for Docker parity; a sandbox with endpoints is disconnected from them first either way. */
   removeSandbox(ref: string, force: boolean): Promise<void>;
+  /** What is wrong with the sandbox's networking in the kernel (empty: intact). */
+  checkSandbox(ref: string): Promise<string[]>;
   /** Files bound into the sandbox for `cnm exec`. */
   sandboxFiles(ref: string): { netnsPath: string; resolvConf: string; hosts: string; hostname: string };
 

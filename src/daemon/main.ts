@@ -23,6 +23,7 @@ import type { NftRunner } from '../firewall/types.js';
 import { hostDirectory } from '../store/membership.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { joinCluster, openClusterStore } from './cluster.js';
+import { NamespaceWatch } from './namespace-watch.js';
 import { startApiServer } from '../api/server.js';
 import { startDockerPluginServer } from '../api/docker-plugin/server.js';
 import { resolveGroup } from '../api/socket.js';
@@ -146,6 +147,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     : undefined;
 
   const watchdog = config.firewallCheckInterval > 0 ? await startFirewallWatchdog(controller, config, logger) : undefined;
+  const namespaceWatch = await startNamespaceWatch(controller, config, logger);
   // Networks that could not be restored at start-up are tried again on the backstop period, and every
   // global network's peers are sent to its driver again (it repairs its tables to match).
   const retryBroken =
@@ -164,6 +166,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     logger,
     async close() {
       await watchdog?.close();
+      await namespaceWatch.close();
       if (retryBroken) clearInterval(retryBroken);
       await plugin?.close();
       await api.close();
@@ -210,6 +213,18 @@ async function startFirewallWatchdog(controller: CnmController, config: DaemonCo
     backstopMs: config.firewallCheckInterval * 1000,
     openEvents: (handlers) => NftEventMonitor.open(loadLibc(), handlers),
     logger: logger.child({ component: 'firewall' }),
+  });
+}
+
+/** Sandboxes following another runtime's namespace (CNI) are released when it dies: see NamespaceWatch. */
+async function startNamespaceWatch(controller: CnmController, config: DaemonConfig, logger: Logger): Promise<NamespaceWatch> {
+  const { LinkRemovalMonitor } = await import('../kernel/netlink/link-monitor.js');
+  const { loadLibc } = await import('../kernel/netlink/libc.js');
+  return new NamespaceWatch({
+    release: () => controller.releaseLostSandboxes(),
+    openLinkEvents: (onRemoved, onLoss) => LinkRemovalMonitor.open(loadLibc(), onRemoved, onLoss),
+    backstopMs: config.firewallCheckInterval * 1000,
+    logger: logger.child({ component: 'netns-watch' }),
   });
 }
 

@@ -76,10 +76,21 @@ export class FakeKernel implements KernelOps {
     return ns && this.identityOf(ns);
   }
 
-  /** The first path a namespace was known by (Map order): the same for all its paths. */
+  /**
+   * One identity per namespace object, the same for all its paths; a namespace created later at a path
+   * another one had gets a new identity, as a new nsfs inode would.
+   */
   private identityOf(ns: FakeNs): string {
-    return [...this.namespaces].find(([, n]) => n === ns)![0];
+    let id = this.identities.get(ns);
+    if (id === undefined) {
+      id = `fake-ns:${++this.identityCount}`;
+      this.identities.set(ns, id);
+    }
+    return id;
   }
+
+  private readonly identities = new WeakMap<FakeNs, string>();
+  private identityCount = 0;
 
   async linkAdd(nsRef: NetnsRef, spec: LinkSpec): Promise<void> {
     this.record('linkAdd', nsRef, spec);

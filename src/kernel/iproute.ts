@@ -69,8 +69,14 @@ export class IprouteKernel implements KernelOps {
     }
   }
 
+  /** The namespace cookie is read in-process too (a socket made inside it). */
   async netnsIdentity(path: string): Promise<string | undefined> {
-    return netnsIdentityAt(path);
+    const thread = new ThreadNamespace();
+    try {
+      return await netnsIdentityAt(thread, path);
+    } finally {
+      thread.close();
+    }
   }
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {

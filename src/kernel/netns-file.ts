@@ -47,8 +47,8 @@ export async function adoptNetnsAt(thread: ThreadNamespace, source: string, pin:
   }
 }
 
-/** KernelOps.netnsIdentity for the real kernels. */
-export async function netnsIdentityAt(path: string): Promise<string | undefined> {
+/** KernelOps.netnsIdentity for the real kernels (see ThreadNamespace.identityAt). */
+export async function netnsIdentityAt(thread: ThreadNamespace, path: string): Promise<string | undefined> {
   const file = resolve(path);
-  return (await isNetnsFile(file)) ? pathIdentity(file) : undefined;
+  return (await isNetnsFile(file)) ? thread.identityAt(file) : undefined;
 }

@@ -38,12 +38,39 @@ export interface NetnsLibc {
   ioctl(fd: number, request: number): number;
   mount(source: string, target: string, fstype: string | null, flags: number, data: null): number;
   umount2(target: string, flags: number): number;
+  /**
+   * SO_NETNS_COOKIE of the calling thread's network namespace (a socket is made and closed for it): a
+   * number the kernel never gives another namespace, unlike the nsfs inode, which a namespace created
+   * after this one died may get again. Negative when the kernel cannot tell (before Linux 5.14).
+   */
+  netnsCookie(): bigint;
 }
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0x80000;
+const SOL_SOCKET = 1;
+const SO_NETNS_COOKIE = 71;
 
 export function loadNetnsLibc(): NetnsLibc {
   const lib = koffi.load('libc.so.6');
   const ioctl = lib.func('int ioctl(int fd, unsigned long request, ...)');
+  const socket = lib.func('int socket(int domain, int type, int protocol)');
+  const getsockopt = lib.func('int getsockopt(int fd, int level, int optname, _Out_ void *optval, _Inout_ void *optlen)');
+  const close = lib.func('int close(int fd)');
   return {
+    netnsCookie: () => {
+      const fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) as number;
+      if (fd < 0) return -1n;
+      try {
+        const value = Buffer.alloc(8);
+        const length = Buffer.alloc(4);
+        length.writeUInt32LE(8, 0);
+        return (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, value, length) as number) === 0 ? value.readBigUInt64LE(0) : -1n;
+      } finally {
+        close(fd);
+      }
+    },
     setns: lib.func('int setns(int fd, int nstype)'),
     unshare: lib.func('int unshare(int flags)'),
     ioctl: (fd, request) => ioctl(fd, request) as number,
@@ -182,14 +209,39 @@ export class ThreadNamespace {
       }
       if (type !== CLONE_NEWNET) throw new KernelError(`${what}: not a network namespace`, 'EINVAL');
       const identity = fdIdentity(fd);
-      if (identity === fdIdentity(this.homeFd) || alsoOwn.includes(identity)) {
+      // alsoOwn may hold full identities (with the cookie) or bare dev:ino ones.
+      if (identity === fdIdentity(this.homeFd) || alsoOwn.some((o) => o === identity || o.startsWith(`${identity}:`))) {
         throw new KernelError(`${what}: it is the daemon's own network namespace`, 'EINVAL');
       }
       if (this.libc.mount(`/proc/self/fd/${fd}`, pin, null, MS_BIND, null) !== 0) throw libcError(`${what}: mount`);
-      return identity;
+      return this.identityOf(fd, what);
     } finally {
       closeQuietly(fd);
     }
+  }
+
+  /**
+   * Identity of the namespace at `path` ("dev:ino:cookie"), equal for every path to one namespace and never
+   * the same for two namespaces; undefined when `path` cannot be opened.
+   */
+  identityAt(path: string): string | undefined {
+    let fd: number;
+    try {
+      fd = openNamespaceFile(path);
+    } catch {
+      return undefined;
+    }
+    try {
+      return this.identityOf(fd, `identity of ${path}`);
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+
+  /** fdIdentity plus the namespace cookie (read inside it), when the kernel has one. */
+  private identityOf(fd: number, what: string): string {
+    const cookie = this.withNetns(fd, what, () => this.libc.netnsCookie());
+    return cookie < 0n ? fdIdentity(fd) : `${fdIdentity(fd)}:${cookie}`;
   }
 
   close(): void {

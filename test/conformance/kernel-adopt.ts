@@ -20,6 +20,24 @@ export function adoptionCases({ withFixture, withSandbox }: CaseRunner): void {
         assert.ok(names(await k.linkList(source)).includes('cnmbr9'), 'unpinning destroys nothing');
       }));
 
+    it('netnsIdentity tells a namespace made later at the same path from the one that was there', () =>
+      withFixture(async (fx, k) => {
+        const path = fx.newNetnsPath();
+        const seen = new Set<string>();
+        // The nsfs inode of a destroyed namespace is handed out again: only the identity's cookie differs.
+        for (let i = 0; i < 5; i++) {
+          await k.createNetns(path);
+          const identity = await k.netnsIdentity(path);
+          assert.ok(identity !== undefined);
+          assert.ok(!seen.has(identity), `round ${i}: ${identity} was an earlier namespace's`);
+          seen.add(identity);
+          await k.deleteNetns(path);
+          await k.settle();
+          // Time for the kernel to free the old namespace (asynchronously), so its inode can be reused.
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }));
+
     it('adoptNetns refuses a path that is no namespace, and a pin path already in use, leaving no pin', () =>
       withSandbox(async (fx, k, sb) => {
         const pin = fx.newNetnsPath();

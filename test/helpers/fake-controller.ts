@@ -192,6 +192,12 @@ export class FakeController implements Controller {
     this.emit('sandbox', 'destroy', sb.id, { name: sb.name });
   }
 
+  async checkSandbox(ref: string): Promise<string[]> {
+    this.calls.push({ method: 'checkSandbox', args: [ref] });
+    this.getSandbox(ref);
+    return [];
+  }
+
   sandboxFiles(ref: string): { netnsPath: string; resolvConf: string; hosts: string; hostname: string } {
     const sb = this.findSandbox(ref);
     const dir = `/run/cnm/sandboxes/${sb.id}`;

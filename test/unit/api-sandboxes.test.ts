@@ -69,6 +69,27 @@ describe('API: sandboxes and their container views', () => {
     assert.equal(sb.Networks.sealed.InterfaceName, 'eth1');
   });
 
+  it('follows an adopted namespace with NetnsFollow, says so, and reports its kernel state at /check', async () => {
+    await api.harness.kernel.createNetns('/ext/api-follow');
+    const bad = await api.request('POST', '/cnm/v1/sandboxes', { Name: 'fol', NetnsFollow: 'yes' });
+    assert.equal(bad.status, 400, bad.body);
+    assert.match(bad.json().message, /field NetnsFollow/);
+    const r = await api.request('POST', '/cnm/v1/sandboxes', { Name: 'fol', NetnsPath: '/ext/api-follow', NetnsFollow: true, Networks: [{ Network: 'app' }] });
+    assert.equal(r.status, 201, r.body);
+    assert.equal((api.controller.calls.at(-1)!.args[0] as { netnsFollow?: boolean }).netnsFollow, true);
+    assert.equal(r.json().NetnsFollow, true);
+    assert.equal(r.json().NetnsPath, '/ext/api-follow');
+    const check = await api.request('GET', '/cnm/v1/sandboxes/fol/check');
+    assert.equal(check.status, 200, check.body);
+    assert.deepEqual(check.json(), { Intact: true, Problems: [] });
+    const address = r.json().Networks.app.IPAddress as string;
+    await api.harness.kernel.addrDel('/ext/api-follow', 'eth0', `${address}/24`);
+    const broken = (await api.request('GET', '/cnm/v1/sandboxes/fol/check')).json();
+    assert.deepEqual(broken, { Intact: false, Problems: ['interface eth0 on network app is missing or not as cnm configured it'] });
+    assert.equal((await api.request('GET', '/cnm/v1/sandboxes/nonesuch/check')).status, 404);
+    assert.equal((await api.request('DELETE', '/cnm/v1/sandboxes/fol')).status, 204);
+  });
+
   it('lists, gets by name / prefix, and deletes with ?force', async () => {
     await api.request('POST', '/cnm/v1/sandboxes', { Name: 'api2' });
     const list = (await api.request('GET', '/cnm/v1/sandboxes')).json() as Array<{ Name: string; Id: string }>;

@@ -107,7 +107,8 @@ export class NetlinkKernel implements KernelOps {
   }
 
   async netnsIdentity(path: string): Promise<string | undefined> {
-    return netnsIdentityAt(path);
+    this.checkOpen(`netnsIdentity ${path}`);
+    return netnsIdentityAt(this.thread, path);
   }
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {

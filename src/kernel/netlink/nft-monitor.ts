@@ -1,149 +1,27 @@
 /**
  * nftables change events, as `nft monitor` sees them: a NETLINK_NETFILTER socket bound to the
- * NFNLGRP_NFTABLES multicast group, in the calling thread's network namespace.
- *
- * Reading never blocks the event loop and never spins: one poll(2) waits on a libuv pool thread (koffi
- * async) until the socket is readable, then the main thread drains every queued datagram with
- * non-blocking recv() calls, so errno (ENOBUFS: the kernel dropped events) is read on the thread that
- * made the call. Idle, the monitor costs one parked pool thread and no CPU. Measured alternatives:
- * net.Socket refuses a netlink fd (libuv only wraps TCP, UDP and unix sockets: ERR_INVALID_FD_TYPE),
- * fs.read on a non-blocking fd has no readiness notification (a timer poll: latency or wake-ups), and
- * a worker thread blocked in recv() costs its own V8 isolate (+8.4 MiB RSS measured). Measured idle:
- * 1 CPU tick (10 ms) in 10 s for the whole daemon.
- *
- * close() wakes the parked poll by asking the kernel for the current generation (NFT_MSG_GETGEN): the
- * reply lands on this socket and makes it readable.
+ * NFNLGRP_NFTABLES multicast group (see NetlinkGroupMonitor). close() wakes the parked poll by asking the
+ * kernel for the current generation (NFT_MSG_GETGEN).
  */
-import { KernelError } from '../../errors.js';
-import { header, NLM_F_REQUEST, type NetlinkMessage, splitMessages } from './codec.js';
-import { type Libc, lastErrno, libcError } from './libc.js';
-import { AF_NETLINK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET } from './socket-constants.js';
+import { header, NLM_F_REQUEST } from './codec.js';
+import { NetlinkGroupMonitor, type NetlinkGroupHandlers } from './group-monitor.js';
+import type { Libc } from './libc.js';
 
 const NETLINK_NETFILTER = 12;
-const SO_RCVBUFFORCE = 33;
-const NETLINK_ADD_MEMBERSHIP = 1;
 export const NFNLGRP_NFTABLES = 7;
 export const NFNL_SUBSYS_NFTABLES = 10;
 export const NFT_MSG_GETGEN = 16;
-const MSG_DONTWAIT = 0x40;
-const POLLIN = 0x1;
-/** Room for bursts (a large reconcile of cnm's own emits thousands of element events). */
-const SOCKET_RECEIVE_BUFFER = 4 * 1024 * 1024;
-const DATAGRAM_BUFFER = 64 * 1024;
-/** Errors in a row (other than lost events) after which the monitor gives up instead of looping. */
-const MAX_CONSECUTIVE_ERRORS = 5;
 
-export interface NftMonitorHandlers {
-  /** Messages of one or more datagrams, in the order the kernel sent them. */
-  onMessages(messages: NetlinkMessage[]): void;
-  /**
-   * Events may have been missed: the kernel dropped some (ENOBUFS) or the socket failed. `fatal` means
-   * the monitor stopped and nothing more will be reported.
-   */
-  onLoss(error: KernelError, fatal: boolean): void;
+export type NftMonitorHandlers = NetlinkGroupHandlers;
+
+function getGenRequest(): Buffer {
+  const body = Buffer.alloc(4); // struct nfgenmsg: family AF_UNSPEC, version 0, res_id 0
+  return Buffer.concat([header((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST, 0, body.length), body]);
 }
 
-export class NftEventMonitor {
-  private readonly buffer = Buffer.alloc(DATAGRAM_BUFFER);
-  private readonly pollFd = Buffer.alloc(8);
-  private closed = false;
-  private readonly done: Promise<void>;
-
-  private constructor(
-    private readonly libc: Libc,
-    private readonly fd: number,
-    private readonly handlers: NftMonitorHandlers,
-  ) {
-    this.done = this.loop();
-  }
-
+export const NftEventMonitor = {
   /** Subscribe in the calling thread's current network namespace. */
-  static open(libc: Libc, handlers: NftMonitorHandlers): NftEventMonitor {
-    const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-    if (fd < 0) throw libcError('nftables monitor socket');
-    try {
-      const size = Buffer.alloc(4);
-      size.writeInt32LE(SOCKET_RECEIVE_BUFFER, 0);
-      // Best effort: without it the default buffer simply overflows sooner (ENOBUFS → a full check).
-      libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, size, 4);
-      // Bound (port ID assigned) before joining: the kernel skips port 0 when it multicasts.
-      const address = Buffer.alloc(12);
-      address.writeUInt16LE(AF_NETLINK, 0);
-      if (libc.bind(fd, address, address.length) !== 0) throw libcError('nftables monitor bind');
-      const group = Buffer.alloc(4);
-      group.writeUInt32LE(NFNLGRP_NFTABLES, 0);
-      if (libc.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group, 4) !== 0) {
-        throw libcError('nftables monitor: join NFNLGRP_NFTABLES');
-      }
-    } catch (err) {
-      libc.close(fd);
-      throw err;
-    }
-    return new NftEventMonitor(libc, fd, handlers);
-  }
-
-  /** Stop reading and close the socket; resolves once the parked poll has returned. */
-  async close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      this.wake();
-    }
-    await this.done;
-  }
-
-  private async loop(): Promise<void> {
-    let errors = 0;
-    try {
-      while (!this.closed) {
-        this.pollFd.writeInt32LE(this.fd, 0);
-        this.pollFd.writeInt16LE(POLLIN, 4);
-        this.pollFd.writeInt16LE(0, 6);
-        const ready = await this.libc.pollAsync(this.pollFd, 1, -1);
-        if (this.closed) break;
-        if (ready < 0) {
-          if (++errors >= MAX_CONSECUTIVE_ERRORS) throw new KernelError('nftables monitor: poll keeps failing', lastErrno());
-          continue;
-        }
-        errors = this.drain() ? 0 : errors + 1;
-        if (errors >= MAX_CONSECUTIVE_ERRORS) throw new KernelError('nftables monitor: receive keeps failing');
-      }
-    } catch (err) {
-      this.closed = true;
-      this.handlers.onLoss(err instanceof KernelError ? err : new KernelError(String(err)), true);
-    } finally {
-      this.libc.close(this.fd);
-    }
-  }
-
-  /** Read every queued datagram; false when the socket reported an error other than lost events. */
-  private drain(): boolean {
-    const messages: NetlinkMessage[] = [];
-    let healthy = true;
-    for (;;) {
-      const n = this.libc.recv(this.fd, this.buffer, this.buffer.length, MSG_DONTWAIT | MSG_TRUNC);
-      if (n < 0) {
-        const errno = lastErrno();
-        if (errno === 'EAGAIN' || errno === 'EINTR') break;
-        // ENOBUFS: the queue overflowed and events were dropped; reading goes on after it.
-        if (errno !== 'ENOBUFS') healthy = false;
-        this.handlers.onLoss(libcError('nftables monitor: receive', errno), false);
-        if (!healthy) break;
-        continue;
-      }
-      if (n > this.buffer.length) {
-        this.handlers.onLoss(new KernelError(`nftables monitor: event of ${n} bytes truncated`, 'EMSGSIZE'), false);
-        continue;
-      }
-      messages.push(...splitMessages(Buffer.from(this.buffer.subarray(0, n))));
-    }
-    if (messages.length > 0) this.handlers.onMessages(messages);
-    return healthy;
-  }
-
-  /** Make the socket readable: the kernel answers NFT_MSG_GETGEN on it at once. */
-  private wake(): void {
-    const body = Buffer.alloc(4); // struct nfgenmsg: family AF_UNSPEC, version 0, res_id 0
-    const message = Buffer.concat([header((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST, 0, body.length), body]);
-    this.libc.send(this.fd, message, message.length, 0);
-  }
-}
+  open(libc: Libc, handlers: NftMonitorHandlers): NetlinkGroupMonitor {
+    return NetlinkGroupMonitor.open(libc, { name: 'nftables monitor', protocol: NETLINK_NETFILTER, group: NFNLGRP_NFTABLES, wakeRequest: getGenRequest() }, handlers);
+  },
+};
