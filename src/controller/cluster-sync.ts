@@ -4,7 +4,9 @@
  * mutation. A global network made on another host gets driver.createNetwork here (and deleteNetwork when
  * it is removed there); other hosts' endpoints go to the cache, their addresses to the IPAM (this host
  * never hands them out), and every global network whose set of remote endpoints on live hosts changed
- * gets driver.setPeers with the whole list. Also on start and periodically (forced).
+ * gets driver.setPeers with the whole list, and the service discovery the same endpoints' names (so the
+ * embedded DNS answers them; they go when the endpoint or its host's lease goes). Also on start and
+ * periodically (forced).
  */
 import type { RemotePeer } from '../drivers/types.js';
 import { errorMessage } from '../errors.js';
@@ -14,7 +16,7 @@ import { runtimeOf, toDriverNetwork, type Ctx } from './context.js';
 import { dropNetworkLocally } from './networks.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 import { keys } from './repository.js';
-import { discoveryNetwork } from './sandbox-dns.js';
+import { discoveryNetwork, remoteDiscoveryEndpoint } from './sandbox-dns.js';
 
 /** Applies what the watches delivered since the last call, then sends changed peer lists to the drivers. */
 export async function applyClusterEvents(ctx: Ctx): Promise<void> {
@@ -96,6 +98,7 @@ async function forgetNetwork(ctx: Ctx, g: ClusterRuntime, id: string): Promise<v
   await dropNetworkLocally(ctx, net);
   g.remote.delete(id);
   g.sentPeers.delete(id);
+  g.sentNames.delete(id);
   await ctx.repo.uncacheGlobalNetwork(id).catch((err: unknown) => ctx.logger.error('cached global network not removed', { network: net.name, error: err }));
 }
 
@@ -134,14 +137,22 @@ export function remoteClaims(ctx: Ctx, net: NetworkRecord): Array<{ poolId: stri
   return [...(ctx.global?.remote.get(net.id)?.values() ?? [])].flatMap((ep) => addressClaims(net, ep));
 }
 
+/** The endpoints of a global network on OTHER hosts whose host is registered (its lease alive) now. */
+function liveRemoteEndpoints(g: ClusterRuntime, networkId: string): Array<{ ep: EndpointRecord; advertiseAddr: string }> {
+  const live: Array<{ ep: EndpointRecord; advertiseAddr: string }> = [];
+  for (const ep of g.remote.get(networkId)?.values() ?? []) {
+    const host = ep.hostId === undefined ? undefined : g.hosts.get(ep.hostId);
+    if (host && ep.hostId !== g.deps.hostId) live.push({ ep, advertiseAddr: host.advertiseAddr });
+  }
+  return live;
+}
+
 /** The endpoints of a global network on OTHER hosts that are registered now, as the driver programs them. */
 export function peersOf(g: ClusterRuntime, networkId: string): RemotePeer[] {
   const peers: RemotePeer[] = [];
-  for (const ep of g.remote.get(networkId)?.values() ?? []) {
-    const host = ep.hostId === undefined ? undefined : g.hosts.get(ep.hostId);
-    if (!host || ep.hostId === g.deps.hostId) continue;
+  for (const { ep, advertiseAddr } of liveRemoteEndpoints(g, networkId)) {
     const ips = [ep.ipv4Address, ep.ipv6Address].flatMap((cidr) => (cidr ? [cidr.split('/')[0]!] : []));
-    peers.push({ mac: ep.macAddress, ips, vtep: ep.vtep ?? host.advertiseAddr });
+    peers.push({ mac: ep.macAddress, ips, vtep: ep.vtep ?? advertiseAddr });
   }
   return peers.sort((a, b) => a.mac.localeCompare(b.mac));
 }
@@ -153,6 +164,7 @@ export function peersOf(g: ClusterRuntime, networkId: string): RemotePeer[] {
 export async function syncPeers(ctx: Ctx, force: boolean): Promise<void> {
   const g = ctx.global;
   if (!g) return;
+  syncRemoteNames(ctx, g, force);
   const failed: string[] = [];
   for (const net of ctx.state.networks.values()) {
     if (!isGlobal(net) || (!force && !g.dirty.has(net.id))) continue;
@@ -171,6 +183,39 @@ export async function syncPeers(ctx: Ctx, force: boolean): Promise<void> {
   }
   g.dirty.clear();
   failed.forEach((id) => g.dirty.add(id));
+}
+
+/**
+ * Gives the service discovery the names of the live remote endpoints of every changed global network
+ * (all with `force`): new or changed ones join, those gone (disconnected, host's lease expired) leave.
+ * The same path as local endpoints; one that fails is tried again with the next change or check.
+ */
+function syncRemoteNames(ctx: Ctx, g: ClusterRuntime, force: boolean): void {
+  for (const id of g.sentNames.keys()) if (!ctx.state.networks.has(id)) g.sentNames.delete(id);
+  for (const net of ctx.state.networks.values()) {
+    if (!isGlobal(net) || (!force && !g.dirty.has(net.id))) continue;
+    let sent = g.sentNames.get(net.id);
+    if (!sent) g.sentNames.set(net.id, (sent = new Map()));
+    const live = new Set<string>();
+    for (const { ep } of liveRemoteEndpoints(g, net.id)) {
+      live.add(ep.id);
+      const spec = remoteDiscoveryEndpoint(ep);
+      const text = JSON.stringify(spec);
+      if (sent.get(ep.id) === text) continue;
+      try {
+        ctx.discovery.endpointJoined(spec);
+        sent.set(ep.id, text);
+      } catch (err) {
+        sent.delete(ep.id);
+        ctx.logger.error('name of a remote endpoint not registered; tried again on the next change or check', { network: net.name, endpoint: ep.id, error: errorMessage(err) });
+      }
+    }
+    for (const id of [...sent.keys()]) {
+      if (live.has(id)) continue;
+      ctx.discovery.endpointLeft(id);
+      sent.delete(id);
+    }
+  }
 }
 
 /** Docker's `Peers` of a global network: the live hosts with endpoints on it (this one included). */

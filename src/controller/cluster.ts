@@ -43,11 +43,13 @@ export interface ClusterRuntime {
   dirty: Set<string>;
   /** What setPeers last got per network (JSON), so an unchanged list is not sent again on a change. */
   sentPeers: Map<string, string>;
+  /** Per global network, the remote endpoints whose names the service discovery has now (JSON of what it got). */
+  sentNames: Map<string, Map<string, string>>;
   stops: Array<() => void>;
 }
 
 export function newClusterRuntime(deps: ClusterDeps): ClusterRuntime {
-  return { deps, repo: new Repository(deps.store), remote: new Map(), hosts: new Map(), pending: [], dirty: new Set(), sentPeers: new Map(), stops: [] };
+  return { deps, repo: new Repository(deps.store), remote: new Map(), hosts: new Map(), pending: [], dirty: new Set(), sentPeers: new Map(), sentNames: new Map(), stops: [] };
 }
 
 export function isGlobal(net: NetworkRecord): boolean {

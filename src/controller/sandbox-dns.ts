@@ -32,6 +32,25 @@ export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord): Discov
   };
 }
 
+/**
+ * The names of another host's endpoint on a global network, from its shared record alone: the sandbox's
+ * name (the endpoint's name), its short ID and its aliases, as Docker gossips them (the hostname, a
+ * sandbox setting, is not shared).
+ */
+export function remoteDiscoveryEndpoint(ep: EndpointRecord): DiscoveryEndpoint {
+  return {
+    id: ep.id,
+    networkId: ep.networkId,
+    sandboxId: ep.sandboxId,
+    sandboxName: ep.name,
+    hostname: '',
+    shortId: ep.sandboxId.slice(0, 12),
+    aliases: ep.aliases,
+    ...(ep.ipv4Address ? { ipv4: ep.ipv4Address } : {}),
+    ...(ep.ipv6Address ? { ipv6: ep.ipv6Address } : {}),
+  };
+}
+
 export function resolverModeFor(ctx: Ctx, sb: SandboxRecord, endpoints: readonly EndpointRecord[]): ResolverMode {
   // A followed namespace gets no embedded server: its sockets would keep the namespace alive.
   if (sb.hostNetwork || sb.followsNetns !== undefined) return 'host';

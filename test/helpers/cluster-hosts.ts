@@ -19,7 +19,7 @@ import { EtcdStore } from '../../src/store/etcd.js';
 import { hostDirectory, Membership } from '../../src/store/membership.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { silentLogger } from '../../src/util/log.js';
-import { createTestDiscovery } from './fake-discovery.js';
+import { createTestDiscovery, type TestDiscovery } from './fake-discovery.js';
 import { RecordingFirewall } from './fake-firewall.js';
 import { RecordingGlobalDriver } from './global-driver.js';
 
@@ -38,6 +38,8 @@ export interface ClusterHost {
   id: string;
   controller: CnmController;
   driver: RecordingGlobalDriver;
+  /** The host's real service discovery (registry), with the DNS server's sockets recorded. */
+  dns: TestDiscovery;
   kernel: FakeKernel;
   local: MemoryStore;
   shared: EtcdStore;
@@ -66,6 +68,7 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
   const execRoot = parts?.execRoot ?? (await mkdtemp(join(tmpdir(), 'cnmt-host-')));
   const shared = await EtcdStore.open({ endpoints: options.endpoints, prefix: options.prefix, callTimeoutMs: 3000 });
   const driver = new RecordingGlobalDriver();
+  const dns = createTestDiscovery();
   const drivers = new Map<string, AnyNetworkDriver>(
     [new BridgeDriver(kernel), new HostDriver(), new NullDriver(), driver].map((d) => [d.name, d as AnyNetworkDriver]),
   );
@@ -80,7 +83,7 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
         ipam: new DefaultIpam({ v4Pools: DEFAULT_V4_POOLS, v6Pools: [ulaPoolForHost('0123456789abcdef')] }),
         drivers,
         files: new SandboxFiles(execRoot, join(execRoot, 'host-resolv.conf')),
-        discovery: createTestDiscovery().discovery,
+        discovery: dns.discovery,
         rootDir: execRoot,
         execRoot,
         logger: silentLogger,
@@ -108,6 +111,7 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
     id: options.hostId,
     controller,
     driver,
+    dns,
     kernel,
     local,
     shared,

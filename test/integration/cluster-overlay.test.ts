@@ -2,9 +2,10 @@
  * Three real cnm daemons, one per "host" namespace, each with --cluster-store on a real 3-member etcd
  * (reached through the members' unix sockets) and --advertise-addr on an underlay: a bridge in a fourth
  * namespace joins the hosts' `cnmeth0` links (10.199.0.1-3/24). An overlay network created on host 1 is
- * listed by `cnm network ls` on every host; sandboxes on hosts 1, 2 and 3 on it ping each other by IP.
- * When a host's daemon is SIGKILLed, the others withdraw its endpoint by themselves once its lease
- * expires (--host-ttl 3), while the live host stays reachable; restarted, it is reachable again.
+ * listed by `cnm network ls` on every host; sandboxes on hosts 1, 2 and 3 on it ping each other by IP,
+ * and by name through the embedded DNS (127.0.0.11 answers the other hosts' sandboxes' names).
+ * When a host's daemon is SIGKILLed, the others withdraw its endpoint (and its name) by themselves once
+ * its lease expires (--host-ttl 3), while the live host stays reachable; restarted, it is reachable again.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+import { dig, reached } from '../helpers/probe.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
 
 const skip = realKernelSkip() || (onPath('etcd') ? realClientSkip('etcdctl') : realClientSkip('etcd'));
@@ -40,6 +42,13 @@ async function ping(d: TestDaemon, from: string, ip: string): Promise<number> {
   const r = await d.exec(from, ['ping', '-c1', '-W1', ip]);
   assert.ok(r.code === 0 || r.code === 1, `ping could not run: ${r.code} ${r.stderr}`);
   return r.code;
+}
+
+/** The A records the embedded DNS of `from` answers for `name`, and the status (the query must be answered). */
+async function resolveA(d: TestDaemon, from: string, name: string): Promise<{ status: string; addresses: string[] }> {
+  const out = reached(await dig((argv) => d.exec(from, argv), '127.0.0.11', [name, 'A']), `dig ${name} from ${from}`);
+  const addresses = [...out.matchAll(/\sIN\s+A\s+(\S+)/g)].map((m) => m[1]!);
+  return { status: /status: (\w+)/.exec(out)![1]!, addresses };
 }
 
 describe('three daemons on one etcd: a global overlay network', { skip }, () => {
@@ -71,7 +80,8 @@ describe('three daemons on one etcd: a global overlay network', { skip }, () => 
   it('network ls on every host; sandboxes on three hosts ping each other; a dead host is withdrawn, then back', { timeout: TIMEOUT }, async () => {
     const store = `unix://${etcd!.endpoints.map((e) => e.slice('unix:'.length)).join(',')}`;
     for (let i = 1; i <= 3; i++) {
-      daemons.push(await startTestDaemon(['--cluster-store', store, '--advertise-addr', vtep(i), '--host-ttl', String(TTL)], { hostNs: namespaces[i]! }));
+      // --dns: nothing listens there, so a name the embedded DNS does not own is never answered from outside.
+      daemons.push(await startTestDaemon(['--dns', '127.0.0.1', '--cluster-store', store, '--advertise-addr', vtep(i), '--host-ttl', String(TTL)], { hostNs: namespaces[i]! }));
     }
     const [d1, , d3] = daemons as [TestDaemon, TestDaemon, TestDaemon];
     await cli(d1, 'network', 'create', '--driver', 'overlay', '--subnet', '10.91.0.0/24', 'ov');
@@ -94,6 +104,14 @@ describe('three daemons on one etcd: a global overlay network', { skip }, () => 
         await until(`s${i + 1} -> s${j + 1} (${target})`, async () => (await ping(d, `s${i + 1}`, target)) === 0);
       }
     }
+    // Names across hosts: host 1's embedded DNS answers host 3's and host 2's sandboxes, and ping by name works.
+    await until('s3 resolves on host 1', async () => (await resolveA(d1, 's1', 's3')).addresses.length > 0);
+    assert.deepEqual(await resolveA(d1, 's1', 's3'), { status: 'NOERROR', addresses: [ips[2]] });
+    assert.deepEqual(await resolveA(d1, 's1', 's2.ov'), { status: 'NOERROR', addresses: [ips[1]] });
+    assert.equal(await ping(d1, 's1', 's3'), 0, 'ping s3 by name from host 1');
+    await until('s1 resolves on host 3', async () => (await resolveA(d3, 's3', 's1')).addresses.length > 0);
+    assert.deepEqual((await resolveA(d3, 's3', 's1')).addresses, [ips[0]]);
+
     const peers = (await d1.api('GET', '/networks/ov')).json() as { Peers?: Array<{ IP: string }> };
     assert.deepEqual(peers.Peers?.map((p) => p.IP).sort(), [vtep(1), vtep(2), vtep(3)]);
 
@@ -103,6 +121,10 @@ describe('three daemons on one etcd: a global overlay network', { skip }, () => 
     await d3.stop('SIGKILL');
     await until('s3 withdrawn on host 1', async () => (await ping(d1, 's1', ips[2]!)) === 1);
     assert.equal(await ping(d1, 's1', ips[1]!), 0, 'host 2 still reachable');
+    // Its name goes with it; host 2's still answers.
+    await until('s3 name withdrawn on host 1', async () => (await resolveA(d1, 's1', 's3')).addresses.length === 0);
+    assert.notEqual((await resolveA(d1, 's1', 's3')).status, 'NOERROR', 's3 is no name of ours any more');
+    assert.deepEqual((await resolveA(d1, 's1', 's2')).addresses, [ips[1]], 's2 still answered');
     await until('Peers without host 3', async () => {
       const p = ((await d1.api('GET', '/networks/ov')).json() as { Peers?: Array<{ IP: string }> }).Peers ?? [];
       return p.map((x) => x.IP).sort().join() === [vtep(1), vtep(2)].join();
@@ -112,5 +134,6 @@ describe('three daemons on one etcd: a global overlay network', { skip }, () => 
     await d3.start();
     await until('s1 -> s3 after the restart', async () => (await ping(d1, 's1', ips[2]!)) === 0);
     await until('s3 -> s2 after the restart', async () => (await ping(d3, 's3', ips[1]!)) === 0);
+    await until('s3 resolves on host 1 again', async () => (await resolveA(d1, 's1', 's3')).addresses.join() === ips[2]);
   });
 });
