@@ -91,6 +91,7 @@ for i in 1 2 3; do
     echo "s$i -> s$j ok"
   done
 done
+cnm 1 exec s1 -- ping -c1 -W2 s3 >/dev/null && echo "s1 -> s3 by name ok (embedded DNS on host 1 answers host 3's sandbox)"
 echo "Peers of ov seen from host 1: $(cnm 1 network inspect ov | json '(x) => x.Peers.map((p) => p.IP).sort().join(" ")')"
 
 if [ "${KEEP:-0}" = 1 ]; then

@@ -1,6 +1,6 @@
 /**
  * The README's multi-host walkthrough is scripts/multihost-demo.sh: this runs it as a user would and checks
- * what it prints (the overlay on every host, six cross-host pings, three peers) and that it leaves nothing
+ * what it prints (the overlay on every host, six cross-host pings by address and one by name, three peers) and that it leaves nothing
  * behind (namespaces, temp dir, mounts, processes).
  */
 import assert from 'node:assert/strict';
@@ -13,7 +13,8 @@ const skip = realKernelSkip() || (onPath('etcd') ? false : realClientSkip('etcd'
 
 function run(): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn('bash', ['scripts/multihost-demo.sh'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // From the sources under test, never a dist/ an earlier build left behind.
+    const p = spawn('bash', ['scripts/multihost-demo.sh'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CNM_FROM_SOURCE: '1' } });
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (out += d));
@@ -30,6 +31,7 @@ describe('the multi-host walkthrough script', { skip }, () => {
     assert.ok(namespaces && dir, out);
     for (const host of [2, 3]) assert.match(out, new RegExp(`host ${host}:\\n.*NAME.*\\n\\w{12}\\s+ov\\s+overlay\\s+global`), out);
     for (const [a, b] of [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]]) assert.ok(out.includes(`s${a} -> s${b} ok`), `s${a} -> s${b}\n${out}`);
+    assert.ok(out.includes('s1 -> s3 by name ok'), out);
     assert.match(out, /Peers of ov seen from host 1: 10\.199\.0\.1 10\.199\.0\.2 10\.199\.0\.3/);
     // Cleanup: the script's namespaces, temp dir, mounts and processes (etcd, cnm) are gone.
     const left = readdirSync('/run/netns');
