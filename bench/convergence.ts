@@ -18,7 +18,6 @@
  *   earlier ones' processing: the figures are an upper bound of what N separate hosts would see.
  * Everything lives in cnmt-* namespaces and temp dirs and is removed at the end, also on failure.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,7 +28,8 @@ import { NetlinkKernel } from '../src/kernel/netlink/kernel.js';
 import { EtcdStore } from '../src/store/etcd.js';
 import { startTestDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 import { startEtcdCluster, type EtcdCluster } from '../test/helpers/etcd.js';
-import { createTestNetns, deleteTestNetns, netnsPath } from '../test/helpers/netns.js';
+import { deleteTestNetns, netnsPath } from '../test/helpers/netns.js';
+import { makeUnderlayHosts } from '../test/helpers/underlay.js';
 import { buildDist } from './lib/build.js';
 import { SocketClient } from './lib/http.js';
 import { percentile } from './lib/stats.js';
@@ -118,19 +118,10 @@ async function main(): Promise<void> {
     const entry = await buildDist();
     log('3-member etcd, underlay, three compiled daemons');
     etcd = await startEtcdCluster(3);
-    const ul = createTestNetns();
-    namespaces.push(ul);
-    const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    ip('-n', ul, 'link', 'add', 'cnmul0', 'type', 'bridge');
-    ip('-n', ul, 'link', 'set', 'cnmul0', 'up');
+    const { hosts } = makeUnderlayHosts(3, namespaces);
     const store = `unix://${etcd.endpoints.map((e) => e.slice('unix:'.length)).join(',')}`;
     for (let i = 1; i <= 3; i++) {
-      const hostNs = createTestNetns();
-      namespaces.push(hostNs);
-      ip('-n', ul, 'link', 'add', `cnmul${i}`, 'type', 'veth', 'peer', 'name', 'cnmeth0', 'netns', hostNs);
-      ip('-n', ul, 'link', 'set', `cnmul${i}`, 'master', 'cnmul0', 'up');
-      ip('-n', hostNs, 'addr', 'add', `${vtep(i)}/24`, 'dev', 'cnmeth0');
-      ip('-n', hostNs, 'link', 'set', 'cnmeth0', 'up');
+      const hostNs = hosts[i - 1]!;
       daemons.push(await startTestDaemon(['--log-level', 'warn', '--cluster-store', store, '--advertise-addr', vtep(i)], { hostNs, nodeEntry: entry }));
     }
     const clients = daemons.map((d) => new SocketClient(d.socket));
@@ -149,7 +140,7 @@ async function main(): Promise<void> {
       }
     }
     const observers = [2, 3].map((i) => {
-      const k = new NetlinkKernel({ hostNetns: netnsPath(namespaces[i]!) });
+      const k = new NetlinkKernel({ hostNetns: netnsPath(hosts[i - 1]!) });
       kernels.push(k);
       return k;
     });

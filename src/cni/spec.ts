@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isAbsolute } from 'node:path';
+import type { CnmSandboxNetwork } from '../api/render-sandbox.js';
 
 /** Result versions cnm writes; a configuration asking for another one is refused with code 1. */
 export const SUPPORTED_VERSIONS = ['1.0.0', '1.1.0'] as const;
@@ -185,16 +186,10 @@ export interface CniResult {
 }
 
 /** What the daemon says about the sandbox's endpoint (the cnm sandbox view's network entry). */
-export interface EndpointView {
-  MacAddress: string;
-  IPAddress: string;
-  IPPrefixLen: number;
-  Gateway: string;
-  IPv6Address: string;
-  GlobalIPv6PrefixLen: number;
-  IPv6Gateway: string;
-  InterfaceName: string;
-}
+export type EndpointView = Pick<
+  CnmSandboxNetwork,
+  'MacAddress' | 'IPAddress' | 'IPPrefixLen' | 'Gateway' | 'IPv6Address' | 'GlobalIPv6PrefixLen' | 'IPv6Gateway' | 'InterfaceName'
+>;
 
 /**
  * The ADD result: cnm's interface appended to the previous plugin's result (when cnm is not first in the

@@ -15,7 +15,7 @@ import type { Pool } from '../ipam/types.js';
 import { ipFamilyOf, subnetContainsIp } from '../util/ip.js';
 import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
 import { setAdoptedDefaultRoute } from './adopted-netns.js';
-import { isGlobal, publishEndpoint, withdrawEndpoint } from './cluster.js';
+import { addressClaims, isGlobal, publishEndpoint, withdrawEndpoint } from './cluster.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import { closePorts, openPorts } from './ports.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
@@ -201,16 +201,8 @@ function withPrefix(net: NetworkRecord, claims: AddressClaim[], family: 4 | 6): 
   return undefined;
 }
 
-export function claimsOf(net: NetworkRecord, ep: EndpointRecord): AddressClaim[] {
-  const out: AddressClaim[] = [];
-  for (const cidr of [ep.ipv4Address, ep.ipv6Address]) {
-    if (!cidr) continue;
-    const address = cidr.split('/')[0]!;
-    const pool = net.ipam.pools.find((p) => subnetContainsIp(p.subnet, address));
-    if (pool) out.push({ poolId: pool.id, address });
-  }
-  return out;
-}
+/** Address claims of an endpoint record (its addresses in the network's pools). */
+export const claimsOf: (net: NetworkRecord, ep: EndpointRecord) => AddressClaim[] = addressClaims;
 
 function ifPrefixOf(options: unknown): string {
   const prefix = (options as { containerIfacePrefix?: string } | undefined)?.containerIfacePrefix;

@@ -8,11 +8,11 @@
  * its lease expires (--host-ttl 3), while the live host stays reachable; restarted, it is reachable again.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
-import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+import { deleteTestNetns } from '../helpers/netns.js';
+import { makeUnderlayHosts } from '../helpers/underlay.js';
 import { dig, reached } from '../helpers/probe.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
 
@@ -57,19 +57,7 @@ describe('three daemons on one etcd: a global overlay network', { skip }, () => 
   const daemons: TestDaemon[] = [];
   before(async () => {
     etcd = await startEtcdCluster(3);
-    const ul = createTestNetns();
-    namespaces.push(ul);
-    const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    ip('-n', ul, 'link', 'add', 'cnmul0', 'type', 'bridge');
-    ip('-n', ul, 'link', 'set', 'cnmul0', 'up');
-    for (let i = 1; i <= 3; i++) {
-      const hostNs = createTestNetns();
-      namespaces.push(hostNs);
-      ip('-n', ul, 'link', 'add', `cnmul${i}`, 'type', 'veth', 'peer', 'name', 'cnmeth0', 'netns', hostNs);
-      ip('-n', ul, 'link', 'set', `cnmul${i}`, 'master', 'cnmul0', 'up');
-      ip('-n', hostNs, 'addr', 'add', `${vtep(i)}/24`, 'dev', 'cnmeth0');
-      ip('-n', hostNs, 'link', 'set', 'cnmeth0', 'up');
-    }
+    makeUnderlayHosts(3, namespaces);
   });
   after(async () => {
     for (const d of daemons) await d.cleanup().catch(() => {});

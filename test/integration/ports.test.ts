@@ -12,58 +12,19 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+import { tcpRefused, udpAsk, waitFor } from '../helpers/port-servers.js';
 import {
   blocked,
   inNamespace,
   inNetnsPath,
-  ProbeCouldNotRun,
   reached,
   tcpRead,
   type CommandRunner,
-  type ProbeResult,
 } from '../helpers/probe.js';
 
 const HOST_IP = '198.51.100.1';
 const HOST_IP2 = '198.51.100.3';
 const NEIGHBOUR_IP = '198.51.100.2';
-const WAIT_MS = 20_000;
-
-/** One datagram to address:port; the answer within 2 s, or blocked (timeout). */
-async function udpAsk(run: CommandRunner, address: string, port: number): Promise<ProbeResult> {
-  const r = await run([
-    'python3',
-    '-c',
-    [
-      'import socket, sys',
-      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-      's.settimeout(2)',
-      `s.sendto(b'?', ('${address}', ${port}))`,
-      'try:',
-      '    print(s.recvfrom(200)[0].decode())',
-      'except socket.timeout:',
-      '    sys.exit(3)',
-    ].join('\n'),
-  ]);
-  if (r.code === 0) return { outcome: 'reached', output: r.stdout.trim() };
-  if (r.code === 3) return { outcome: 'blocked', how: 'timeout' };
-  throw new ProbeCouldNotRun(`udp ${address}:${port}`, r);
-}
-
-/** A TCP connection the host refuses (RST: nothing listens and nothing translates), as opposed to one forwarded. */
-async function tcpRefused(run: CommandRunner, address: string, port: number): Promise<boolean> {
-  const r = await run(['timeout', '2', 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`]);
-  if (r.code === 0) return false;
-  if (r.code === 1 && /Connection refused/.test(r.stderr)) return true;
-  throw new ProbeCouldNotRun(`tcp ${address}:${port}`, r);
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('published ports', () => {
   let d: TestDaemon;
