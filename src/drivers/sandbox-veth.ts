@@ -35,6 +35,9 @@ export async function plugSandboxVeth(
       mtu,
       master: spec.master,
       group,
+      // Up from the start (one request less): with its peer still down it has no carrier, so IPv6 does
+      // nothing on it before disable_ipv6 below.
+      up: true,
       peer: { name: ep.ifName, netns: netnsPath, mtu, mac: ep.macAddress, up: false, group },
     })
     .catch((err: unknown) => {
@@ -47,7 +50,6 @@ export async function plugSandboxVeth(
     // route, which otherwise pile up one per endpoint in the daemon's table and make every IPv6
     // packet the bridge receives (MLD, neighbour solicitations of each new sandbox) walk all of them.
     await kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
-    await kernel.linkSet(null, hostIf, { up: true });
     for (const s of ep.options.sysctls) {
       await kernel.sysctlSet(netnsPath, s.key.replace('IFNAME', ep.ifName), s.value);
     }

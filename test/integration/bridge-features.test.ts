@@ -111,6 +111,32 @@ describe('bridge driver features (real kernel)', { skip: realKernelSkip() }, () 
     assert.match(bridge.stdout, /mtu 1400/);
   });
 
+  it('host ends of endpoints are up bridge ports without IPv6: no address, no route of theirs in the host table', async () => {
+    await createNet(d, {
+      Name: 'ends6',
+      EnableIPv6: true,
+      IPAM: { Config: [{ Subnet: '10.57.0.0/24' }, { Subnet: 'fd57::/64' }] },
+      Options: { 'com.docker.network.bridge.name': 'cnmends0' },
+    });
+    await sandbox(d, 'e1', [{ Network: 'ends6' }]);
+    await sandbox(d, 'e2', [{ Network: 'ends6' }]);
+    const ports = (await d.inHost('ip', ['-o', 'link', 'show', 'master', 'cnmends0'])).stdout;
+    const names = [...ports.matchAll(/^\d+: ([^:@]+)/gm)].map((m) => m[1]!);
+    assert.equal(names.length, 2, ports);
+    const routes6 = (await d.inHost('ip', ['-6', 'route', 'show', 'table', 'all'])).stdout;
+    for (const name of names) {
+      assert.match(ports, new RegExp(`${name}[^\\n]*state UP`), `${name} is up`);
+      const addrs = (await d.inHost('ip', ['-6', '-o', 'addr', 'show', 'dev', name])).stdout;
+      assert.equal(addrs.trim(), '', `${name} has no IPv6 address`);
+      assert.doesNotMatch(routes6, new RegExp(`dev ${name}\\b`), `no IPv6 route through ${name}`);
+    }
+    // The sandboxes themselves do have IPv6, and talk over it through those ports.
+    const e2 = (await d.api('GET', '/cnm/v1/sandboxes/e2')).json();
+    const e2Ip6 = JSON.stringify(e2).match(/fd57::[0-9a-f:]+/)?.[0];
+    assert.ok(e2Ip6, JSON.stringify(e2));
+    assert.equal(await pings(d, 'e1', e2Ip6), true, 'e1 reaches e2 over IPv6');
+  });
+
   it('delivers multicast between sandboxes, with a bridge that does not snoop', async () => {
     await createNet(d, {
       Name: 'mcast',

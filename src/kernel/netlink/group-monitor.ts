@@ -16,7 +16,8 @@
  */
 import { KernelError } from '../../errors.js';
 import { type NetlinkMessage, splitMessages } from './codec.js';
-import { type Libc, lastErrno, libcError } from './libc.js';
+import { endianness } from 'node:os';
+import { BPF_INSTRUCTION_SIZE, type Libc, lastErrno, libcError } from './libc.js';
 import { AF_NETLINK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET } from './socket-constants.js';
 
 const SO_RCVBUFFORCE = 33;
@@ -37,8 +38,17 @@ export interface NetlinkGroup {
   protocol: number;
   /** Multicast group number (NETLINK_ADD_MEMBERSHIP). */
   group: number;
-  /** A complete request the kernel answers on this socket at once (wakes the parked poll on close). */
+  /**
+   * A complete request the kernel answers on this socket at once (wakes the parked poll on close). With
+   * `acceptTypes`, one of its answers must be of an accepted type (NLMSG_ERROR for an acknowledged request).
+   */
   wakeRequest: Buffer;
+  /**
+   * Only messages of these types reach the socket: a socket filter drops the rest in the kernel, so events
+   * nobody reads never wake the poll (the link monitor wants removals, not the five or so other messages
+   * every connect makes). Absent: everything.
+   */
+  acceptTypes?: number[];
 }
 
 export interface NetlinkGroupHandlers {
@@ -56,6 +66,8 @@ export class NetlinkGroupMonitor {
   private readonly pollFd = Buffer.alloc(8);
   private closed = false;
   private readonly done: Promise<void>;
+  /** Times the parked poll woke up with something to read (what a filter saves shows here). */
+  wakeups = 0;
 
   private constructor(
     private readonly libc: Libc,
@@ -81,6 +93,10 @@ export class NetlinkGroupMonitor {
       if (libc.bind(fd, address, address.length) !== 0) throw libcError(`${spec.name} bind`);
       const group = Buffer.alloc(4);
       group.writeUInt32LE(spec.group, 0);
+      // Filtered before joining, so no unwanted message is queued in between.
+      if (spec.acceptTypes && libc.attachFilter(fd, messageTypeFilter(spec.acceptTypes)) !== 0) {
+        throw libcError(`${spec.name}: socket filter`);
+      }
       if (libc.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group, 4) !== 0) {
         throw libcError(`${spec.name}: join group ${spec.group}`);
       }
@@ -113,6 +129,7 @@ export class NetlinkGroupMonitor {
           if (++errors >= MAX_CONSECUTIVE_ERRORS) throw new KernelError(`${this.spec.name}: poll keeps failing`, lastErrno());
           continue;
         }
+        this.wakeups++;
         errors = this.drain() ? 0 : errors + 1;
         if (errors >= MAX_CONSECUTIVE_ERRORS) throw new KernelError(`${this.spec.name}: receive keeps failing`);
       }
@@ -153,4 +170,32 @@ export class NetlinkGroupMonitor {
   private wake(): void {
     this.libc.send(this.fd, this.spec.wakeRequest, this.spec.wakeRequest.length, 0);
   }
+}
+
+const BPF_LD_H_ABS = 0x28;
+const BPF_JMP_JEQ_K = 0x15;
+const BPF_RET_K = 0x06;
+/** Offset of nlmsg_type in struct nlmsghdr. */
+const NLMSG_TYPE_OFFSET = 4;
+
+/**
+ * A classic BPF program accepting a netlink message whose nlmsg_type is one of `types` and dropping the rest.
+ * BPF loads a half word in network byte order while nlmsg_type is in the host's, so on a little-endian
+ * machine the constants are compared byte-swapped.
+ */
+export function messageTypeFilter(types: number[], littleEndian = endianness() === 'LE'): Buffer {
+  if (types.length === 0 || types.length > 255) throw new RangeError('messageTypeFilter: 1 to 255 types');
+  const asLoaded = (t: number) => (littleEndian ? ((t & 0xff) << 8) | (t >> 8) : t);
+  const program: Array<[number, number, number, number]> = [[BPF_LD_H_ABS, 0, 0, NLMSG_TYPE_OFFSET]];
+  // Instruction i (1-based among the tests) jumps to "accept" (the last instruction) when equal.
+  types.forEach((t, i) => program.push([BPF_JMP_JEQ_K, types.length - i, 0, asLoaded(t)]));
+  program.push([BPF_RET_K, 0, 0, 0], [BPF_RET_K, 0, 0, 0xffffffff]);
+  const out = Buffer.alloc(program.length * BPF_INSTRUCTION_SIZE);
+  program.forEach(([code, jt, jf, k], i) => {
+    out.writeUInt16LE(code, i * 8);
+    out.writeUInt8(jt, i * 8 + 2);
+    out.writeUInt8(jf, i * 8 + 3);
+    out.writeUInt32LE(k >>> 0, i * 8 + 4);
+  });
+  return out;
 }

@@ -4,6 +4,7 @@
  * sockets and the libnftables runner; this file adds the socket calls on top of that one binding.
  */
 import koffi from 'koffi';
+import { SOL_SOCKET } from './socket-constants.js';
 import { lastErrno, loadNetnsLibc, type NetnsLibc } from '../netns.js';
 
 export {
@@ -27,12 +28,22 @@ export interface Libc extends NetnsLibc {
    * of the link's namespace). Returns ioctl's result and the data the kernel left.
    */
   ethtoolValue(fd: number, ifname: string, cmd: number, data: number): { rc: number; data: number; errno?: string };
+  /**
+   * SO_ATTACH_FILTER: a classic BPF program (8-byte `struct sock_filter` instructions, packed in `program`)
+   * the kernel runs on every message queued to `fd`; the kernel copies it, so `program` may go afterwards.
+   */
+  attachFilter(fd: number, program: Buffer): number;
 }
 
 const SIOCETHTOOL = 0x8946;
 /** struct ifreq on 64-bit Linux: a 16-byte name, then a union whose ifr_data pointer comes first. */
 const IFREQ_SIZE = 40;
 const IFREQ_DATA_OFFSET = 16;
+const SO_ATTACH_FILTER = 26;
+/** struct sock_fprog on 64-bit Linux: a 2-byte count, padding, then the pointer to the instructions. */
+const SOCK_FPROG_SIZE = 16;
+const SOCK_FPROG_FILTER_OFFSET = 8;
+export const BPF_INSTRUCTION_SIZE = 8;
 
 type AsyncCapable = ((...args: unknown[]) => unknown) & {
   async: (...args: unknown[]) => void;
@@ -50,6 +61,7 @@ export function loadLibc(): Libc {
   const poll = lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)') as AsyncCapable;
   const ioctlArg = lib.func('int ioctl(int fd, unsigned long request, _Inout_ void *arg)');
   const ethtoolValueType = koffi.array('uint32_t', 2);
+  const setsockopt = lib.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
   return {
     ...loadNetnsLibc(),
     sendAsync: promisifyAsync(send),
@@ -57,7 +69,7 @@ export function loadLibc(): Libc {
     bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
     recvAsync: promisifyAsync(recv),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
-    setsockopt: lib.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)'),
+    setsockopt,
     send: send as Libc['send'],
     recv: recv as Libc['recv'],
     close: lib.func('int close(int fd)'),
@@ -74,6 +86,19 @@ export function loadLibc(): Libc {
         return { rc, data: (koffi.decode(value, ethtoolValueType) as number[])[1]!, errno };
       } finally {
         koffi.free(value);
+      }
+    },
+    attachFilter(fd, program) {
+      // struct sock_fprog { unsigned short len; struct sock_filter *filter; }: the pointer needs memory koffi owns.
+      const instructions = koffi.alloc('uint8_t', program.length);
+      try {
+        koffi.encode(instructions, koffi.array('uint8_t', program.length), [...program]);
+        const fprog = Buffer.alloc(SOCK_FPROG_SIZE);
+        fprog.writeUInt16LE(program.length / BPF_INSTRUCTION_SIZE, 0);
+        fprog.writeBigUInt64LE(BigInt(koffi.address(instructions)), SOCK_FPROG_FILTER_OFFSET);
+        return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE) as number;
+      } finally {
+        koffi.free(instructions);
       }
     },
   };

@@ -134,7 +134,10 @@ export class LinkRetirement {
   private reap(): void {
     if (this.reapPending) return;
     this.reapPending = true;
-    this.reaping = this.reaping.then(async () => {
+    // After the current turn of the event loop: the group deletion holds the kernel's rtnl lock through RCU
+    // grace periods, and the caller's next steps (a leave deletes the address's neighbour entry) would
+    // otherwise queue behind it on the request path.
+    this.reaping = this.reaping.then(() => new Promise<void>((done) => setImmediate(done))).then(async () => {
       this.reapPending = false;
       if (this.closed) return;
       const what = 'reap retired links';
