@@ -52,6 +52,25 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         // Namespace teardown runs asynchronously in the kernel, so wait for the outcome, not a duration.
         await eventually(async () => (await k.linkGet(null, 'cnmv0')) === undefined, 'host end of the veth gone');
       }));
+
+    it('nothing the kernel keeps open holds a deleted namespace alive (40 namespaces, each worked in)', () =>
+      withFixture(async (fx, k) => {
+        const paths = Array.from({ length: 40 }, () => fx.newNetnsPath());
+        for (const [i, sb] of paths.entries()) {
+          await k.createNetns(sb);
+          await k.linkAdd(null, { kind: 'veth', name: `cnmhv${i}`, peer: { name: 'eth0', netns: sb } });
+          await k.addrAdd(sb, 'eth0', `10.99.${i}.2/24`);
+          await k.linkSet(sb, 'eth0', { up: true });
+        }
+        // Used again after forty others: whatever is kept for a namespace is found, or opened anew.
+        await k.addrAdd(paths[0]!, 'eth0', '10.98.0.2/24');
+        for (const sb of paths) await k.deleteNetns(sb);
+        await eventually(
+          async () => !(await k.linkList(null)).some((l) => /^cnmhv\d+$/.test(l.name)),
+          'every host end gone with its namespace',
+          fx.slowSteps ? 20_000 : 10_000,
+        );
+      }));
   });
 
   describe('links', () => {

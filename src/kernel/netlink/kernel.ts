@@ -73,15 +73,24 @@ export class NetlinkKernel implements KernelOps {
     this.handles.evict(file);
     await createPinPlaceholder(file);
     try {
-      this.thread.withNewNetns(what, () => {
+      const socket = this.thread.withNewNetns(what, () => {
         this.thread.bindMountCurrent(file, what);
-        const socket = RtnlSocket.open(this.libc);
+        const s = RtnlSocket.open(this.libc);
         try {
-          socket.request(RTM.NEWLINK, 0, [linkHeader(1, true)], `${what}: lo up`);
-        } finally {
-          socket.close();
+          s.request(RTM.NEWLINK, 0, [linkHeader(1, true)], `${what}: lo up`);
+          return s;
+        } catch (err) {
+          s.close();
+          throw err;
         }
       });
+      // Ours until deleteNetns: its handle (and this socket) serve the sandbox's connects from now on.
+      try {
+        this.handles.keep(file, socket);
+      } catch (err) {
+        socket.close();
+        throw err;
+      }
     } catch (err) {
       await this.deleteNetns(file);
       throw err;
@@ -379,7 +388,7 @@ export class NetlinkKernel implements KernelOps {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.handles.flush();
+    this.handles.close();
     this.sysctlDirs.close();
     this.hostSocket?.close();
     this.retirement.close();

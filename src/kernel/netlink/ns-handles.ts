@@ -5,10 +5,18 @@
  * of a millisecond every time. The handles live until the event loop next turns (setImmediate), so
  * they are shared by the steps of one operation and never outlive it: an open handle would keep a
  * deleted sandbox's namespace (and everything in it) alive.
+ *
+ * Except for namespaces this kernel made itself (`keep`): they end only through deleteNetns, which
+ * evicts them first, so their handles can outlive a burst; the last KEPT_NAMESPACES used stay open, and
+ * the connect right after a sandbox's creation (and every later one) skips opening them again. Another
+ * runtime's namespace (adopted, followed) is never kept: its life is not ours to extend.
  */
 import { resolve } from 'node:path';
 import { closeQuietly, type Libc, openNamespaceFile, type ThreadNamespace } from './libc.js';
 import { RtnlSocket } from './socket.js';
+
+/** Namespaces made here whose handles stay open across operations (least recently used closed first). */
+const KEPT_NAMESPACES = 32;
 
 interface Handle {
   fd: number;
@@ -17,6 +25,8 @@ interface Handle {
 
 export class BurstNamespaceHandles {
   private readonly open = new Map<string, Handle>();
+  /** Long-lived handles, least recently used first. */
+  private readonly kept = new Map<string, Handle>();
   private flushScheduled: NodeJS.Immediate | undefined;
 
   constructor(
@@ -42,15 +52,38 @@ export class BurstNamespaceHandles {
     }
   }
 
+  /**
+   * Keep the handle of the namespace at `path` (made by this kernel) open past the burst, with `socket`
+   * (one already open inside it) if given; the least recently used beyond KEPT_NAMESPACES are closed.
+   */
+  keep(path: string, socket?: RtnlSocket): void {
+    const key = resolve(path);
+    const handle = this.handle(key);
+    this.open.delete(key);
+    if (socket) {
+      if (handle.socket) socket.close();
+      else handle.socket = socket;
+    }
+    this.kept.set(key, handle);
+    for (const [oldest, old] of this.kept) {
+      if (this.kept.size <= KEPT_NAMESPACES) break;
+      this.kept.delete(oldest);
+      release(old);
+    }
+  }
+
   /** Forget a namespace now (it is being deleted or re-created at the same path). */
   evict(path: string): void {
     const key = resolve(path);
-    const handle = this.open.get(key);
-    if (!handle) return;
-    this.open.delete(key);
-    release(handle);
+    for (const map of [this.open, this.kept]) {
+      const handle = map.get(key);
+      if (!handle) continue;
+      map.delete(key);
+      release(handle);
+    }
   }
 
+  /** Close the burst's handles (the kept ones stay). */
   flush(): void {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
@@ -58,8 +91,22 @@ export class BurstNamespaceHandles {
     this.open.clear();
   }
 
+  /** Close everything, kept handles included. */
+  close(): void {
+    this.flush();
+    for (const handle of this.kept.values()) release(handle);
+    this.kept.clear();
+  }
+
   private handle(path: string): Handle {
     const key = resolve(path);
+    const kept = this.kept.get(key);
+    if (kept) {
+      // Most recently used last.
+      this.kept.delete(key);
+      this.kept.set(key, kept);
+      return kept;
+    }
     let handle = this.open.get(key);
     if (!handle) {
       handle = { fd: openNamespaceFile(key) };
