@@ -15,7 +15,7 @@ import { goParseBool } from '../drivers/option-schema.js';
 import { GLOBAL_V4_POOLS } from '../ipam/default-pools.js';
 import type { Pool, PoolRequest } from '../ipam/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
-import { clusterOf, deleteGlobalNetwork, givenClusterId, isGlobal, persistGlobalNetwork, activeRemoteEndpointsOf, type ClusterIdSpec } from './cluster.js';
+import { activeRemoteEndpointsOf, clusterOf, deleteGlobalNetwork, givenClusterId, isGlobal, persistGlobalNetwork, type ClusterIdSpec } from './cluster.js';
 import { driverOf, runtimeOf, toDriverNetwork, type Ctx } from './context.js';
 import type { NetworkRecord } from './records.js';
 import { discoveryNetwork } from './sandbox-dns.js';
