@@ -68,6 +68,21 @@ export function remoteEndpointsOf(ctx: Ctx, networkId: string): EndpointRecord[]
   return [...(ctx.global?.remote.get(networkId)?.values() ?? [])];
 }
 
+/**
+ * Whether another host's endpoint is in use: its host is registered now (or the record names none).
+ * The records of a host whose lease expired (dead, or cut off from etcd for longer than its TTL) stay in
+ * the store, but no longer keep a network in use: removing the network removes them with it.
+ */
+function hostIsLive(g: ClusterRuntime, ep: EndpointRecord): boolean {
+  return ep.hostId === undefined || g.hosts.has(ep.hostId);
+}
+
+/** Other hosts' endpoints on a network that keep it in use (their host is live). */
+export function activeRemoteEndpointsOf(ctx: Ctx, networkId: string): EndpointRecord[] {
+  const g = ctx.global;
+  return g ? remoteEndpointsOf(ctx, networkId).filter((ep) => hostIsLive(g, ep)) : [];
+}
+
 /** Address claims of an endpoint record (its addresses in the network's pools). */
 export function addressClaims(net: NetworkRecord, ep: Pick<EndpointRecord, 'ipv4Address' | 'ipv6Address'>): AddressClaim[] {
   const out: AddressClaim[] = [];
@@ -144,12 +159,34 @@ async function createGlobal(g: ClusterRuntime, record: NetworkRecord, extra: Txn
   await g.repo.createNetwork({ ...record, driverState: {} }, extra);
 }
 
-/** The transaction that removes a global network's record with every claim it holds. */
+/**
+ * The transaction that removes a global network's record with every claim it holds, and the records
+ * (with their address claims) that departed hosts left on it — on the condition that each of those
+ * hosts is still unregistered: one that came back meanwhile makes the removal fail (403) instead.
+ */
 export async function deleteGlobalNetwork(ctx: Ctx, net: NetworkRecord): Promise<void> {
   const g = clusterOf(ctx);
   const spec = ctx.drivers.get(net.driver)?.clusterId;
   const n = spec ? Number(net.options[spec.option]?.split(',')[0]) : NaN;
-  await g.repo.deleteNetwork(net, Number.isInteger(n) ? [{ op: 'delete', key: keys.clusterId(net.driver, n) }] : []);
+  const extra: TxnOp[] = Number.isInteger(n) ? [{ op: 'delete', key: keys.clusterId(net.driver, n) }] : [];
+  const departed = remoteEndpointsOf(ctx, net.id).filter((ep) => !hostIsLive(g, ep));
+  const hostKeys = new Set(departed.map((ep) => g.deps.hosts.key(ep.hostId!)));
+  for (const key of hostKeys) extra.push({ op: 'check', key, expectedRevision: 0 });
+  for (const ep of departed) {
+    extra.push({ op: 'delete', key: keys.endpoint(ep.id) });
+    for (const c of addressClaims(net, ep)) extra.push({ op: 'delete', key: keys.address(c.poolId, c.address) });
+  }
+  try {
+    await g.repo.deleteNetwork(net, extra);
+  } catch (err) {
+    if (err instanceof StoreConflictError && hostKeys.has(err.key)) {
+      throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (host ${err.key.slice(err.key.lastIndexOf('/') + 1)} registered again)`);
+    }
+    throw err;
+  }
+  if (departed.length > 0) {
+    ctx.logger.warn('removed the endpoint records departed hosts left on the network', { network: net.name, endpoints: departed.map((ep) => `${ep.name} on host ${ep.hostId}`) });
+  }
 }
 
 /**

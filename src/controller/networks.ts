@@ -15,7 +15,7 @@ import { goParseBool } from '../drivers/option-schema.js';
 import { GLOBAL_V4_POOLS } from '../ipam/default-pools.js';
 import type { Pool, PoolRequest } from '../ipam/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
-import { clusterOf, deleteGlobalNetwork, givenClusterId, isGlobal, persistGlobalNetwork, remoteEndpointsOf, type ClusterIdSpec } from './cluster.js';
+import { activeRemoteEndpointsOf, clusterOf, deleteGlobalNetwork, givenClusterId, isGlobal, persistGlobalNetwork, type ClusterIdSpec } from './cluster.js';
 import { driverOf, runtimeOf, toDriverNetwork, type Ctx } from './context.js';
 import type { NetworkRecord } from './records.js';
 import { discoveryNetwork } from './sandbox-dns.js';
@@ -292,7 +292,7 @@ export async function removeNetwork(ctx: Ctx, ref: string): Promise<void> {
     const names = eps.map((e) => e.name).join(', ');
     throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${names})`);
   }
-  const remote = remoteEndpointsOf(ctx, net.id);
+  const remote = activeRemoteEndpointsOf(ctx, net.id);
   if (remote.length > 0) {
     const names = remote.map((e) => `${e.name} on host ${e.hostId ?? '?'}`).join(', ');
     throw new ForbiddenError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${names})`);
@@ -356,7 +356,7 @@ export async function pruneNetworks(ctx: Ctx, select: (n: NetworkRecord) => bool
   const inUseAsConfig = new Set([...ctx.state.networks.values()].map((n) => n.configFrom).filter(Boolean));
   for (const net of [...ctx.state.networks.values()]) {
     if (net.predefined || ctx.state.endpointsOfNetwork(net.id).length > 0 || ctx.state.servicesOfNetwork(net.id).length > 0) continue;
-    if (ctx.state.attachmentsOfNetwork(net.id).length > 0 || remoteEndpointsOf(ctx, net.id).length > 0) continue;
+    if (ctx.state.attachmentsOfNetwork(net.id).length > 0 || activeRemoteEndpointsOf(ctx, net.id).length > 0) continue;
     if (inUseAsConfig.has(net.name) || inUseAsConfig.has(net.id) || !select(net)) continue;
     await destroyNetwork(ctx, net);
     removed.push(net.name);

@@ -31,10 +31,13 @@ export interface HostDirectory {
   hosts(): Promise<HostRecord[]>;
   /** Reports hosts joining (or re-registering) and leaving (lease expired or revoked). */
   watch(onEvent: (event: MembershipEvent) => void): () => void;
+  /** The store key of a host's registration: a transaction can check that the host is (still) absent. */
+  key(id: string): string;
 }
 
 export function hostDirectory(store: Store): HostDirectory {
   return {
+    key: (id) => `${HOSTS}${id}`,
     async hosts() {
       const entries = await store.list(HOSTS);
       return entries.flatMap((e) => parseRecord(e.value) ?? []);

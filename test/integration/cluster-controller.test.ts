@@ -215,6 +215,42 @@ describe('global-scope networks on a real etcd (three controllers)', { skip }, (
     await until('busy gone on host 2', () => !names(h2).includes('busy'));
   });
 
+  it('a dead host\'s endpoints stop blocking rm once its lease expired; rm removes its records with the network', { timeout: TIMEOUT }, async () => {
+    const [h1, h2, h3] = (await threeHosts(2)) as [ClusterHost, ClusterHost, ClusterHost];
+    const { id } = await h1.controller.createNetwork({ name: 'orphaned', driver: 'gtest', ipam: { configs: [{ subnet: '10.83.0.0/24' }] } });
+    await until('orphaned on host 3', () => names(h3).includes('orphaned'));
+    const sb = await h3.controller.createSandbox({ name: 'lost', networks: [{ network: 'orphaned' }] });
+    const ep = sb.endpoints[0]!.endpoint;
+    const addressKey = `cnm/v1/ipam/addresses/10.83.0.0_24/${ep.ipv4Address!.split('/')[0]}`;
+    await until('host 1 sees the remote endpoint', () => (h1.controller.getNetwork('orphaned').peers?.length ?? 0) === 1);
+    // While host 3 lives, its endpoint keeps the network in use.
+    await rejects(h1.controller.removeNetwork('orphaned'), 403, /has active endpoints \(lost on host host-3\)/);
+    await h3.crash();
+    await until('host 3\'s lease expired (host 1 withdrew its peer)', () => (h1.driver.peers.get(id) ?? [1]).length === 0, 30_000);
+    assert.ok(await h1.shared.get(`cnm/v1/endpoints/${ep.id}`), 'the dead host\'s record is still in etcd');
+    await h1.controller.removeNetwork('orphaned');
+    assert.equal(await h1.shared.get(`cnm/v1/endpoints/${ep.id}`), undefined, 'its endpoint record went with the network');
+    assert.equal(await h1.shared.get(addressKey), undefined, 'and its address claim');
+    await until('orphaned gone on host 2', () => !names(h2).includes('orphaned'));
+  });
+
+  it('rm of a network with a departed host\'s endpoints fails if that host registers again first', { timeout: TIMEOUT }, async () => {
+    const [h1, , h3] = (await threeHosts(2)) as [ClusterHost, ClusterHost, ClusterHost];
+    await h1.controller.createNetwork({ name: 'comeback', driver: 'gtest', ipam: { configs: [{ subnet: '10.82.0.0/24' }] } });
+    await until('comeback on host 3', () => names(h3).includes('comeback'));
+    const sb = await h3.controller.createSandbox({ name: 'returner', networks: [{ network: 'comeback' }] });
+    await until('host 1 sees the remote endpoint', () => (h1.controller.getNetwork('comeback').peers?.length ?? 0) === 1);
+    await h3.crash();
+    await until('host 3 gone on host 1', () => (h1.controller.getNetwork('comeback').peers?.length ?? 1) === 0, 30_000);
+    // Host 3's registration key is back, but host 1 has not taken it in (its membership view ignores a
+    // record it cannot parse: here, deterministically, "a registration it has not heard of yet"). Only
+    // the transaction's check that the registration is still absent can refuse now.
+    await h1.shared.put('hosts/host-3', 'not yet seen');
+    await rejects(h1.controller.removeNetwork('comeback'), 403, /has active endpoints \(host host-3 registered again\)/);
+    assert.ok(await h1.shared.get(`cnm/v1/endpoints/${sb.endpoints[0]!.endpoint.id}`), 'its record stays');
+    assert.ok(names(h1).includes('comeback'));
+  });
+
   it('etcd down: global mutations 503, local ones work, nothing torn down; etcd back: converges', { timeout: TIMEOUT }, async () => {
     const hs = await threeHosts();
     const [h1, h2] = hs as [ClusterHost, ClusterHost, ClusterHost];

@@ -9,68 +9,26 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
-import { deleteTestNetns } from '../helpers/netns.js';
-import { makeUnderlayHosts } from '../helpers/underlay.js';
-import { dig, reached } from '../helpers/probe.js';
+import type { TestDaemon } from '../helpers/daemon.js';
+import { cli, ping, resolveA, startDaemonCluster, until, type DaemonCluster } from '../helpers/daemon-cluster.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
+import { underlayAddress as vtep } from '../helpers/underlay.js';
 
 const skip = realKernelSkip() || (onPath('etcd') ? realClientSkip('etcdctl') : realClientSkip('etcd'));
 const TIMEOUT = 300_000;
 const TTL = 3;
-const vtep = (i: number) => `10.199.0.${i}`;
-
-/** Polls `check` every 200 ms until true; throws `what` after `ms` (convergence, not speed). */
-async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`not converged within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function cli(d: TestDaemon, ...args: string[]): Promise<string> {
-  const r = await d.cli(args);
-  assert.equal(r.code, 0, `cnm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** 0 answered, 1 no answer; anything else (ping missing, sandbox gone) fails the test. */
-async function ping(d: TestDaemon, from: string, ip: string): Promise<number> {
-  const r = await d.exec(from, ['ping', '-c1', '-W1', ip]);
-  assert.ok(r.code === 0 || r.code === 1, `ping could not run: ${r.code} ${r.stderr}`);
-  return r.code;
-}
-
-/** The A records the embedded DNS of `from` answers for `name`, and the status (the query must be answered). */
-async function resolveA(d: TestDaemon, from: string, name: string): Promise<{ status: string; addresses: string[] }> {
-  const out = reached(await dig((argv) => d.exec(from, argv), '127.0.0.11', [name, 'A']), `dig ${name} from ${from}`);
-  const addresses = [...out.matchAll(/\sIN\s+A\s+(\S+)/g)].map((m) => m[1]!);
-  return { status: /status: (\w+)/.exec(out)![1]!, addresses };
-}
 
 describe('three daemons on one etcd: a global overlay network', { skip }, () => {
-  let etcd: EtcdCluster | undefined;
-  const namespaces: string[] = [];
-  const daemons: TestDaemon[] = [];
+  let cluster: DaemonCluster | undefined;
   before(async () => {
-    etcd = await startEtcdCluster(3);
-    makeUnderlayHosts(3, namespaces);
+    cluster = await startDaemonCluster({ ttl: TTL });
   });
   after(async () => {
-    for (const d of daemons) await d.cleanup().catch(() => {});
-    for (const ns of namespaces.reverse()) deleteTestNetns(ns);
-    await etcd?.close();
+    await cluster?.close();
   });
 
   it('network ls on every host; sandboxes on three hosts ping each other; a dead host is withdrawn, then back', { timeout: TIMEOUT }, async () => {
-    const store = `unix://${etcd!.endpoints.map((e) => e.slice('unix:'.length)).join(',')}`;
-    for (let i = 1; i <= 3; i++) {
-      // --dns: nothing listens there, so a name the embedded DNS does not own is never answered from outside.
-      daemons.push(await startTestDaemon(['--dns', '127.0.0.1', '--cluster-store', store, '--advertise-addr', vtep(i), '--host-ttl', String(TTL)], { hostNs: namespaces[i]! }));
-    }
+    const daemons = cluster!.daemons;
     const [d1, , d3] = daemons as [TestDaemon, TestDaemon, TestDaemon];
     await cli(d1, 'network', 'create', '--driver', 'overlay', '--subnet', '10.91.0.0/24', 'ov');
     for (const d of daemons) {
