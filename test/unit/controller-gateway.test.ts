@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { httpStatusOf } from '../../src/errors.js';
 import type { DriverEndpoint, DriverNetwork, JoinResult, NetworkDriver, NetworkProgram } from '../../src/drivers/types.js';
 import type { ControllerEvent } from '../../src/controller/types.js';
+import { renderContainerSummary } from '../../src/api/render-container.js';
 import { claimsOf } from '../../src/controller/endpoints.js';
 import { Repository } from '../../src/controller/repository.js';
 import { startHarness, type Harness } from '../helpers/controller-harness.js';
@@ -104,6 +105,9 @@ describe('the gateway network for sandboxes whose networks give no gateway', () 
       { net: 'cnm_gwbridge', name: `gateway_${s1.id.slice(0, 12)}`, ifName: 'eth1', gw: pool.gateway },
     ]);
     assert.equal(await defaultVia(h, 's1'), pool.gateway);
+    // Docker's container view leaves the gateway network out, as Docker's inspect leaves out docker_gwbridge.
+    const summary = renderContainerSummary(h.controller.getSandbox('s1')) as { NetworkSettings: { Networks: Record<string, unknown> } };
+    assert.deepEqual(Object.keys(summary.NetworkSettings.Networks), ['ov1']);
     // network inspect lists it under its own name; the sandbox's names are not given to the gateway network.
     const detail = h.controller.getNetwork('cnm_gwbridge');
     assert.deepEqual(detail.endpoints.map((e) => e.endpoint.name), [`gateway_${s1.id.slice(0, 12)}`]);
@@ -116,6 +120,11 @@ describe('the gateway network for sandboxes whose networks give no gateway', () 
   it('a second sandbox reuses the network; removing the network while in use is refused', async () => {
     const s2 = (await h.controller.createSandbox({ name: 's2', networks: [{ network: 'ov2' }] })).sandbox;
     assert.equal(h.controller.listNetworks().filter((n) => n.network.name === 'cnm_gwbridge').length, 1);
+    // Both are on cnm_gwbridge, yet s1's names do not resolve from s2's overlay: only `gateway_<id>` does.
+    const s1 = h.controller.getSandbox('s1');
+    const s1Gw = s1.endpoints.find((e) => e.network.name === 'cnm_gwbridge')!.endpoint.ipv4Address!.split('/')[0];
+    assert.deepEqual(h.dns.resolve(s2.id, `gateway_${s1.sandbox.id.slice(0, 12)}`), [s1Gw]);
+    for (const name of ['s1', s1.sandbox.id.slice(0, 12), s1.sandbox.hostname]) assert.deepEqual(h.dns.resolve(s2.id, name), [], name);
     await assert.rejects(h.controller.removeNetwork('cnm_gwbridge'), (err: unknown) => {
       assert.equal(httpStatusOf(err), 403);
       assert.match((err as Error).message, new RegExp(`has active endpoints \\(.*gateway_${s2.id.slice(0, 12)}`));
