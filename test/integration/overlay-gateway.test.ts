@@ -197,6 +197,10 @@ describe('overlay sandboxes reach outside through cnm_gwbridge', { skip }, () =>
     await d.start();
     const k1 = await sandbox('k1');
     assert.deepEqual(Object.keys(k1.Networks).sort(), ['cnm_gwbridge', 'ov2'], 'the next start gave it its gateway endpoint');
+    // The veth of the gateway endpoint the kill lost is gone (it carried the daemon's mark): one per endpoint.
+    const all = (await api('GET', '/cnm/v1/sandboxes')).json() as SandboxView[];
+    const endpointCount = all.reduce((n, sb) => n + Object.keys(sb.Networks).length, 0);
+    assert.equal((await links()).filter((l) => l.startsWith('cnmv')).length, endpointCount, 'one host-side veth per endpoint');
     reached(await ping(inSandbox('k1'), OUTSIDE), 'k1 -> outside');
 
     // Killed between an overlay's disconnect and the removal of the gateway endpoint it no longer needs.
