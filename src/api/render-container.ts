@@ -17,6 +17,9 @@ type EndpointSettings = Record<string, unknown>;
 function endpointSettings(detail: SandboxDetail): Record<string, EndpointSettings> {
   const networks: Record<string, EndpointSettings> = {};
   for (const { endpoint, network } of detail.endpoints) {
+    // The gateway network's endpoint is the daemon's, not the container's: Docker's inspect leaves
+    // docker_gwbridge out of NetworkSettings.Networks (cnm's own sandbox inspect shows it).
+    if (endpoint.outboundGateway) continue;
     const a = endpointAddresses(endpoint, network);
     const ipamConfig: Record<string, string> = {};
     if (endpoint.staticIpv4 && a.ipAddress) ipamConfig.IPv4Address = a.ipAddress;

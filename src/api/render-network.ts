@@ -88,7 +88,8 @@ export function renderNetworkInspect(detail: NetworkDetail): DockerNetworkInspec
   const containers: Record<string, DockerEndpointResource> = {};
   for (const { endpoint, sandbox } of detail.endpoints) {
     containers[sandbox.id] = {
-      Name: sandbox.name,
+      // The endpoint's name: its sandbox's, or `gateway_<id>` on the gateway network (as Docker shows it).
+      Name: endpoint.name,
       EndpointID: endpoint.id,
       MacAddress: endpoint.macAddress,
       IPv4Address: endpoint.ipv4Address ?? '',

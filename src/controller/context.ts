@@ -16,7 +16,7 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js'
 import type { Repository } from './repository.js';
 import type { SandboxFiles } from './sandbox-files.js';
 import type { CnmState } from './state.js';
-import type { ControllerEvent } from './types.js';
+import type { ControllerEvent, CreateNetworkRequest } from './types.js';
 
 export interface ControllerDeps {
   store: Store;
@@ -50,6 +50,11 @@ export interface ControllerDeps {
    * host's id and advertise address, the registered hosts. Absent: global-scope networks are refused.
    */
   cluster?: ClusterDeps;
+  /**
+   * The network that gives sandboxes on overlays their way out (Docker's docker_gwbridge), made when first
+   * needed. Default DEFAULT_GATEWAY_NETWORK (gateway.ts): `cnm_gwbridge`, bridge `cnmgw0`, ICC off, masquerade.
+   */
+  gatewayNetwork?: CreateNetworkRequest;
 }
 
 export interface NetworkRuntime {

@@ -9,7 +9,8 @@ import type { ControllerDeps, Ctx } from './context.js';
 import { attachmentOf, createAttachment, joinAttachment, leaveAttachment, removeAttachment, removeNetworkById } from './attachments.js';
 import { loadCluster, newClusterRuntime, stopCluster } from './cluster.js';
 import { applyClusterEvents, networkPeers, syncPeers } from './cluster-sync.js';
-import { connect, disconnect } from './endpoints.js';
+import { connect, disconnect, removeEndpoint } from './endpoints.js';
+import { syncGatewayEndpoint } from './gateway.js';
 import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
 import { reconcile, retryBrokenNetwork, retryBrokenNetworks, type ReconcileReport } from './reconcile.js';
 import type { AttachmentRecord, EndpointRecord, NetworkRecord } from './records.js';
@@ -34,6 +35,16 @@ import type {
   NetworkDetail,
   SandboxDetail,
 } from './types.js';
+
+/**
+ * Start-up: every sandbox's gateway endpoint as its endpoints need it (a daemon killed between an overlay's
+ * connect and its gateway endpoint, or between a disconnect and the removal); one failure does not stop the start.
+ */
+async function syncGateways(ctx: Ctx): Promise<void> {
+  for (const sb of [...ctx.state.sandboxes.values()]) {
+    await syncGatewayEndpoint(ctx, sb).catch((err: unknown) => ctx.logger.error('gateway endpoint not restored', { sandbox: sb.name, error: err }));
+  }
+}
 
 /** Changes (create, connect, remove...) that may wait behind the one being applied before 503. */
 export const DEFAULT_MAX_QUEUED_CHANGES = 256;
@@ -85,6 +96,7 @@ export class CnmController implements Controller, AttachmentController {
         if (ctx.global) await loadCluster(ctx, persisted, () => controller.scheduleClusterSync());
         const r = await reconcile(ctx, persisted);
         await controller.ensurePredefined(defaults);
+        await syncGateways(ctx);
         await syncPeers(ctx, true);
         return r;
       });
@@ -240,15 +252,33 @@ export class CnmController implements Controller, AttachmentController {
       if (sb.followsNetns !== undefined && !(await followedNamespaceAlive(this.ctx, sb))) {
         throw new ForbiddenError(`the network namespace of sandbox ${sb.name} is gone`);
       }
-      return connect(this.ctx, net, sb, req);
+      const ep = await connect(this.ctx, net, sb, req);
+      // The sandbox's way out follows: a gateway endpoint added (an overlay joined) or dropped (a network
+      // with a gateway joined). An endpoint that needs one and cannot get it is taken back.
+      try {
+        await syncGatewayEndpoint(this.ctx, sb);
+      } catch (err) {
+        if (ep.requiresGateway) {
+          await removeEndpoint(this.ctx, net, sb, ep, true).catch((undo: unknown) =>
+            this.ctx.logger.error('rollback of connect incomplete', { endpoint: ep.id, error: undo }),
+          );
+          throw err;
+        }
+        this.ctx.logger.warn('gateway endpoint not removed after connect', { sandbox: sb.name, error: err });
+      }
+      return ep;
     });
   }
 
   disconnect(network: string, sandbox: string, force: boolean): Promise<void> {
-    return this.mutex.run(() => {
+    return this.mutex.run(async () => {
       const sb = this.ctx.state.sandbox(sandbox);
       const net = this.ctx.state.network(network);
-      return disconnect(this.ctx, net, sb, force);
+      await disconnect(this.ctx, net, sb, force);
+      // The last overlay gone takes the gateway endpoint; the last network with a gateway gone brings it.
+      await syncGatewayEndpoint(this.ctx, sb).catch((err: unknown) =>
+        this.ctx.logger.error('gateway endpoint not updated after disconnect', { sandbox: sb.name, error: err }),
+      );
     });
   }
 

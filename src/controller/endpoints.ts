@@ -11,6 +11,7 @@ import {
   TeardownErrors,
   AddressInUseError,
 } from '../errors.js';
+import type { JoinResult } from '../drivers/types.js';
 import type { Pool } from '../ipam/types.js';
 import { ipFamilyOf, subnetContainsIp } from '../util/ip.js';
 import { newId, randomMac, rfc3339Nano } from '../util/ids.js';
@@ -29,7 +30,7 @@ export async function connect(
   net: NetworkRecord,
   sb: SandboxRecord,
   req: EndpointSettingsRequest,
-  opts: { creating?: boolean; completesCreate?: boolean } = {},
+  opts: { creating?: boolean; completesCreate?: boolean; outboundGateway?: boolean } = {},
 ): Promise<EndpointRecord> {
   checkConnectAllowed(ctx, net, sb, opts.creating ?? false);
   const rt = runtimeOf(ctx, net);
@@ -47,7 +48,8 @@ export async function connect(
   const release = () => claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
   const ep: EndpointRecord = {
     id: newId(),
-    name: sb.name,
+    // Docker names an endpoint after its container, the gateway network's after the sandbox's ID.
+    name: opts.outboundGateway ? gatewayEndpointName(sb) : sb.name,
     networkId: net.id,
     sandboxId: sb.id,
     macAddress,
@@ -61,6 +63,7 @@ export async function connect(
     ifName,
     driverState: {},
     ...(services.length > 0 ? { services } : {}),
+    ...(opts.outboundGateway ? { outboundGateway: true as const } : {}),
     created: rfc3339Nano(),
   };
 
@@ -81,9 +84,7 @@ export async function connect(
   try {
     const result = await rt.driver.join(driverNet, toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
     joined = true;
-    ep.driverState = result.driverState;
-    ep.gatewayIpv4 = result.gatewayIpv4;
-    ep.gatewayIpv6 = result.gatewayIpv6;
+    Object.assign(ep, joinOutcome(result));
     await programRoutes(ctx, sb, [...existing, ep]);
     ctx.discovery.endpointJoined(discoveryEndpoint(sb, ep));
     registered = true;
@@ -118,6 +119,21 @@ export async function connect(
   if (resolverBefore !== resolverAfter && !opts.creating) await ctx.files.writeResolvConf(sb, resolverAfter);
   ctx.emit({ type: 'network', action: 'connect', id: net.id, attributes: { container: sb.id, name: net.name, type: net.driver } });
   return ep;
+}
+
+/** What an endpoint record keeps of its driver's join (connect and a rejoin at start-up alike). */
+export function joinOutcome(result: JoinResult): Pick<EndpointRecord, 'driverState' | 'gatewayIpv4' | 'gatewayIpv6' | 'requiresGateway'> {
+  return {
+    driverState: result.driverState,
+    gatewayIpv4: result.gatewayIpv4,
+    gatewayIpv6: result.gatewayIpv6,
+    ...(result.requiresDefaultGateway ? { requiresGateway: true as const } : {}),
+  };
+}
+
+/** Docker's name of a sandbox's endpoint on the gateway network: `gateway_` and the first 12 hex of its ID. */
+export function gatewayEndpointName(sb: Pick<SandboxRecord, 'id'>): string {
+  return `gateway_${sb.id.slice(0, 12)}`;
 }
 
 /** The sandbox's record as the endpoint's transaction must store it, or undefined when it is unchanged. */

@@ -11,7 +11,7 @@ import { DEFAULT_OWNER_GROUP } from '../kernel/types.js';
 import type { FirewallNetwork } from '../firewall/types.js';
 import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import { attachmentClaims, removeAttachment, toHandoffEndpoint } from './attachments.js';
-import { claimsOf, programRoutes, removeEndpoint } from './endpoints.js';
+import { claimsOf, joinOutcome, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { PersistedState } from './repository.js';
 import { discoveryEndpoint, discoveryNetwork, resolverModeFor } from './sandbox-dns.js';
@@ -273,7 +273,8 @@ async function rejoinIfBroken(ctx: Ctx, sb: SandboxRecord, ep: EndpointRecord, r
   if (!recreated && (await rt.driver.endpointIntact(dnet, dep, dsb))) return false;
   await rt.driver.leave(dnet, dep, dsb);
   const result = await rt.driver.join(dnet, dep, dsb);
-  ctx.state.putEndpoint({ ...ep, driverState: result.driverState, gatewayIpv4: result.gatewayIpv4, gatewayIpv6: result.gatewayIpv6 });
+  const { requiresGateway: _before, ...rest } = ep;
+  ctx.state.putEndpoint({ ...rest, ...joinOutcome(result) });
   return true;
 }
 

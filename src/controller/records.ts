@@ -71,6 +71,14 @@ export interface EndpointRecord {
   /** Gateways this endpoint offers the sandbox's default route (from the driver's join). */
   gatewayIpv4?: string;
   gatewayIpv6?: string;
+  /** The driver's join asked for a way out through the gateway network (JoinResult.requiresDefaultGateway). */
+  requiresGateway?: true;
+  /**
+   * Made by cnm on the gateway network (`cnm_gwbridge`, Docker's docker_gwbridge) for the outbound traffic
+   * of a sandbox whose other endpoints give it no gateway (Docker's `gateway_<sandbox id>`); cnm removes it
+   * when no endpoint needs it any more.
+   */
+  outboundGateway?: true;
   created: string;
 }
 

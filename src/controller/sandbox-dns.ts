@@ -19,6 +19,21 @@ export function discoveryNetwork(net: NetworkRecord): DiscoveryNetwork {
 }
 
 export function discoveryEndpoint(sb: SandboxRecord, ep: EndpointRecord): DiscoveryEndpoint {
+  // A gateway endpoint is known by its own name only (`gateway_<id>`, as Docker's): the sandbox's names
+  // must not resolve, to its gateway-bridge address, for the sandboxes of every other overlay on the host.
+  if (ep.outboundGateway) {
+    return {
+      id: ep.id,
+      networkId: ep.networkId,
+      sandboxId: sb.id,
+      sandboxName: ep.name,
+      hostname: '',
+      shortId: '',
+      aliases: [],
+      ...(ep.ipv4Address ? { ipv4: ep.ipv4Address } : {}),
+      ...(ep.ipv6Address ? { ipv6: ep.ipv6Address } : {}),
+    };
+  }
   return {
     id: ep.id,
     networkId: ep.networkId,

@@ -194,7 +194,8 @@ export function renderHosts(sb: SandboxRecord, endpoints: EndpointRecord[]): str
     'ff02::2\tip6-allrouters',
   ];
   const names = sb.hostname === sb.name ? sb.hostname : `${sb.hostname} ${sb.name}`;
-  for (const ep of endpoints) {
+  // Not the gateway network's address (Docker leaves docker_gwbridge out of /etc/hosts too).
+  for (const ep of endpoints.filter((e) => !e.outboundGateway)) {
     if (ep.ipv4Address) lines.push(`${ep.ipv4Address.split('/')[0]}\t${names}`);
     if (ep.ipv6Address) lines.push(`${ep.ipv6Address.split('/')[0]}\t${names}`);
   }

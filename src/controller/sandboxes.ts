@@ -11,6 +11,7 @@ import { newId, rfc3339Nano } from '../util/ids.js';
 import type { Ctx } from './context.js';
 import { adoptNamespace, followedNamespaceAlive, followNamespace } from './adopted-netns.js';
 import { connect, removeEndpoint } from './endpoints.js';
+import { syncGatewayEndpoint } from './gateway.js';
 import type { SandboxRecord } from './records.js';
 import { openPorts, planPorts } from './ports.js';
 import { hasNameResolution } from './sandbox-dns.js';
@@ -94,6 +95,8 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
     for (const [i, { net, settings }] of nets.entries()) {
       await connect(ctx, net, sb, settings, { creating: true, completesCreate: i === nets.length - 1 });
     }
+    // Its way out when only overlays were asked for (a failure removes the sandbox like any other).
+    await syncGatewayEndpoint(ctx, sb);
     // All of the sandbox's ports in one firewall transaction; a failure removes the sandbox again.
     await openPorts(ctx, sb);
   } catch (err) {

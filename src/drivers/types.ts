@@ -53,6 +53,12 @@ export interface JoinResult {
   /** Gateway addresses this endpoint offers for the sandbox's default route (none on internal networks). */
   gatewayIpv4?: string;
   gatewayIpv6?: string;
+  /**
+   * The endpoint gives no gateway but its sandbox should still reach outside (an overlay): the controller
+   * then gives the sandbox an endpoint on the host's gateway network (Docker's docker_gwbridge) unless
+   * another endpoint of the sandbox gives it a gateway. Ignored on internal networks.
+   */
+  requiresDefaultGateway?: boolean;
 }
 
 /** An endpoint of a multi-host network on another host, as setPeers receives it. */

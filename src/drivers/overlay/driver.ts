@@ -9,7 +9,9 @@
  *
  * The bridge has no address, no IPv6, no forwarding and answers no ARP: a sandbox has no layer-3 path
  * into or through the host, so two overlays on one host are isolated by construction, not by rules.
- * Outbound connectivity (Docker's docker_gwbridge) is not there yet: joins return no gateway.
+ * Outbound connectivity is the controller's: a join on a non-internal network returns no gateway but
+ * `requiresDefaultGateway`, and the controller gives the sandbox an endpoint on the host's gateway bridge
+ * network (Docker's docker_gwbridge) unless another of its endpoints gives it a gateway.
  */
 import { ConflictError, errorMessage, ForbiddenError, InvalidParameterError, KernelError } from '../../errors.js';
 import { DEFAULT_OWNER_GROUP, type KernelOps, type LinkInfo, type VxlanSpec } from '../../kernel/types.js';
@@ -142,8 +144,8 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
         await this.removeDevicesIfUnused(net).catch(() => undefined);
         throw err;
       }
-      // No gateway: an overlay has no way out of its segment yet.
-      return { driverState: {} };
+      // No gateway of its own: the way out is the host's gateway network (the controller's), unless internal.
+      return { driverState: {}, ...(net.internal ? {} : { requiresDefaultGateway: true }) };
     });
   }
 
