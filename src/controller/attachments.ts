@@ -8,6 +8,7 @@
 import { AddressInUseError, ForbiddenError, InvalidParameterError, NotFoundError, StoreConflictError } from '../errors.js';
 import { subnetContainsIp } from '../util/ip.js';
 import { randomMac, rfc3339Nano } from '../util/ids.js';
+import { revokeAttachmentPorts } from './attachment-ports.js';
 import { runtimeOf, toDriverNetwork, type Ctx, type NetworkRuntime } from './context.js';
 import { removeNetwork } from './networks.js';
 import type { AttachmentRecord, NetworkRecord } from './records.js';
@@ -87,7 +88,7 @@ export async function createAttachment(ctx: Ctx, req: AttachRequest): Promise<At
     if (err instanceof StoreConflictError) throw new AddressInUseError('Address already in use');
     throw err;
   }
-  ctx.state.attachments.set(att.id, att);
+  ctx.state.putAttachment(att);
   ctx.emit({ type: 'network', action: 'connect', id: net.id, attributes: { container: `ep-${att.id}`, name: net.name, type: net.driver } });
   return att;
 }
@@ -125,21 +126,22 @@ export async function joinAttachment(ctx: Ctx, networkId: string, endpointId: st
     await rt.driver.leave(dnet, dep, { id: att.id, netnsPath: null }).catch(() => undefined);
     throw err;
   }
-  ctx.state.attachments.set(att.id, joined);
+  ctx.state.putAttachment(joined);
   return { srcName: result.srcName, gatewayIpv4: result.gatewayIpv4, gatewayIpv6: result.gatewayIpv6 };
 }
 
 export async function leaveAttachment(ctx: Ctx, networkId: string, endpointId: string): Promise<void> {
   const att = ctx.state.attachments.get(endpointId);
   if (!att || att.networkId !== networkId || !att.joined) return;
+  await revokeAttachmentPorts(ctx, networkId, endpointId);
   const net = networkById(ctx, networkId);
   const rt = runtimeOf(ctx, net);
   // Deleting the host end removes the container's end with it, wherever the runtime moved it.
   await rt.driver.leave(toDriverNetwork(net, rt.options), toHandoffEndpoint(att, rt), { id: att.id, netnsPath: null });
-  const left: AttachmentRecord = { ...att, driverState: {} };
+  const left: AttachmentRecord = { ...ctx.state.attachments.get(att.id)!, driverState: {} };
   delete left.joined;
   await ctx.repo.updateAttachment(left);
-  ctx.state.attachments.set(att.id, left);
+  ctx.state.putAttachment(left);
 }
 
 export async function removeAttachment(ctx: Ctx, networkId: string, endpointId: string): Promise<void> {
@@ -149,7 +151,7 @@ export async function removeAttachment(ctx: Ctx, networkId: string, endpointId: 
   const net = networkById(ctx, networkId);
   const claims = attachmentClaims(net, att);
   await ctx.repo.deleteAttachment(att, claims);
-  ctx.state.attachments.delete(att.id);
+  ctx.state.deleteAttachment(att.id);
   claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
   ctx.emit({ type: 'network', action: 'disconnect', id: net.id, attributes: { container: `ep-${att.id}`, name: net.name, type: net.driver } });
 }

@@ -74,7 +74,7 @@ async function loadState(ctx: Ctx, persisted: PersistedState, report: ReconcileR
   }
   for (const att of persisted.attachments) {
     const net = ctx.state.networks.get(att.networkId);
-    if (net) ctx.state.attachments.set(att.id, att);
+    if (net) ctx.state.putAttachment(att);
     else {
       await ctx.repo.deleteAttachment(att, []);
       report.staleRecordsRemoved++;

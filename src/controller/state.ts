@@ -38,7 +38,7 @@ export class CnmState {
   private readonly sandboxesByName = new Map<string, SandboxRecord>();
   private readonly endpointsByNetwork = new Map<string, Set<string>>();
   private readonly endpointsBySandbox = new Map<string, Set<string>>();
-  /** Every host port the sandboxes publish, so a new one is checked in O(1) whatever is published. */
+  /** Every host port the sandboxes and attachments publish, so a new one is checked in O(1) whatever is published. */
   readonly publishedPorts = new BoundPorts();
 
   network(ref: string): NetworkRecord {
@@ -105,6 +105,20 @@ export class CnmState {
 
   attachmentsOfNetwork(networkId: string): AttachmentRecord[] {
     return [...this.attachments.values()].filter((a) => a.networkId === networkId);
+  }
+
+  /** Records an attachment (and the host ports it publishes). */
+  putAttachment(att: AttachmentRecord): void {
+    this.deleteAttachment(att.id);
+    for (const p of att.ports ?? []) this.publishedPorts.add(p.protocol, p.hostPort, p.hostIp);
+    this.attachments.set(att.id, att);
+  }
+
+  deleteAttachment(id: string): void {
+    const old = this.attachments.get(id);
+    if (!old) return;
+    for (const p of old.ports ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
+    this.attachments.delete(id);
   }
 
   putNetwork(net: NetworkRecord): void {

@@ -198,4 +198,8 @@ export interface AttachmentController {
   leaveAttachment(networkId: string, endpointId: string): Promise<void>;
   /** Idempotent; leaves first when still joined. */
   removeAttachment(networkId: string, endpointId: string): Promise<void>;
+  /** Publishes the container's ports (replacing those it had); 409 when a host port is taken, nothing changed. */
+  programAttachmentPorts(networkId: string, endpointId: string, ports: PortBindingRequest[]): Promise<void>;
+  /** Idempotent. */
+  revokeAttachmentPorts(networkId: string, endpointId: string): Promise<void>;
 }

@@ -19,12 +19,12 @@ import { listenUnixSocket } from '../socket.js';
 import {
   PLUGIN_MIME,
   checkDiscovery,
-  checkExternalConnectivity,
   createEndpointResponse,
   joinResponse,
   toAttach,
   toCreateNetwork,
   toEndpointRef,
+  toExternalConnectivity,
   toJoin,
   toNetworkId,
 } from './protocol.js';
@@ -99,8 +99,22 @@ function handlers(controller: AttachmentController, name: string): Map<string, H
     ],
     ['/NetworkDriver.DiscoverNew', async (b) => (checkDiscovery(b), empty)],
     ['/NetworkDriver.DiscoverDelete', async (b) => (checkDiscovery(b), empty)],
-    ['/NetworkDriver.ProgramExternalConnectivity', async (b) => (checkExternalConnectivity(b), empty)],
-    ['/NetworkDriver.RevokeExternalConnectivity', async (b) => (toEndpointRef(b), empty)],
+    [
+      '/NetworkDriver.ProgramExternalConnectivity',
+      async (b) => {
+        const { networkId, endpointId, ports } = toExternalConnectivity(b);
+        await controller.programAttachmentPorts(networkId, endpointId, ports);
+        return empty;
+      },
+    ],
+    [
+      '/NetworkDriver.RevokeExternalConnectivity',
+      async (b) => {
+        const { networkId, endpointId } = toEndpointRef(b);
+        await controller.revokeAttachmentPorts(networkId, endpointId);
+        return empty;
+      },
+    ],
   ]);
 }
 
