@@ -6,6 +6,7 @@
  */
 import { ForbiddenError, NotFoundError } from '../errors.js';
 import type { Ctx } from './context.js';
+import { handoffNetworkId } from './handoff-networks.js';
 import { attachmentFirewallPorts, planPorts } from './ports.js';
 import type { AttachmentRecord } from './records.js';
 import type { PortBindingRequest } from './types.js';
@@ -16,8 +17,8 @@ import type { PortBindingRequest } from './types.js';
  */
 export async function programAttachmentPorts(ctx: Ctx, networkId: string, endpointId: string, requests: PortBindingRequest[]): Promise<void> {
   const att = ctx.state.attachments.get(endpointId);
-  const net = ctx.state.networks.get(networkId);
-  if (!att || !net || att.networkId !== networkId) throw new NotFoundError(`endpoint ${endpointId} not found on network ${networkId}`);
+  const net = ctx.state.networks.get(handoffNetworkId(ctx, networkId));
+  if (!att || !net || att.networkId !== net.id) throw new NotFoundError(`endpoint ${endpointId} not found on network ${networkId}`);
   if (!att.joined) throw new ForbiddenError(`endpoint ${endpointId} is not joined to a container`);
   if (att.ports) await revokeAttachmentPorts(ctx, networkId, endpointId);
   const plan = planPorts(ctx, requests, [net], false);
@@ -44,7 +45,7 @@ export async function programAttachmentPorts(ctx: Ctx, networkId: string, endpoi
 /** Closes the container's ports (and forgets their flows). Idempotent. */
 export async function revokeAttachmentPorts(ctx: Ctx, networkId: string, endpointId: string): Promise<void> {
   const att = ctx.state.attachments.get(endpointId);
-  if (!att || att.networkId !== networkId || !att.ports) return;
+  if (!att || att.networkId !== handoffNetworkId(ctx, networkId) || !att.ports) return;
   const fp = attachmentFirewallPorts(ctx, att);
   if (fp) await ctx.firewall.removePorts(fp);
   const next: AttachmentRecord = { ...att };

@@ -6,6 +6,7 @@
 import { ForbiddenError, UnavailableError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import type { ControllerDeps, Ctx } from './context.js';
+import { createHandoffNetwork } from './handoff-networks.js';
 import { programAttachmentPorts, revokeAttachmentPorts } from './attachment-ports.js';
 import { attachmentOf, createAttachment, joinAttachment, leaveAttachment, removeAttachment, removeNetworkById } from './attachments.js';
 import { loadCluster, newClusterRuntime, stopCluster } from './cluster.js';
@@ -204,6 +205,10 @@ export class CnmController implements Controller, AttachmentController {
 
   removeNetwork(ref: string): Promise<void> {
     return this.mutex.run(() => removeNetwork(this.ctx, ref));
+  }
+
+  createHandoffNetwork(req: CreateNetworkRequest & { id: string }): Promise<{ id: string }> {
+    return this.mutex.run(async () => ({ id: (await createHandoffNetwork(this.ctx, req)).id }));
   }
 
   removeNetworkById(id: string): Promise<void> {

@@ -33,6 +33,8 @@ export class CnmState {
   readonly services = new Map<string, ServiceRecord>();
   /** Endpoints handed to another runtime's containers (Docker), by the runtime's endpoint ID. */
   readonly attachments = new Map<string, AttachmentRecord>();
+  /** Another runtime's IDs for global networks made by another host (runtime's ID → network ID). */
+  readonly networkAliases = new Map<string, string>();
   private readonly servicesByName = new Map<string, ServiceRecord>();
   private readonly networksByName = new Map<string, NetworkRecord>();
   private readonly sandboxesByName = new Map<string, SandboxRecord>();

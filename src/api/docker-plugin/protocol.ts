@@ -86,8 +86,12 @@ function boolOption(options: Record<string, unknown>, key: string): boolean {
   throw new InvalidParameterError(`invalid option ${key}: ${JSON.stringify(v).slice(0, 40)} is not a boolean`);
 }
 
-/** CreateNetwork → a cnm network with Docker's ID and Docker's pools; -o cnm.driver / cnm.name are cnm's. */
-export function toCreateNetwork(body: unknown, pluginName: string): CreateNetworkRequest {
+/**
+ * CreateNetwork → a cnm network with Docker's ID and Docker's pools; -o cnm.driver / cnm.name are cnm's.
+ * A global driver's network (cnm.driver=overlay) of a name another host's Docker already made is that
+ * one (the controller decides; the name must be given).
+ */
+export function toCreateNetwork(body: unknown, pluginName: string): CreateNetworkRequest & { id: string } {
   const b = parseBody(createNetworkSchema, body);
   const options = b.Options ?? {};
   const generic = parseBody(strMap.transform((m) => m ?? {}), options[GENERIC] ?? {});
@@ -113,6 +117,7 @@ export function toCreateNetwork(body: unknown, pluginName: string): CreateNetwor
   return {
     id: b.NetworkID,
     name: generic['cnm.name'] ?? `${pluginName}-${b.NetworkID.slice(0, 12)}`,
+    ...(generic['cnm.name'] !== undefined ? { nameGiven: true } : {}),
     driver: generic['cnm.driver'] || 'bridge',
     forHandoff: true,
     internal: boolOption(options, INTERNAL),

@@ -53,7 +53,7 @@ function handlers(controller: AttachmentController, name: string): Map<string, H
   return new Map<string, Handler>([
     ['/Plugin.Activate', async () => ({ Implements: ['NetworkDriver'] })],
     ['/NetworkDriver.GetCapabilities', async () => ({ Scope: 'local', ConnectivityScope: 'local' })],
-    ['/NetworkDriver.CreateNetwork', async (b) => (await controller.createNetwork(toCreateNetwork(b, name)), empty)],
+    ['/NetworkDriver.CreateNetwork', async (b) => (await controller.createHandoffNetwork(toCreateNetwork(b, name)), empty)],
     ['/NetworkDriver.DeleteNetwork', async (b) => (await controller.removeNetworkById(toNetworkId(b)), empty)],
     // Swarm-scope calls: a local-scope driver has nothing to allocate cluster-wide.
     ['/NetworkDriver.AllocateNetwork', async (b) => (toNetworkId(b), { Options: {} })],
