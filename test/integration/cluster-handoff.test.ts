@@ -63,7 +63,7 @@ describe('the Docker plugin door on global networks (two controllers, real etcd)
     await h1.controller.createAttachment({ networkId: D1, endpointId: E1, owner: 'docker', ipv4Address: '10.94.0.2/24' });
     await h1.controller.joinAttachment(D1, E1, '/x');
     // Docker's IPAM on host 2 hands out .2 as well: refused, it is host 1's.
-    await rejects(h2.controller.createAttachment({ networkId: D2, endpointId: E2, owner: 'docker', ipv4Address: '10.94.0.2/24' }), 403, /Address already in use/);
+    await rejects(h2.controller.createAttachment({ networkId: D2, endpointId: E2, owner: 'docker', ipv4Address: '10.94.0.2/24' }), 403, /^Address already in use: 10\.94\.0\.2 is taken on network gh .*--ip-range/);
     const att2 = await h2.controller.createAttachment({ networkId: D2, endpointId: E2, owner: 'docker', ipv4Address: '10.94.0.65/24' });
     assert.equal(att2.networkId, D1);
     assert.equal((await h2.controller.joinAttachment(D2, E2, '/y')).srcName, `gtest${E2.slice(0, 8)}`);
