@@ -90,6 +90,12 @@ export async function createAttachment(ctx: Ctx, req: AttachRequest): Promise<At
     else await ctx.repo.createAttachment(att, claims);
   } catch (err) {
     granted.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
+    const inUse = err instanceof StoreConflictError || err instanceof AddressInUseError;
+    if (inUse && isGlobal(net)) {
+      // Docker's IPAM on each host hands out the same lowest addresses: say what to do about it.
+      const what = [att.ipv4Address, att.ipv6Address].filter(Boolean).map((a) => a!.split('/')[0]).join(' / ');
+      throw new AddressInUseError(`Address already in use: ${what} is taken on network ${net.name} (by another host? give each host's Docker network its own --ip-range)`);
+    }
     if (err instanceof StoreConflictError) throw new AddressInUseError('Address already in use');
     throw err;
   }
@@ -113,14 +119,7 @@ function attachmentEndpoint(att: AttachmentRecord): EndpointRecord {
 }
 
 async function publishAttachment(ctx: Ctx, net: NetworkRecord, att: AttachmentRecord, claims: AddressClaim[]): Promise<void> {
-  try {
-    await publishEndpoint(ctx, net, attachmentEndpoint(att), [...claims]);
-  } catch (err) {
-    if (!(err instanceof AddressInUseError)) throw err;
-    // Docker's IPAM on each host hands out the same lowest addresses: say what to do about it.
-    const what = [att.ipv4Address, att.ipv6Address].filter(Boolean).map((a) => a!.split('/')[0]).join(' / ');
-    throw new AddressInUseError(`Address already in use: ${what} is taken on network ${net.name} (by another host? give each host's Docker network its own --ip-range)`);
-  }
+  await publishEndpoint(ctx, net, attachmentEndpoint(att), [...claims]);
   try {
     await ctx.repo.createAttachment(att, []);
   } catch (err) {
