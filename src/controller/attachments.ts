@@ -8,9 +8,11 @@
 import { AddressInUseError, ForbiddenError, InvalidParameterError, NotFoundError, StoreConflictError } from '../errors.js';
 import { subnetContainsIp } from '../util/ip.js';
 import { randomMac, rfc3339Nano } from '../util/ids.js';
+import { revokeAttachmentPorts } from './attachment-ports.js';
 import { runtimeOf, toDriverNetwork, type Ctx, type NetworkRuntime } from './context.js';
-import { removeNetwork } from './networks.js';
-import type { AttachmentRecord, NetworkRecord } from './records.js';
+import { isGlobal, publishEndpoint, withdrawEndpoint } from './cluster.js';
+import { handoffNetworkId, removeHandoffNetwork } from './handoff-networks.js';
+import type { AttachmentRecord, EndpointRecord, NetworkRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
 import type { AttachRequest, HandoffJoin } from './types.js';
 import type { DriverEndpoint } from '../drivers/types.js';
@@ -18,16 +20,19 @@ import type { DriverEndpoint } from '../drivers/types.js';
 const ID_RE = /^[0-9a-f]{64}$/;
 const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 
-/** The network by exact ID (front doors for other runtimes never look up by name or prefix). */
+/**
+ * The network by exact ID (front doors for other runtimes never look up by name or prefix), or by the
+ * runtime's own ID for a global network another host made (an alias).
+ */
 export function networkById(ctx: Ctx, id: string): NetworkRecord {
-  const net = ctx.state.networks.get(id);
+  const net = ctx.state.networks.get(handoffNetworkId(ctx, id));
   if (!net) throw new NotFoundError(`network ${id} not found`);
   return net;
 }
 
 export function attachmentOf(ctx: Ctx, networkId: string, endpointId: string): AttachmentRecord {
   const att = ctx.state.attachments.get(endpointId);
-  if (!att || att.networkId !== networkId) throw new NotFoundError(`endpoint ${endpointId} not found on network ${networkId}`);
+  if (!att || att.networkId !== handoffNetworkId(ctx, networkId)) throw new NotFoundError(`endpoint ${endpointId} not found on network ${networkId}`);
   return att;
 }
 
@@ -81,15 +86,46 @@ export async function createAttachment(ctx: Ctx, req: AttachRequest): Promise<At
       ctx.ipam.requestAddress(c.poolId, c.address);
       granted.push(c);
     }
-    await ctx.repo.createAttachment(att, claims);
+    if (isGlobal(net)) await publishAttachment(ctx, net, att, claims);
+    else await ctx.repo.createAttachment(att, claims);
   } catch (err) {
     granted.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
+    const inUse = err instanceof StoreConflictError || err instanceof AddressInUseError;
+    if (inUse && isGlobal(net)) {
+      // Docker's IPAM on each host hands out the same lowest addresses: say what to do about it.
+      const what = [att.ipv4Address, att.ipv6Address].filter(Boolean).map((a) => a!.split('/')[0]).join(' / ');
+      throw new AddressInUseError(`Address already in use: ${what} is taken on network ${net.name} (by another host? give each host's Docker network its own --ip-range)`);
+    }
     if (err instanceof StoreConflictError) throw new AddressInUseError('Address already in use');
     throw err;
   }
-  ctx.state.attachments.set(att.id, att);
+  ctx.state.putAttachment(att);
   ctx.emit({ type: 'network', action: 'connect', id: net.id, attributes: { container: `ep-${att.id}`, name: net.name, type: net.driver } });
   return att;
+}
+
+/**
+ * An attachment of a global network as the other hosts see an endpoint (its record, with this host's id
+ * and VTEP, so they program it as a peer): published with its address claims in one transaction of the
+ * cluster store (an address another host holds is refused), then the attachment in the local store.
+ */
+function attachmentEndpoint(att: AttachmentRecord): EndpointRecord {
+  return {
+    id: att.id, name: `${att.owner}-${att.id.slice(0, 12)}`, networkId: att.networkId, sandboxId: att.id, macAddress: att.macAddress,
+    ...(att.ipv4Address ? { ipv4Address: att.ipv4Address } : {}),
+    ...(att.ipv6Address ? { ipv6Address: att.ipv6Address } : {}),
+    staticIpv4: true, staticIpv6: true, aliases: [], gwPriority: 0, driverOpts: {}, ifName: '', driverState: {}, created: att.created,
+  };
+}
+
+async function publishAttachment(ctx: Ctx, net: NetworkRecord, att: AttachmentRecord, claims: AddressClaim[]): Promise<void> {
+  await publishEndpoint(ctx, net, attachmentEndpoint(att), [...claims]);
+  try {
+    await ctx.repo.createAttachment(att, []);
+  } catch (err) {
+    await withdrawEndpoint(ctx, net, attachmentEndpoint(att)).catch(() => undefined);
+    throw err;
+  }
 }
 
 /** "10.0.0.2/24" inside one of the network's pools of that family, with the pool's prefix length. */
@@ -125,31 +161,35 @@ export async function joinAttachment(ctx: Ctx, networkId: string, endpointId: st
     await rt.driver.leave(dnet, dep, { id: att.id, netnsPath: null }).catch(() => undefined);
     throw err;
   }
-  ctx.state.attachments.set(att.id, joined);
+  ctx.state.putAttachment(joined);
   return { srcName: result.srcName, gatewayIpv4: result.gatewayIpv4, gatewayIpv6: result.gatewayIpv6 };
 }
 
 export async function leaveAttachment(ctx: Ctx, networkId: string, endpointId: string): Promise<void> {
   const att = ctx.state.attachments.get(endpointId);
-  if (!att || att.networkId !== networkId || !att.joined) return;
+  if (!att || att.networkId !== handoffNetworkId(ctx, networkId) || !att.joined) return;
+  await revokeAttachmentPorts(ctx, networkId, endpointId);
   const net = networkById(ctx, networkId);
   const rt = runtimeOf(ctx, net);
   // Deleting the host end removes the container's end with it, wherever the runtime moved it.
   await rt.driver.leave(toDriverNetwork(net, rt.options), toHandoffEndpoint(att, rt), { id: att.id, netnsPath: null });
-  const left: AttachmentRecord = { ...att, driverState: {} };
+  const left: AttachmentRecord = { ...ctx.state.attachments.get(att.id)!, driverState: {} };
   delete left.joined;
   await ctx.repo.updateAttachment(left);
-  ctx.state.attachments.set(att.id, left);
+  ctx.state.putAttachment(left);
 }
 
 export async function removeAttachment(ctx: Ctx, networkId: string, endpointId: string): Promise<void> {
   const att = ctx.state.attachments.get(endpointId);
-  if (!att || att.networkId !== networkId) return;
+  if (!att || att.networkId !== handoffNetworkId(ctx, networkId)) return;
   await leaveAttachment(ctx, networkId, endpointId);
   const net = networkById(ctx, networkId);
   const claims = attachmentClaims(net, att);
-  await ctx.repo.deleteAttachment(att, claims);
-  ctx.state.attachments.delete(att.id);
+  if (isGlobal(net)) {
+    await withdrawEndpoint(ctx, net, attachmentEndpoint(att));
+    await ctx.repo.deleteAttachment(att, []);
+  } else await ctx.repo.deleteAttachment(att, claims);
+  ctx.state.deleteAttachment(att.id);
   claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
   ctx.emit({ type: 'network', action: 'disconnect', id: net.id, attributes: { container: `ep-${att.id}`, name: net.name, type: net.driver } });
 }
@@ -157,13 +197,14 @@ export async function removeAttachment(ctx: Ctx, networkId: string, endpointId: 
 /**
  * The runtime deletes its network: idempotent (already gone is done). The runtime only does so once it has
  * no endpoints there, so an attachment cnm still holds is stale (its DeleteEndpoint was lost while cnm
- * was down) and goes first; cnm's own sandboxes on the network refuse it as `network rm` does.
+ * was down) and goes first; cnm's own sandboxes on the network refuse it as `network rm` does. The
+ * runtime's alias of a global network made elsewhere only drops the alias (handoff-networks.ts).
  */
 export async function removeNetworkById(ctx: Ctx, id: string): Promise<void> {
-  if (!ctx.state.networks.has(id)) return;
-  for (const att of ctx.state.attachmentsOfNetwork(id)) {
-    ctx.logger.warn('removing an endpoint the runtime no longer has, with its network', { network: id, endpoint: att.id, owner: att.owner });
-    await removeAttachment(ctx, id, att.id);
-  }
-  await removeNetwork(ctx, id);
+  await removeHandoffNetwork(ctx, id, async (networkId) => {
+    for (const att of ctx.state.attachmentsOfNetwork(networkId)) {
+      ctx.logger.warn('removing an endpoint the runtime no longer has, with its network', { network: networkId, endpoint: att.id, owner: att.owner });
+      await removeAttachment(ctx, networkId, att.id);
+    }
+  });
 }

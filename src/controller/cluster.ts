@@ -282,7 +282,8 @@ export async function loadCluster(ctx: Ctx, persisted: PersistedState, onChange:
     const record = { key: keys.endpoint(ep.id), value: JSON.stringify({ ...ep, hostId, vtep: g.deps.advertiseAddr }) };
     await republish(ctx, record, claims, `endpoint ${ep.id}`);
   }
-  const mineIds = new Set(mine.map((ep) => ep.id));
+  // Docker's endpoints on global networks are published as endpoints too (attachments.ts).
+  const mineIds = new Set([...mine.map((ep) => ep.id), ...persisted.attachments.map((a) => a.id)]);
   for (const ep of snapshot.endpoints) {
     const net = snapshot.networks.get(ep.networkId);
     if (ep.hostId === hostId) {

@@ -6,6 +6,8 @@
 import { ForbiddenError, UnavailableError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import type { ControllerDeps, Ctx } from './context.js';
+import { createHandoffNetwork } from './handoff-networks.js';
+import { programAttachmentPorts, revokeAttachmentPorts } from './attachment-ports.js';
 import { attachmentOf, createAttachment, joinAttachment, leaveAttachment, removeAttachment, removeNetworkById } from './attachments.js';
 import { loadCluster, newClusterRuntime, stopCluster } from './cluster.js';
 import { applyClusterEvents, networkPeers, syncPeers } from './cluster-sync.js';
@@ -28,6 +30,7 @@ import type {
   Controller,
   HandoffJoin,
   ControllerEvent,
+  PortBindingRequest,
   CreateNetworkRequest,
   CreateSandboxRequest,
   CreateServiceRequest,
@@ -216,6 +219,10 @@ export class CnmController implements Controller, AttachmentController {
     return this.mutex.run(() => removeNetwork(this.ctx, ref));
   }
 
+  createHandoffNetwork(req: CreateNetworkRequest & { id: string }): Promise<{ id: string }> {
+    return this.mutex.run(async () => ({ id: (await createHandoffNetwork(this.ctx, req)).id }));
+  }
+
   removeNetworkById(id: string): Promise<void> {
     return this.mutex.run(() => removeNetworkById(this.ctx, id));
   }
@@ -238,6 +245,14 @@ export class CnmController implements Controller, AttachmentController {
 
   removeAttachment(networkId: string, endpointId: string): Promise<void> {
     return this.mutex.run(() => removeAttachment(this.ctx, networkId, endpointId));
+  }
+
+  programAttachmentPorts(networkId: string, endpointId: string, ports: PortBindingRequest[]): Promise<void> {
+    return this.mutex.run(() => programAttachmentPorts(this.ctx, networkId, endpointId, ports));
+  }
+
+  revokeAttachmentPorts(networkId: string, endpointId: string): Promise<void> {
+    return this.mutex.run(() => revokeAttachmentPorts(this.ctx, networkId, endpointId));
   }
 
   pruneNetworks(select: (net: NetworkRecord) => boolean): Promise<string[]> {

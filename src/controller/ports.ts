@@ -13,7 +13,7 @@ import type { FirewallPorts } from '../firewall/types.js';
 import type { HostPortFacts } from '../kernel/host-ports.js';
 import { runtimeOf, type Ctx } from './context.js';
 import { allocateHostPorts, type ResolvedPortRequest } from './port-allocation.js';
-import type { EndpointRecord, NetworkRecord, PublishedPort, SandboxRecord } from './records.js';
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, PublishedPort, SandboxRecord } from './records.js';
 import type { PortBindingRequest } from './types.js';
 
 /** The kernel's default ephemeral range, for controllers wired without a host-port reader (tests). */
@@ -115,12 +115,25 @@ export function firewallPortsOf(ctx: Ctx, sb: SandboxRecord, endpoint?: Endpoint
   return ports.length > 0 ? { sandboxId: sb.id, ports } : undefined;
 }
 
-/** Every sandbox's open ports (start-up, lost-rules recovery). */
-export function firewallPorts(ctx: Ctx): FirewallPorts[] {
-  return [...ctx.state.sandboxes.values()].flatMap((sb) => {
-    const fp = firewallPortsOf(ctx, sb);
-    return fp ? [fp] : [];
+/** What the firewall holds for an attachment's ports; undefined when it has none (or its network is out of service). */
+export function attachmentFirewallPorts(ctx: Ctx, att: AttachmentRecord): FirewallPorts | undefined {
+  if (!att.ports || att.ports.length === 0 || ctx.networks.get(att.networkId)?.error !== undefined) return undefined;
+  const v4 = att.ipv4Address?.split('/')[0];
+  const v6 = att.ipv6Address?.split('/')[0];
+  const ports = att.ports.flatMap((p) => {
+    const address = p.hostIp.includes(':') ? v6 : v4;
+    return address ? [{ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, address, containerPort: p.containerPort }] : [];
   });
+  return ports.length > 0 ? { sandboxId: att.id, ports } : undefined;
+}
+
+/** Every sandbox's and attachment's open ports (start-up, lost-rules recovery). */
+export function firewallPorts(ctx: Ctx): FirewallPorts[] {
+  const of = (fp: FirewallPorts | undefined) => (fp ? [fp] : []);
+  return [
+    ...[...ctx.state.sandboxes.values()].flatMap((sb) => of(firewallPortsOf(ctx, sb))),
+    ...[...ctx.state.attachments.values()].flatMap((att) => of(attachmentFirewallPorts(ctx, att))),
+  ];
 }
 
 /**

@@ -72,9 +72,10 @@ async function loadState(ctx: Ctx, persisted: PersistedState, report: ReconcileR
       report.staleRecordsRemoved++;
     }
   }
+  for (const a of persisted.aliases) ctx.state.networkAliases.set(a.alias, a.networkId);
   for (const att of persisted.attachments) {
     const net = ctx.state.networks.get(att.networkId);
-    if (net) ctx.state.attachments.set(att.id, att);
+    if (net) ctx.state.putAttachment(att);
     else {
       await ctx.repo.deleteAttachment(att, []);
       report.staleRecordsRemoved++;

@@ -211,5 +211,7 @@ export interface AttachmentRecord {
     gatewayIpv6?: string;
   };
   driverState: Record<string, string>;
+  /** Published ports (the runtime's -p, from ProgramExternalConnectivity until revoked or left). */
+  ports?: PublishedPort[];
   created: string;
 }

@@ -25,6 +25,8 @@ export const keys = {
   clusterIds: (driver: string) => `${ROOT}cluster-ids/${driver}/`,
   /** This host's copy of a global-scope network's record (local store): republished if etcd lost it. */
   cachedGlobalNetwork: (id: string) => `${ROOT}cluster-cache/networks/${id}`,
+  /** Another runtime's ID for a global network another host made (local store; value: the network's ID). */
+  networkAlias: (runtimeId: string) => `${ROOT}network-aliases/${runtimeId}`,
 };
 
 /** Everything the repository writes lives under this prefix. */
@@ -41,20 +43,23 @@ export interface PersistedState {
   sandboxes: SandboxRecord[];
   services: ServiceRecord[];
   attachments: AttachmentRecord[];
+  aliases: Array<{ alias: string; networkId: string }>;
 }
 
 export class Repository {
   constructor(private readonly store: Store) {}
 
   async load(): Promise<PersistedState> {
-    const [networks, endpoints, sandboxes, services, attachments] = await Promise.all([
+    const [networks, endpoints, sandboxes, services, attachments, aliases] = await Promise.all([
       this.store.list(`${ROOT}networks/`),
       this.store.list(`${ROOT}endpoints/`),
       this.store.list(`${ROOT}sandboxes/`),
       this.store.list(`${ROOT}services/`),
       this.store.list(`${ROOT}attachments/`),
+      this.store.list(keys.networkAlias('')),
     ]);
     return {
+      aliases: aliases.map((e) => ({ alias: e.key.slice(keys.networkAlias('').length), networkId: e.value })),
       attachments: attachments.map((e) => JSON.parse(e.value) as AttachmentRecord),
       services: services.map((e) => JSON.parse(e.value) as ServiceRecord),
       networks: networks.map((e) => JSON.parse(e.value) as NetworkRecord),
@@ -157,6 +162,14 @@ export class Repository {
       { op: 'delete', key: keys.attachment(att.id) },
       ...claims.map((c): TxnOp => ({ op: 'delete', key: keys.address(c.poolId, c.address) })),
     ]);
+  }
+
+  async putNetworkAlias(alias: string, networkId: string): Promise<void> {
+    await this.store.put(keys.networkAlias(alias), networkId);
+  }
+
+  async deleteNetworkAlias(alias: string): Promise<void> {
+    await this.store.delete(keys.networkAlias(alias));
   }
 
   /** This host's copies of global-scope network records (see keys.cachedGlobalNetwork). */

@@ -33,12 +33,14 @@ export class CnmState {
   readonly services = new Map<string, ServiceRecord>();
   /** Endpoints handed to another runtime's containers (Docker), by the runtime's endpoint ID. */
   readonly attachments = new Map<string, AttachmentRecord>();
+  /** Another runtime's IDs for global networks made by another host (runtime's ID → network ID). */
+  readonly networkAliases = new Map<string, string>();
   private readonly servicesByName = new Map<string, ServiceRecord>();
   private readonly networksByName = new Map<string, NetworkRecord>();
   private readonly sandboxesByName = new Map<string, SandboxRecord>();
   private readonly endpointsByNetwork = new Map<string, Set<string>>();
   private readonly endpointsBySandbox = new Map<string, Set<string>>();
-  /** Every host port the sandboxes publish, so a new one is checked in O(1) whatever is published. */
+  /** Every host port the sandboxes and attachments publish, so a new one is checked in O(1) whatever is published. */
   readonly publishedPorts = new BoundPorts();
 
   network(ref: string): NetworkRecord {
@@ -105,6 +107,20 @@ export class CnmState {
 
   attachmentsOfNetwork(networkId: string): AttachmentRecord[] {
     return [...this.attachments.values()].filter((a) => a.networkId === networkId);
+  }
+
+  /** Records an attachment (and the host ports it publishes). */
+  putAttachment(att: AttachmentRecord): void {
+    this.deleteAttachment(att.id);
+    for (const p of att.ports ?? []) this.publishedPorts.add(p.protocol, p.hostPort, p.hostIp);
+    this.attachments.set(att.id, att);
+  }
+
+  deleteAttachment(id: string): void {
+    const old = this.attachments.get(id);
+    if (!old) return;
+    for (const p of old.ports ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
+    this.attachments.delete(id);
   }
 
   putNetwork(net: NetworkRecord): void {

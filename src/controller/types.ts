@@ -34,6 +34,8 @@ export interface CreateNetworkRequest {
   id?: string;
   /** The network serves another runtime's containers: its driver must be able to hand interfaces over. */
   forHandoff?: boolean;
+  /** The runtime's user named it (a global network of that name made by another host is this one). */
+  nameGiven?: boolean;
 }
 
 export interface EndpointSettingsRequest {
@@ -188,8 +190,12 @@ export interface HandoffJoin {
 
 /** The controller as front doors for other runtimes (the Docker plugin) see it. IDs are exact, never names. */
 export interface AttachmentController {
-  createNetwork(req: CreateNetworkRequest): Promise<{ id: string; warning: string }>;
-  /** Idempotent: an unknown network is already removed. */
+  /**
+   * The runtime's network (with its ID). Global scope: the cluster's network of the same name when there
+   * is one (the runtime's ID then becomes an alias of it), else a new one.
+   */
+  createHandoffNetwork(req: CreateNetworkRequest & { id: string }): Promise<{ id: string }>;
+  /** Idempotent: an unknown network is already removed; an alias only drops the alias. */
   removeNetworkById(id: string): Promise<void>;
   createAttachment(req: AttachRequest): Promise<AttachmentRecord>;
   getAttachment(networkId: string, endpointId: string): AttachmentRecord;
@@ -198,4 +204,8 @@ export interface AttachmentController {
   leaveAttachment(networkId: string, endpointId: string): Promise<void>;
   /** Idempotent; leaves first when still joined. */
   removeAttachment(networkId: string, endpointId: string): Promise<void>;
+  /** Publishes the container's ports (replacing those it had); 409 when a host port is taken, nothing changed. */
+  programAttachmentPorts(networkId: string, endpointId: string, ports: PortBindingRequest[]): Promise<void>;
+  /** Idempotent. */
+  revokeAttachmentPorts(networkId: string, endpointId: string): Promise<void>;
 }

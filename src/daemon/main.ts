@@ -123,6 +123,16 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   );
   logger.info('reconciled kernel with store', { ms: Date.now() - started, ownerGroup, ...report });
 
+  // The plugin door first: once the API answers (what clients and tests wait for), dockerd can use it too.
+  const plugin = config.dockerPlugin
+    ? await startDockerPluginServer({
+        controller,
+        name: config.dockerPlugin.name,
+        socketPath: config.dockerPlugin.socket,
+        logger,
+        limits: { maxConnections: config.maxConnections },
+      })
+    : undefined;
   const api = await startApiServer({
     controller,
     socketPath: config.socket,
@@ -131,20 +141,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     daemon: { pid: process.pid, rootDir: config.root, execRoot: config.execRoot },
     socketGid,
     limits: { maxConnections: config.maxConnections },
+  }).catch(async (err) => {
+    await plugin?.close();
+    throw err;
   });
   logger.info('API listening', { socket: config.socket, pid: process.pid });
-  const plugin = config.dockerPlugin
-    ? await startDockerPluginServer({
-        controller,
-        name: config.dockerPlugin.name,
-        socketPath: config.dockerPlugin.socket,
-        logger,
-        limits: { maxConnections: config.maxConnections },
-      }).catch(async (err) => {
-        await api.close();
-        throw err;
-      })
-    : undefined;
 
   const watchdog = config.firewallCheckInterval > 0 ? await startFirewallWatchdog(controller, config, logger) : undefined;
   const namespaceWatch = await startNamespaceWatch(controller, config, logger);

@@ -4,7 +4,7 @@
  * checks its callers (setPeers, join or leave on a network it has not created is a bug it reports).
  */
 import { InvalidParameterError } from '../../src/errors.js';
-import type { DriverEndpoint, DriverNetwork, JoinResult, NetworkDriver, NetworkProgram, RemotePeer } from '../../src/drivers/types.js';
+import type { DriverEndpoint, DriverNetwork, HandoffJoinResult, JoinResult, NetworkDriver, NetworkProgram, RemotePeer } from '../../src/drivers/types.js';
 
 export const TEST_ID_OPTION = 'cnm.test.cluster_id';
 
@@ -72,6 +72,13 @@ export class RecordingGlobalDriver implements NetworkDriver<GlobalTestOptions, R
     if (!this.networks.has(net.id)) throw new Error(`gtest: join on network ${net.name} it does not have`);
     this.joined.add(ep.id);
     return { driverState: {} };
+  }
+
+  /** Another runtime's endpoint (the plugin door): recorded as joined, a made-up interface name handed over. */
+  async joinForHandoff(net: DriverNetwork<GlobalTestOptions>, ep: DriverEndpoint<Record<string, never>>): Promise<HandoffJoinResult> {
+    if (!this.networks.has(net.id)) throw new Error(`gtest: joinForHandoff on network ${net.name} it does not have`);
+    this.joined.add(ep.id);
+    return { driverState: {}, srcName: `gtest${ep.id.slice(0, 8)}` };
   }
 
   async leave(_net: DriverNetwork<GlobalTestOptions>, ep: DriverEndpoint<Record<string, never>>): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -15,7 +15,9 @@ import { basename } from 'node:path';
 import { BENCH_IMAGE, dockerAvailable, startDockerd, type Dockerd } from '../../bench/lib/dockerd.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { realClientSkip, realKernelSkip } from '../helpers/privileges.js';
-import { assertReachedThenBlocked, inNetnsPath, ping, reached } from '../helpers/probe.js';
+import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
+import { tcpRefused } from '../helpers/port-servers.js';
+import { assertReachedThenBlocked, inNamespace, inNetnsPath, ping, ProbeCouldNotRun, reached, type CommandRunner, type ProbeResult } from '../helpers/probe.js';
 
 const PLUGIN_DIR = '/run/docker/plugins';
 
@@ -38,6 +40,14 @@ async function dockerOk(socket: string, args: string[]): Promise<string> {
   const r = await docker(socket, args);
   assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
+}
+
+/** GET http://ADDRESS:PORT/ with curl (3 s): the body, a timeout, or (refused, other errors) could not run. */
+async function httpGet(run: CommandRunner, address: string, port: number): Promise<ProbeResult> {
+  const r = await run(['curl', '-sS', '--max-time', '3', `http://${address}:${port}/`]);
+  if (r.code === 0) return { outcome: 'reached', output: r.stdout.trim() };
+  if (r.code === 28) return { outcome: 'blocked', how: 'timeout' };
+  throw new ProbeCouldNotRun(`http ${address}:${port}`, r);
 }
 
 // As root a missing dockerd or busybox fails the run (the suite's rule for real clients), never skips quietly.
@@ -145,6 +155,54 @@ describe('cnm as a Docker network plugin (real dockerd)', { skip }, () => {
     assert.notEqual(clash.code, 0);
     assert.match(clash.stderr, /NetworkDriver\.CreateEndpoint: Address already in use/);
     await docker(sock, ['rm', '-f', 'c2']);
+  });
+
+  it('docker run -p 8080:80 publishes through cnm (nft map elements, no docker-proxy): reached from a neighbour, conflicts refused, gone after rm -f', async () => {
+    // A neighbour namespace on a veth from the daemons' namespace: 198.51.100.1 there, .2 in the neighbour.
+    const neighbour = createTestNetns('cnmt-nb');
+    try {
+      const ns = basename(dockerd.hostNetnsPath);
+      execFileSync('ip', ['-n', ns, 'link', 'add', 'cnmt-up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', neighbour]);
+      execFileSync('ip', ['-n', ns, 'addr', 'add', '198.51.100.1/29', 'dev', 'cnmt-up0']);
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'cnmt-up0', 'up']);
+      execFileSync('ip', ['-n', neighbour, 'addr', 'add', '198.51.100.2/29', 'dev', 'eth0']);
+      execFileSync('ip', ['-n', neighbour, 'link', 'set', 'eth0', 'up']);
+      const outside = inNamespace(neighbour);
+      // Nothing there before: the connection is refused (and the same probe reaches the port later).
+      assert.equal(await tcpRefused(outside, '198.51.100.1', 8080), true, 'port 8080 closed before the container');
+
+      await dockerOk(sock, ['run', '-d', '--name', 'web', '--network', 'dnet', '-p', '8080:80', BENCH_IMAGE,
+        'sh', '-c', 'mkdir /www && echo web-in-docker > /www/index.html && exec httpd -f -p 80 -h /www']);
+      const web = JSON.parse(await dockerOk(sock, ['inspect', 'web']))[0];
+      const webAddr: string = web.NetworkSettings.Networks.dnet.IPAddress;
+      const epId: string = web.NetworkSettings.Networks.dnet.EndpointID;
+      assert.equal(reached(await httpGet(outside, '198.51.100.1', 8080), 'neighbour → daemon namespace:8080 → container:80'), 'web-in-docker');
+      // cnm's map element leads there; nobody else made a rule or a proxy for it.
+      const any = await cnm.inHost('nft', ['list', 'map', 'inet', 'cnm', 'ports_any']);
+      assert.match(any.stdout, new RegExp(`tcp \\. 8080 : ${webAddr.replaceAll('.', '\\.')} \\. 80`), any.stdout);
+      const ruleset = (await cnm.inHost('nft', ['list', 'ruleset'])).stdout;
+      const tables = ruleset.split(/^table /m).filter((t) => /\b8080\b/.test(t)).map((t) => t.split(' {')[0]);
+      assert.deepEqual(tables, ['inet cnm'], 'only cnm\'s table mentions 8080');
+      const proxies = (await cnm.inHost('pgrep', ['-a', 'docker-proxy'])).stdout;
+      assert.equal(proxies.trim(), '', 'no docker-proxy');
+      // The endpoint in cnm carries the port.
+      const att = (await cnm.api('GET', '/networks/dnet')).json().Containers[`ep-${epId}`];
+      assert.ok(att, 'endpoint listed');
+
+      // The same host port for a second container: Docker's words, through the plugin.
+      const clash = await docker(sock, ['run', '-d', '--name', 'web2', '--network', 'dnet', '-p', '8080:80', BENCH_IMAGE, 'sleep', '600']);
+      assert.notEqual(clash.code, 0);
+      assert.match(clash.stderr, /NetworkDriver\.ProgramExternalConnectivity: Bind for 0\.0\.0\.0:8080 failed: port is already allocated/);
+      await docker(sock, ['rm', '-f', 'web2']);
+      assert.equal(reached(await httpGet(outside, '198.51.100.1', 8080), 'first container still reached'), 'web-in-docker');
+
+      await dockerOk(sock, ['rm', '-f', 'web']);
+      assert.equal(await tcpRefused(outside, '198.51.100.1', 8080), true, 'port 8080 closed after docker rm -f');
+      assert.doesNotMatch((await cnm.inHost('nft', ['list', 'map', 'inet', 'cnm', 'ports_any'])).stdout, /8080/);
+    } finally {
+      await docker(sock, ['rm', '-f', 'web', 'web2']).catch(() => undefined);
+      deleteTestNetns(neighbour);
+    }
   });
 
   it("bad options and overlapping pools come back as Docker prints them, and change nothing", async () => {

@@ -2,11 +2,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  checkExternalConnectivity,
   createEndpointResponse,
   joinResponse,
   toAttach,
   toCreateNetwork,
+  toExternalConnectivity,
 } from '../../src/api/docker-plugin/protocol.js';
 
 const ID = '0123456789abcdef'.repeat(4);
@@ -78,11 +78,33 @@ describe('Docker plugin protocol', () => {
     assert.deepEqual(joinResponse({ srcName: 'cnmcx' }), { InterfaceName: { SrcName: 'cnmcx', DstPrefix: 'eth' }, DisableGatewayService: true });
   });
 
-  it('ProgramExternalConnectivity refuses published ports rather than dropping them', () => {
-    assert.doesNotThrow(() => checkExternalConnectivity({ NetworkID: ID, EndpointID: EP, Options: { 'com.docker.network.portmap': [] } }));
-    assert.throws(
-      () => checkExternalConnectivity({ NetworkID: ID, EndpointID: EP, Options: { 'com.docker.network.portmap': [{ Proto: 6, HostPort: 80 }] } }),
-      /publishing ports \(-p\) on a cnm network is not supported yet/,
-    );
+  it("ProgramExternalConnectivity: Docker's port bindings (protocol numbers, HostPort 0 = any) as cnm's port requests", () => {
+    assert.deepEqual(toExternalConnectivity({ NetworkID: ID, EndpointID: EP, Options: { 'com.docker.network.portmap': [] } }).ports, []);
+    assert.deepEqual(toExternalConnectivity({ NetworkID: ID, EndpointID: EP }).ports, []);
+    const r = toExternalConnectivity({
+      NetworkID: ID,
+      EndpointID: EP,
+      Options: {
+        'com.docker.network.portmap': [
+          { Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080 },
+          { Proto: 17, IP: '', Port: 53, HostIP: '127.0.0.1', HostPort: 0, HostPortEnd: 0 },
+          { Proto: 132, IP: '', Port: 9, HostIP: '', HostPort: 9000, HostPortEnd: 9010 },
+          { Proto: 6, Port: 81, HostPort: 8081 },
+        ],
+        'com.docker.network.exposedports': [{ Proto: 6, Port: 80 }],
+      },
+    });
+    assert.deepEqual(r, {
+      networkId: ID,
+      endpointId: EP,
+      ports: [
+        { protocol: 'tcp', containerPort: 80, hostIp: '', hostPortStart: 8080, hostPortEnd: 8080 },
+        { protocol: 'udp', containerPort: 53, hostIp: '127.0.0.1', hostPortStart: 0, hostPortEnd: 0 },
+        { protocol: 'sctp', containerPort: 9, hostIp: '', hostPortStart: 9000, hostPortEnd: 9010 },
+        { protocol: 'tcp', containerPort: 81, hostIp: '', hostPortStart: 8081, hostPortEnd: 8081 },
+      ],
+    });
+    assert.throws(() => toExternalConnectivity({ NetworkID: ID, EndpointID: EP, Options: { 'com.docker.network.portmap': [{ Proto: 1, Port: 80 }] } }), /protocol number 1/);
+    assert.throws(() => toExternalConnectivity({ NetworkID: ID, EndpointID: EP, Options: { 'com.docker.network.portmap': 'x' } }));
   });
 });

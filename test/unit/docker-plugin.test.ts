@@ -120,6 +120,41 @@ describe('Docker plugin front door', () => {
     for (const m of ['ProgramExternalConnectivity', 'RevokeExternalConnectivity']) {
       assert.deepEqual((await call(sock, `/NetworkDriver.${m}`, { NetworkID: NET, EndpointID: EP, Options: {} })).body, {});
     }
+    assert.equal(h.firewall.ports.size, 0, 'no ports: nothing published');
+
+    // -p 8080:80: published as a sandbox's port would be (one firewall element set under the endpoint's ID).
+    const portmap = (hostPort: number) => ({ 'com.docker.network.portmap': [{ Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: hostPort, HostPortEnd: hostPort }] });
+    const program = await call(sock, '/NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP, Options: portmap(8080) });
+    assert.deepEqual([program.status, program.body], [200, {}]);
+    assert.deepEqual(h.firewall.ports.get(EP)?.ports, [{ protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, address: '10.77.0.2', containerPort: 80 }]);
+    assert.deepEqual(h.controller.getAttachment(NET, EP).ports, [{ protocol: 'tcp', containerPort: 80, hostIp: '0.0.0.0', hostPort: 8080 }]);
+    // The same host port for a sandbox, or for another endpoint: Docker's 409 words, nothing changed.
+    await assert.rejects(
+      h.controller.createSandbox({ name: 'port-taker', networks: [{ network: NET }], ports: [{ protocol: 'tcp', containerPort: 1, hostIp: '', hostPortStart: 8080, hostPortEnd: 8080 }] }),
+      /Bind for 0\.0\.0\.0:8080 failed: port is already allocated/,
+    );
+    await call(sock, '/NetworkDriver.Join', { NetworkID: NET, EndpointID: EP2, SandboxKey: '/var/run/docker/netns/y' });
+    const clash = await call(sock, '/NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP2, Options: portmap(8080) });
+    assert.deepEqual([clash.status, clash.body], [409, { Err: 'Bind for 0.0.0.0:8080 failed: port is already allocated' }]);
+    assert.equal(h.controller.getAttachment(NET, EP2).ports, undefined);
+    assert.equal(h.firewall.ports.has(EP2), false);
+    // Lost rules (nft flush ruleset) come back with them.
+    const before = h.firewall.ports.get(EP);
+    h.firewall.ports.clear();
+    h.firewall.intact = false;
+    assert.equal(await h.controller.restoreFirewallIfLost(), true);
+    assert.deepEqual(h.firewall.ports.get(EP), before);
+    // Revoke closes them and frees the host port; a second revoke is a no-op.
+    assert.deepEqual((await call(sock, '/NetworkDriver.RevokeExternalConnectivity', { NetworkID: NET, EndpointID: EP })).body, {});
+    assert.equal(h.firewall.ports.has(EP), false);
+    assert.equal(h.controller.getAttachment(NET, EP).ports, undefined);
+    assert.equal((await call(sock, '/NetworkDriver.RevokeExternalConnectivity', { NetworkID: NET, EndpointID: EP })).status, 200);
+    assert.equal((await call(sock, '/NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP2, Options: portmap(8080) })).status, 200);
+    // Leave without a revoke (Docker lost it) closes them too.
+    assert.deepEqual((await call(sock, '/NetworkDriver.Leave', { NetworkID: NET, EndpointID: EP2 })).body, {});
+    assert.equal(h.firewall.ports.has(EP2), false);
+    // Not joined: refused.
+    assert.equal((await call(sock, '/NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP2, Options: portmap(8081) })).status, 403);
 
     assert.deepEqual((await call(sock, '/NetworkDriver.Leave', { NetworkID: NET, EndpointID: EP })).body, {});
     assert.equal(await h.kernel.linkGet(null, hostVethOf({ id: EP })), undefined);

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { OverlayDriver, overlayBridgeOf, overlayVethOf, overlayVxlanOf } from '../../src/drivers/overlay/driver.js';
+import { OverlayDriver, overlayBridgeOf, overlayHandoffOf, overlayVethOf, overlayVxlanOf } from '../../src/drivers/overlay/driver.js';
 import { parseOverlayNetworkOptions, parseVxlanIdList, type OverlayNetworkOptions } from '../../src/drivers/overlay/options.js';
 import { parseEndpointOptions, type EndpointOptions } from '../../src/drivers/endpoint-options.js';
 import type { DriverEndpoint, DriverNetwork, DriverSandbox } from '../../src/drivers/types.js';
@@ -260,9 +260,27 @@ describe('overlay driver on the recording kernel', () => {
     assert.equal(await kernel.linkGet(null, overlayVxlanOf(net)), undefined);
   });
 
-  it('ownedLinks: both devices of every network and every endpoint\'s host end', async () => {
+  it('ownedLinks: both devices of every network, every endpoint\'s host end and handed-over end', async () => {
     const { driver } = await host();
-    assert.deepEqual(driver.ownedLinks([network()], [endpoint(1)]), ['cnmo-a1b2c3d4e5', 'cnmx-a1b2c3d4e5', overlayVethOf(endpoint(1))]);
+    assert.deepEqual(driver.ownedLinks([network()], [endpoint(1)]), ['cnmo-a1b2c3d4e5', 'cnmx-a1b2c3d4e5', overlayVethOf(endpoint(1)), overlayHandoffOf(endpoint(1))]);
+  });
+
+  it('joinForHandoff (a Docker container\'s endpoint): the devices, a veth on the bridge, the other end unconfigured for Docker; leave removes all', async () => {
+    const { kernel, driver } = await host();
+    const net = network();
+    const ep = endpoint(3);
+    const result = await driver.joinForHandoff(net, ep);
+    assert.deepEqual(result, { driverState: {}, srcName: overlayHandoffOf(ep) }, 'no gateway');
+    assert.ok(overlayHandoffOf(ep).length <= 15);
+    const [vx, hostEnd, given] = await Promise.all([overlayVxlanOf(net), overlayVethOf(ep), overlayHandoffOf(ep)].map((n) => kernel.linkGet(null, n)));
+    assert.deepEqual([vx?.kind, vx?.master], ['vxlan', overlayBridgeOf(net)]);
+    assert.deepEqual([hostEnd?.kind, hostEnd?.master, hostEnd?.up, hostEnd?.mtu, hostEnd?.group], ['veth', overlayBridgeOf(net), true, 1450, GROUP]);
+    assert.deepEqual([given?.kind, given?.mac, given?.mtu, given?.up, given?.group], ['veth', ep.macAddress, 1450, false, GROUP]);
+    assert.deepEqual(await kernel.addrList(null, overlayHandoffOf(ep)), [], 'Docker configures it');
+    assert.equal(await driver.handoffPresent(net, ep), true);
+    await driver.leave(net, ep, { id: ep.id, netnsPath: null });
+    assert.equal(await driver.handoffPresent(net, ep), false);
+    for (const name of [overlayHandoffOf(ep), overlayVxlanOf(net), overlayBridgeOf(net)]) assert.equal(await kernel.linkGet(null, name), undefined, name);
   });
 
   it('a sandbox on the host network cannot join', async () => {

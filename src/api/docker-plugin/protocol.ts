@@ -6,7 +6,7 @@
  * null = unset). Sizes are bounded as on the Engine API.
  */
 import { z } from 'zod';
-import type { AttachRequest, CreateNetworkRequest, HandoffJoin, IpamConfigRequest } from '../../controller/types.js';
+import type { AttachRequest, CreateNetworkRequest, HandoffJoin, IpamConfigRequest, PortBindingRequest } from '../../controller/types.js';
 import { InvalidParameterError } from '../../errors.js';
 import { cidrFirst, cidrSize, formatCidr, hostBits, parseCidr } from '../../util/ip.js';
 import { goStruct, parseBody, strMap } from '../validation.js';
@@ -20,6 +20,7 @@ const CNM_OPTIONS = ['cnm.driver', 'cnm.name', 'cnm.ip-range'];
 const GENERIC = 'com.docker.network.generic';
 const ENABLE_IPV6 = 'com.docker.network.enable_ipv6';
 const INTERNAL = 'com.docker.network.internal';
+const PORTMAP = 'com.docker.network.portmap';
 /** Interfaces handed to Docker are named eth0, eth1, ... in the container. */
 export const DST_PREFIX = 'eth';
 
@@ -85,8 +86,12 @@ function boolOption(options: Record<string, unknown>, key: string): boolean {
   throw new InvalidParameterError(`invalid option ${key}: ${JSON.stringify(v).slice(0, 40)} is not a boolean`);
 }
 
-/** CreateNetwork → a cnm network with Docker's ID and Docker's pools; -o cnm.driver / cnm.name are cnm's. */
-export function toCreateNetwork(body: unknown, pluginName: string): CreateNetworkRequest {
+/**
+ * CreateNetwork → a cnm network with Docker's ID and Docker's pools; -o cnm.driver / cnm.name are cnm's.
+ * A global driver's network (cnm.driver=overlay) of a name another host's Docker already made is that
+ * one (the controller decides; the name must be given).
+ */
+export function toCreateNetwork(body: unknown, pluginName: string): CreateNetworkRequest & { id: string } {
   const b = parseBody(createNetworkSchema, body);
   const options = b.Options ?? {};
   const generic = parseBody(strMap.transform((m) => m ?? {}), options[GENERIC] ?? {});
@@ -112,6 +117,7 @@ export function toCreateNetwork(body: unknown, pluginName: string): CreateNetwor
   return {
     id: b.NetworkID,
     name: generic['cnm.name'] ?? `${pluginName}-${b.NetworkID.slice(0, 12)}`,
+    ...(generic['cnm.name'] !== undefined ? { nameGiven: true } : {}),
     driver: generic['cnm.driver'] || 'bridge',
     forHandoff: true,
     internal: boolOption(options, INTERNAL),
@@ -172,17 +178,35 @@ export function joinResponse(join: HandoffJoin): JoinResponse {
   return out;
 }
 
+/** Docker's types.PortBinding as dockerd encodes it (Proto is the IP protocol number; IPs "" when unset). */
+const portBinding = goStruct({
+  Proto: z.number().int(),
+  IP: z.string().max(64).nullish(),
+  Port: z.number().int(),
+  HostIP: z.string().max(64).nullish(),
+  HostPort: z.number().int().nullish(),
+  HostPortEnd: z.number().int().nullish(),
+});
+const MAX_PORT_BINDINGS = 65536;
+const PROTOCOLS: Record<number, PortBindingRequest['protocol']> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
 /**
- * ProgramExternalConnectivity carries the container's published ports (-p); cnm does not publish them for
- * plugin endpoints yet (only for its own sandboxes), so a
- * non-empty port map is refused rather than silently dropped.
+ * ProgramExternalConnectivity carries the container's published ports (-p) in the sandbox's options:
+ * `com.docker.network.portmap`, a list of Docker's PortBinding ({Proto: 6, IP, Port: 80, HostIP: "",
+ * HostPort: 8080, HostPortEnd: 8080}; HostPort 0 = any free port). `com.docker.network.exposedports`
+ * (EXPOSE without -p) publishes nothing and is not read. The controller checks the values.
  */
-export function checkExternalConnectivity(body: unknown): void {
+export function toExternalConnectivity(body: unknown): { networkId: string; endpointId: string; ports: PortBindingRequest[] } {
   const b = parseBody(externalSchema, body);
-  const ports = (b.Options ?? {})['com.docker.network.portmap'];
-  if (Array.isArray(ports) && ports.length > 0) {
-    throw new InvalidParameterError('publishing ports (-p) on a cnm network is not supported yet');
-  }
+  const raw = (b.Options ?? {})[PORTMAP];
+  const list = raw === undefined || raw === null ? [] : parseBody(z.array(portBinding).max(MAX_PORT_BINDINGS), raw);
+  const ports = list.map((p): PortBindingRequest => {
+    const protocol = PROTOCOLS[p.Proto];
+    if (!protocol) throw new InvalidParameterError(`invalid port binding: protocol number ${p.Proto} (tcp 6, udp 17, sctp 132)`);
+    const start = p.HostPort ?? 0;
+    return { protocol, containerPort: p.Port, hostIp: p.HostIP ?? '', hostPortStart: start, hostPortEnd: start === 0 ? 0 : Math.max(start, p.HostPortEnd ?? 0) };
+  });
+  return { networkId: b.NetworkID, endpointId: b.EndpointID, ports };
 }
 
 export function checkDiscovery(body: unknown): void {

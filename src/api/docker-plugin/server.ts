@@ -19,12 +19,12 @@ import { listenUnixSocket } from '../socket.js';
 import {
   PLUGIN_MIME,
   checkDiscovery,
-  checkExternalConnectivity,
   createEndpointResponse,
   joinResponse,
   toAttach,
   toCreateNetwork,
   toEndpointRef,
+  toExternalConnectivity,
   toJoin,
   toNetworkId,
 } from './protocol.js';
@@ -53,7 +53,7 @@ function handlers(controller: AttachmentController, name: string): Map<string, H
   return new Map<string, Handler>([
     ['/Plugin.Activate', async () => ({ Implements: ['NetworkDriver'] })],
     ['/NetworkDriver.GetCapabilities', async () => ({ Scope: 'local', ConnectivityScope: 'local' })],
-    ['/NetworkDriver.CreateNetwork', async (b) => (await controller.createNetwork(toCreateNetwork(b, name)), empty)],
+    ['/NetworkDriver.CreateNetwork', async (b) => (await controller.createHandoffNetwork(toCreateNetwork(b, name)), empty)],
     ['/NetworkDriver.DeleteNetwork', async (b) => (await controller.removeNetworkById(toNetworkId(b)), empty)],
     // Swarm-scope calls: a local-scope driver has nothing to allocate cluster-wide.
     ['/NetworkDriver.AllocateNetwork', async (b) => (toNetworkId(b), { Options: {} })],
@@ -99,8 +99,22 @@ function handlers(controller: AttachmentController, name: string): Map<string, H
     ],
     ['/NetworkDriver.DiscoverNew', async (b) => (checkDiscovery(b), empty)],
     ['/NetworkDriver.DiscoverDelete', async (b) => (checkDiscovery(b), empty)],
-    ['/NetworkDriver.ProgramExternalConnectivity', async (b) => (checkExternalConnectivity(b), empty)],
-    ['/NetworkDriver.RevokeExternalConnectivity', async (b) => (toEndpointRef(b), empty)],
+    [
+      '/NetworkDriver.ProgramExternalConnectivity',
+      async (b) => {
+        const { networkId, endpointId, ports } = toExternalConnectivity(b);
+        await controller.programAttachmentPorts(networkId, endpointId, ports);
+        return empty;
+      },
+    ],
+    [
+      '/NetworkDriver.RevokeExternalConnectivity',
+      async (b) => {
+        const { networkId, endpointId } = toEndpointRef(b);
+        await controller.revokeAttachmentPorts(networkId, endpointId);
+        return empty;
+      },
+    ],
   ]);
 }
 

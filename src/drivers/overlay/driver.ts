@@ -12,6 +12,8 @@
  * Outbound connectivity is the controller's: a join on a non-internal network returns no gateway but
  * `requiresDefaultGateway`, and the controller gives the sandbox an endpoint on the host's gateway bridge
  * network (Docker's docker_gwbridge) unless another of its endpoints gives it a gateway.
+ * Docker containers join through the plugin (joinForHandoff) with a veth pair like a sandbox's (no way
+ * out: Docker cannot be given a second endpoint on the gateway network).
  */
 import { ConflictError, errorMessage, ForbiddenError, InvalidParameterError, KernelError } from '../../errors.js';
 import { DEFAULT_OWNER_GROUP, type KernelOps, type LinkInfo, type VxlanSpec } from '../../kernel/types.js';
@@ -20,7 +22,7 @@ import { canonicalIp, ipFamilyOf } from '../../util/ip.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import { parseEndpointOptions, type EndpointOptions } from '../endpoint-options.js';
 import { plugSandboxVeth, sandboxVethIntact } from '../sandbox-veth.js';
-import type { DriverEndpoint, DriverNetwork, DriverSandbox, JoinResult, NetworkDriver, NetworkProgram, RemotePeer } from '../types.js';
+import type { DriverEndpoint, DriverNetwork, DriverSandbox, HandoffJoinResult, JoinResult, NetworkDriver, NetworkProgram, RemotePeer } from '../types.js';
 import { overlayMtu } from './mtu.js';
 import { parseOverlayNetworkOptions, VNI_MAX, VNI_MIN, VXLANID_LIST_OPTION, type OverlayNetworkOptions } from './options.js';
 import { reconcilePeers } from './peer-apply.js';
@@ -32,6 +34,8 @@ export const OVERLAY_BRIDGE_PREFIX = 'cnmo-';
 export const OVERLAY_VXLAN_PREFIX = 'cnmx-';
 /** Host ends of endpoint veths: the same names as the bridge driver's (one endpoint, one driver). */
 export const OVERLAY_VETH_PREFIX = 'cnmv';
+/** Container ends handed over (the same names as the bridge driver's: one endpoint, one driver). */
+export const OVERLAY_HANDOFF_PREFIX = 'cnmc';
 export const DEFAULT_DATA_PATH_PORT = 4789;
 /** When the advertise address is on no local link (NAT, a test), the MTU is figured from Ethernet's. */
 const FALLBACK_UNDERLAY_MTU = 1500;
@@ -46,6 +50,11 @@ export function overlayVxlanOf(net: { id: string }): string {
 
 export function overlayVethOf(ep: { id: string }): string {
   return `${OVERLAY_VETH_PREFIX}${ep.id.slice(0, 11)}`;
+}
+
+/** The end handed to another runtime (Docker), in the daemon's namespace until it moves it into its container. */
+export function overlayHandoffOf(ep: { id: string }): string {
+  return `${OVERLAY_HANDOFF_PREFIX}${ep.id.slice(0, 11)}`;
 }
 
 export interface OverlayDriverConfig {
@@ -149,6 +158,43 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
     });
   }
 
+  /**
+   * A Docker container's endpoint (remote driver protocol): the veth pair's host end on the network's
+   * bridge, the other end left unconfigured in the daemon's namespace (the overlay's MTU, the endpoint's
+   * MAC) for Docker to move into its container. No gateway, as for sandboxes.
+   */
+  async joinForHandoff(net: OverlayNet, ep: OverlayEp): Promise<HandoffJoinResult> {
+    vniOf(net);
+    return this.serial(net.id, async () => {
+      const mtu = await this.ensureDevices(net, false);
+      const hostIf = overlayVethOf(ep);
+      const srcName = overlayHandoffOf(ep);
+      try {
+        await this.kernel.linkAdd(null, {
+          kind: 'veth', name: hostIf, mtu, master: overlayBridgeOf(net), group: this.ownerGroup,
+          peer: { name: srcName, mtu, mac: ep.macAddress, up: false, group: this.ownerGroup },
+        });
+        try {
+          await this.kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
+          await this.kernel.linkSet(null, hostIf, { up: true });
+        } catch (err) {
+          await this.kernel.linkDel(null, hostIf).catch(() => undefined);
+          throw err;
+        }
+      } catch (err) {
+        await this.removeDevicesIfUnused(net).catch(() => undefined);
+        throw err;
+      }
+      return { driverState: {}, srcName };
+    });
+  }
+
+  /** The host end is still a port of the network's bridge (deleting either end deletes both). */
+  async handoffPresent(net: OverlayNet, ep: OverlayEp): Promise<boolean> {
+    const host = await this.kernel.linkGet(null, overlayVethOf(ep));
+    return host !== undefined && host.master === overlayBridgeOf(net);
+  }
+
   async leave(net: OverlayNet, ep: OverlayEp, _sandbox: DriverSandbox): Promise<void> {
     await this.serial(net.id, async () => {
       // Deleting the host end removes the sandbox end with it.
@@ -165,7 +211,7 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
 
   /** Both devices of every network (whether this host has them or not) and every endpoint's host end. */
   ownedLinks(nets: OverlayNet[], eps: OverlayEp[]): string[] {
-    return [...nets.flatMap((n) => [overlayBridgeOf(n), overlayVxlanOf(n)]), ...eps.map(overlayVethOf)];
+    return [...nets.flatMap((n) => [overlayBridgeOf(n), overlayVxlanOf(n)]), ...eps.map(overlayVethOf), ...eps.map(overlayHandoffOf)];
   }
 
   /**
