@@ -111,6 +111,16 @@ describe('bridge driver features (real kernel)', { skip: realKernelSkip() }, () 
     assert.match(bridge.stdout, /mtu 1400/);
   });
 
+  it('a bridge name with a dot: the network and its IPv6 sandbox are made (sysctl keys cannot name it)', async () => {
+    await createNet(d, {
+      Name: 'dotted', EnableIPv6: true,
+      IPAM: { Config: [{ Subnet: '10.56.0.0/24' }, { Subnet: 'fd00:56::/64' }] },
+      Options: { 'com.docker.network.bridge.name': 'cnmt.dot0' },
+    });
+    await sandbox(d, 'dot1', [{ Network: 'dotted' }]);
+    assert.match((await d.inHost('ip', ['-6', '-o', 'addr', 'show', 'dev', 'cnmt.dot0'])).stdout, /fd00:56::1\/64/);
+  });
+
   it('delivers multicast between sandboxes, with a bridge that does not snoop', async () => {
     await createNet(d, {
       Name: 'mcast',
