@@ -36,6 +36,11 @@ if [ "$forbidden" -gt 0 ]; then
   echo "FAIL: $forbidden real-kernel or real-client test(s) skipped on a root machine (counted as failed below)"
   rc=1
 fi
+echo
+echo "== slowest test files (seconds, the tests' own time; the run took $SECONDS s)"
+grep '^file' "$report" | sort -t$'\t' -k2,2nr | head -12 | while IFS=$'\t' read -r _ ms file; do
+  printf '%6d  %s\n' "$((ms / 1000))" "${file#"$PWD/"}"
+done
 IFS=$'\t' read -r _ passed failed skipped < <(grep '^total' "$report" || printf 'total\t0\t0\t0\n')
 echo "tests: $passed passed, $((failed + forbidden)) failed, $((skipped - forbidden)) skipped"
 [ "$rc" -ne 0 ] || [ "$((failed + forbidden))" -eq 0 ] || rc=1

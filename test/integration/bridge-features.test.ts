@@ -4,7 +4,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
 import { realKernelSkip } from '../helpers/privileges.js';
@@ -137,6 +137,16 @@ describe('bridge driver features (real kernel)', { skip: realKernelSkip() }, () 
     assert.equal(await pings(d, 'e1', e2Ip6), true, 'e1 reaches e2 over IPv6');
   });
 
+  it('a bridge name with a dot: the network and its IPv6 sandbox are made (sysctl keys cannot name it)', async () => {
+    await createNet(d, {
+      Name: 'dotted', EnableIPv6: true,
+      IPAM: { Config: [{ Subnet: '10.56.0.0/24' }, { Subnet: 'fd00:56::/64' }] },
+      Options: { 'com.docker.network.bridge.name': 'cnmt.dot0' },
+    });
+    await sandbox(d, 'dot1', [{ Network: 'dotted' }]);
+    assert.match((await d.inHost('ip', ['-6', '-o', 'addr', 'show', 'dev', 'cnmt.dot0'])).stdout, /fd00:56::1\/64/);
+  });
+
   it('delivers multicast between sandboxes, with a bridge that does not snoop', async () => {
     await createNet(d, {
       Name: 'mcast',
@@ -158,14 +168,21 @@ describe('bridge driver features (real kernel)', { skip: realKernelSkip() }, () 
       'data, peer = s.recvfrom(100)',
       'print(data.decode(), peer[0])',
     ].join('\n')]);
-    const send = d.exec('mc2', ['python3', '-c', [
+    // Stopped once the receiver has its datagram (it used to send 40 regardless: 4 s).
+    const mc2Path = (await d.api('GET', '/cnm/v1/sandboxes/mc2')).json().NetnsPath as string;
+    const sender = spawn('nsenter', [`--net=${mc2Path}`, 'python3', '-c', [
       'import socket, time',
       's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-      'for _ in range(40):',
+      'for _ in range(100):',
       `    s.sendto(b'hello', ('${group}', 5353))`,
       '    time.sleep(0.1)',
-    ].join('\n')]);
-    const [got] = await Promise.all([receive, send]);
+    ].join('\n')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let sendErr = '';
+    sender.stderr.on('data', (b) => (sendErr += b));
+    const sent = new Promise<number | null>((r) => sender.on('close', r));
+    const got = await receive;
+    sender.kill('SIGKILL');
+    assert.ok([0, null].includes(await sent), `sender failed: ${sendErr}`);
     assert.equal(got.code, 0, got.stderr);
     const mc2 = (await d.api('GET', '/cnm/v1/sandboxes/mc2')).json();
     assert.equal(got.stdout.trim(), `hello ${mc2.Networks.mcast.IPAddress}`);

@@ -52,6 +52,13 @@ describe('controller: published ports', () => {
     assert.equal(await h.kernel.sysctlGet(null, `net.ipv4.conf.${bridge}.route_localnet`), '1');
   });
 
+  it('bridges skip duplicate address detection for their own link-local address (the first forwarded IPv6 packet is not held up)', async () => {
+    for (const name of ['pdual', 'pv6', 'pn']) {
+      const bridge = h.firewall.networks.get(h.controller.getNetwork(name).network.id)!.bridge;
+      assert.equal(await h.kernel.sysctlGet(null, `net.ipv6.conf.${bridge}.accept_dad`), '0', name);
+    }
+  });
+
   it('host_binding_ipv4 is the default host address; an explicit address wins', async () => {
     const d = await h.controller.createSandbox({ name: 'b', networks: [{ network: 'pbind' }], ports: [port(80, 9000), port(81, 9001, { hostIp: '0.0.0.0' })] });
     assert.deepEqual(d.sandbox.ports!.map((p) => p.hostIp), ['192.0.2.5', '0.0.0.0']);

@@ -139,6 +139,17 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     } else if (net.options.mtu !== undefined && existing.mtu !== net.options.mtu) {
       await this.kernel.linkSet(null, name, { mtu: net.options.mtu });
     }
+    if (!adopted) {
+      // No duplicate address detection for the bridge's own link-local address. The kernel makes it when
+      // the first port brings the bridge's carrier up and holds it "tentative" for 1-2 s; meanwhile every
+      // neighbour solicitation the host would send for a packet it forwards (a published port's DNAT, a
+      // routed client: sources that are not the bridge's) is dropped unsent, as those go out from the
+      // link-local address. The first connection to a network's first sandbox then waited for the next
+      // retransmission and often timed out. The address comes from the bridge's random MAC: unique here.
+      // A bridge.name with a dot cannot be addressed as a sysctl key yet (conf.br.0 reads as conf/br/0):
+      // such a bridge keeps the kernel's DAD rather than failing its network's creation.
+      if (!name.includes('.')) await this.kernel.sysctlSet(null, `net.ipv6.conf.${name}.accept_dad`, '0');
+    }
     for (const cidr of this.bridgeAddresses(net)) {
       await this.kernel.addrAdd(null, name, cidr);
     }
