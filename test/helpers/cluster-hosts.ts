@@ -40,6 +40,8 @@ export interface ClusterHost {
   driver: RecordingGlobalDriver;
   /** What each sandbox of this host balances (kept across restart(), as the sandboxes' namespaces are). */
   balancer: RecordingSandboxBalancer;
+  /** The host's own firewall (nftables of its namespace). */
+  firewall: RecordingFirewall;
   /** The host's real service discovery (registry), with the DNS server's sockets recorded. */
   dns: TestDiscovery;
   kernel: FakeKernel;
@@ -68,6 +70,7 @@ interface LocalParts {
 export async function startClusterHost(options: ClusterHostOptions, parts?: LocalParts): Promise<ClusterHost> {
   const kernel = parts?.kernel ?? new FakeKernel();
   const balancer = parts?.balancer ?? new RecordingSandboxBalancer();
+  const firewall = new RecordingFirewall();
   const local = parts?.local ?? new MemoryStore();
   const execRoot = parts?.execRoot ?? (await mkdtemp(join(tmpdir(), 'cnmt-host-')));
   const shared = await EtcdStore.open({ endpoints: options.endpoints, prefix: options.prefix, callTimeoutMs: 3000 });
@@ -83,7 +86,7 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
         store: local,
         storeKind: 'memory',
         kernel,
-        firewall: new RecordingFirewall(),
+        firewall,
         balancer,
         ipam: new DefaultIpam({ v4Pools: DEFAULT_V4_POOLS, v6Pools: [ulaPoolForHost('0123456789abcdef')] }),
         drivers,
@@ -117,6 +120,7 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
     controller,
     driver,
     balancer,
+    firewall,
     dns,
     kernel,
     local,
