@@ -64,19 +64,19 @@ export function compileLbClear(): string {
 export class NftSandboxBalancer implements SandboxBalancer {
   constructor(private readonly runnerFor: (netnsPath: string) => NftRunner) {}
 
-  setService(netnsPath: string, service: FirewallService): Promise<void> {
+  async setService(netnsPath: string, service: FirewallService): Promise<void> {
     return this.run(netnsPath, compileLbSetService(service));
   }
 
-  removeService(netnsPath: string, service: FirewallService): Promise<void> {
+  async removeService(netnsPath: string, service: FirewallService): Promise<void> {
     return this.run(netnsPath, compileLbRemoveService(service));
   }
 
-  replace(netnsPath: string, services: FirewallService[]): Promise<void> {
+  async replace(netnsPath: string, services: FirewallService[]): Promise<void> {
     return this.run(netnsPath, compileLbReplace(services));
   }
 
-  clear(netnsPath: string): Promise<void> {
+  async clear(netnsPath: string): Promise<void> {
     return this.run(netnsPath, compileLbClear());
   }
 

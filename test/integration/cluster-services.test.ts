@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { keys } from '../../src/controller/repository.js';
+import { httpStatusOf } from '../../src/errors.js';
 import { startClusterHost, until, type ClusterHost } from '../helpers/cluster-hosts.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
@@ -131,5 +132,39 @@ describe('VIP services on a global network (three controllers, real etcd)', { sk
     assert.notEqual(bare(c2.endpoints[0]!.endpoint.ipv4Address), vip);
     // ...and it balances the service from its first connect.
     assert.deepEqual(back.balancer.backendsAt(c2.sandbox.netnsPath, vip), [b2ip]);
+  });
+
+  it('a connect whose sandbox cannot balance fails whole: no endpoint here or in etcd, no backend anywhere; bad requests change nothing', { timeout: TIMEOUT }, async () => {
+    const [h1, h2] = await threeHosts(10);
+    await h1.controller.createNetwork({ name: 'gsvc3', driver: 'gtest', ipam: { configs: [{ subnet: '10.97.0.0/24' }] } });
+    await until('gsvc3 on host 2', () => h2.controller.listNetworks().some((n) => n.network.name === 'gsvc3'));
+    const web = (await h1.controller.createService({ name: 'web3', network: 'gsvc3' })).service;
+    const vip = bare(web.vip);
+    await until('web3 on host 2', () => knows(h2, 'web3'));
+    const c2 = await h2.controller.createSandbox({ name: 'fc2', networks: [{ network: 'gsvc3' }] });
+    const s1 = await h1.controller.createSandbox({ name: 'fs1', networks: [] });
+    const endpointsInEtcd = async () => (await h1.shared.list('cnm/v1/endpoints/')).length;
+    const before = await endpointsInEtcd();
+    h1.balancer.failFor.add(s1.sandbox.netnsPath);
+    // As a plain client (it balances the network's VIPs itself) and as a backend (it balances too).
+    await assert.rejects(h1.controller.connect({ network: 'gsvc3', sandbox: 'fs1' }), /balanc/);
+    await assert.rejects(h1.controller.connect({ network: 'gsvc3', sandbox: 'fs1', services: ['web3'] }), /balanc/);
+    assert.deepEqual(h1.controller.getSandbox('fs1').endpoints.map((e) => e.network.name), ['bridge'], 'only its default network');
+    assert.equal(await endpointsInEtcd(), before, 'the endpoint record was withdrawn');
+    assert.deepEqual(h1.controller.getService('web3').backends, []);
+    // The same connect works once the sandbox can be programmed, and host 2 balances over it.
+    h1.balancer.failFor.delete(s1.sandbox.netnsPath);
+    const ep = await h1.controller.connect({ network: 'gsvc3', sandbox: 'fs1', services: ['web3'] });
+    assert.equal(await endpointsInEtcd(), before + 1);
+    assert.deepEqual(h1.balancer.backendsAt(s1.sandbox.netnsPath, vip), [bare(ep.ipv4Address)]);
+    await until('host 2 balances over fs1', () => sameSet(h2.balancer.backendsAt(c2.sandbox.netnsPath, vip), [bare(ep.ipv4Address)]));
+
+    // Bad requests: 4xx, nothing stored anywhere.
+    const keysBefore = (await h1.shared.list('cnm/v1/')).map((e) => e.key).sort();
+    await assert.rejects(h2.controller.createService({ name: 'web3', network: 'gsvc3' }), (err: unknown) => httpStatusOf(err) === 409);
+    await assert.rejects(h2.controller.createService({ name: 'x', network: 'gsvc3', mode: 'vip', vipSubnet: '10.1.0.0/24' }), (err: unknown) => httpStatusOf(err) === 400);
+    await assert.rejects(h2.controller.createService({ name: 'x', network: 'gsvc3', ports: ['99999'] }), (err: unknown) => httpStatusOf(err) === 400);
+    await assert.rejects(h2.controller.removeNetwork('gsvc3'), (err: unknown) => httpStatusOf(err) === 403);
+    assert.deepEqual((await h1.shared.list('cnm/v1/')).map((e) => e.key).sort(), keysBefore);
   });
 });
