@@ -25,7 +25,7 @@ function run(): Promise<{ code: number | null; out: string }> {
 }
 
 describe('the multi-host walkthrough script', { skip }, () => {
-  it('three hosts, one overlay: listed everywhere, six cross-host pings, three peers; nothing left behind', { timeout: 240_000 }, async () => {
+  it('three hosts, one overlay: listed everywhere, six cross-host pings, three peers; nothing left behind', { timeout: 420_000 }, async () => {
     const { code, out } = await run();
     assert.equal(code, 0, out);
     const [, namespaces, dir] = /namespaces (.*); state in (\S+)/.exec(out) ?? [];
