@@ -2,8 +2,10 @@
 # Three cnm hosts on one machine (README: Multi-host walkthrough). Each "host" is a network namespace with
 # an underlay address (10.199.0.1-3 on a bridge in a fourth namespace), an etcd member and a cnm daemon
 # with --cluster-store on the three members. An overlay network made on host 1 appears on every host;
-# sandboxes on hosts 1, 2 and 3 ping each other across it. Everything is cnmt-* namespaces, cnm* links and
-# one temp dir, removed at the end (also on failure or Ctrl-C). Needs root, iproute2, etcd (etcd-server).
+# sandboxes on hosts 1, 2 and 3 ping each other across it, and a VIP service made on host 1 with backends on
+# hosts 2 and 3 (busybox httpd answering its name) answers host 1 from both. Everything is cnmt-* namespaces,
+# cnm* links and one temp dir, removed at the end (also on failure or Ctrl-C). Needs root, iproute2, etcd
+# (etcd-server), busybox and curl.
 #   bash scripts/multihost-demo.sh          # KEEP=1 leaves it running until Enter is pressed
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ cnm() { local i=$1; shift; "$CNM" --host "unix://$DIR/h$i/cnm.sock" "$@"; }
 
 cleanup() {
   # Sandboxes outlive a daemon stop (their namespaces stay pinned): remove them first, then the daemons.
-  for i in 1 2 3; do cnm "$i" sandbox rm -f "s$i" >/dev/null 2>&1 || true; done
+  for i in 1 2 3; do cnm "$i" sandbox rm -f "s$i" "w$i" >/dev/null 2>&1 || true; done
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   for ns in "${HOSTS[@]}" "$UL"; do ip netns del "$ns" 2>/dev/null || true; done
@@ -93,6 +95,21 @@ for i in 1 2 3; do
 done
 cnm 1 exec s1 -- ping -c1 -W2 s3 >/dev/null && echo "s1 -> s3 by name ok (embedded DNS on host 1 answers host 3's sandbox)"
 echo "Peers of ov seen from host 1: $(cnm 1 network inspect ov | json '(x) => x.Peers.map((p) => p.IP).sort().join(" ")')"
+
+step "a VIP service made on host 1, backends on hosts 2 and 3"
+cnm 1 service create web --network ov >/dev/null
+for i in 2 3; do
+  for _ in $(seq 100); do cnm "$i" service inspect web >/dev/null 2>&1 && break; sleep 0.1; done
+  cnm "$i" sandbox create "w$i" --network ov --service web >/dev/null
+  mkdir -p "$DIR/www$i" && echo "w$i" >"$DIR/www$i/index.html"
+  # nsenter execs httpd: $! is its PID, which cleanup stops.
+  nsenter --net="$(cnm "$i" sandbox inspect "w$i" | json '(x) => x.NetnsPath')" busybox httpd -f -p 80 -h "$DIR/www$i" &
+  PIDS+=($!)
+done
+echo "web: VIP $(cnm 1 service inspect web | json '(x) => x.VirtualIP'), backends seen from host 1: $(cnm 1 service inspect web | json '(x) => x.Backends.map((b) => `${b.SandboxName}@${b.IPv4Address}`).sort().join(" ")')"
+for _ in $(seq 100); do cnm 1 exec s1 -- curl -sf -m 1 http://web/ >/dev/null && break; sleep 0.1; done
+ANSWERS=$(cnm 1 exec s1 -- sh -c 'for i in $(seq 20); do curl -sf -m 2 http://web/ || echo FAIL; done' | sort | uniq -c | awk '{ printf "%s x%s ", $2, $1 }')
+echo "20 requests from s1 (host 1) to http://web/: $ANSWERS"
 
 if [ "${KEEP:-0}" = 1 ]; then
   echo "running: CNM_HOST=unix://$DIR/h1/cnm.sock bin/cnm ... (Enter ends it and removes everything)"

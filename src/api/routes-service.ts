@@ -20,7 +20,8 @@ export interface CnmServiceView {
   VirtualIPv6: string;
   Ports: string[];
   Labels: Record<string, string>;
-  Backends: Array<{ SandboxId: string; SandboxName: string; EndpointId: string; IPv4Address: string; IPv6Address: string }>;
+  /** `Host`: the host id of a backend on a global network (any host's, this one's included). */
+  Backends: Array<{ SandboxId: string; SandboxName: string; EndpointId: string; IPv4Address: string; IPv6Address: string; Host?: string }>;
 }
 
 export function renderCnmService(detail: ServiceDetail): CnmServiceView {
@@ -41,6 +42,7 @@ export function renderCnmService(detail: ServiceDetail): CnmServiceView {
       EndpointId: endpoint.id,
       IPv4Address: endpoint.ipv4Address ?? '',
       IPv6Address: endpoint.ipv6Address ?? '',
+      ...(endpoint.hostId === undefined ? {} : { Host: endpoint.hostId }),
     })),
   };
 }

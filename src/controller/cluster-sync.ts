@@ -5,18 +5,20 @@
  * it is removed there); other hosts' endpoints go to the cache, their addresses to the IPAM (this host
  * never hands them out), and every global network whose set of remote endpoints on live hosts changed
  * gets driver.setPeers with the whole list, and the service discovery the same endpoints' names (so the
- * embedded DNS answers them; they go when the endpoint or its host's lease goes). Also on start and
- * periodically (forced).
+ * embedded DNS answers them; they go when the endpoint or its host's lease goes), and the services of those
+ * networks their backends on every live host (services-global.ts). Services made or removed on other
+ * hosts are learnt and forgotten here too. Also on start and periodically (forced).
  */
 import type { RemotePeer } from '../drivers/types.js';
 import { errorMessage } from '../errors.js';
 import type { WatchEvent } from '../store/types.js';
-import { addressClaims, isGlobal, type ClusterRuntime } from './cluster.js';
+import { addressClaims, isGlobal, liveRemoteEndpoints, type ClusterRuntime } from './cluster.js';
 import { runtimeOf, toDriverNetwork, type Ctx } from './context.js';
 import { dropNetworkLocally } from './networks.js';
-import type { EndpointRecord, NetworkRecord } from './records.js';
+import type { EndpointRecord, NetworkRecord, ServiceRecord } from './records.js';
 import { keys } from './repository.js';
 import { discoveryNetwork, remoteDiscoveryEndpoint } from './sandbox-dns.js';
+import { dropServicesOf, forgetService, learnService, syncGlobalServices } from './services-global.js';
 
 /** Applies what the watches delivered since the last call, then sends changed peer lists to the drivers. */
 export async function applyClusterEvents(ctx: Ctx): Promise<void> {
@@ -40,12 +42,16 @@ export async function applyClusterEvents(ctx: Ctx): Promise<void> {
 async function applyRecordEvent(ctx: Ctx, g: ClusterRuntime, event: WatchEvent): Promise<void> {
   const netPrefix = keys.network('');
   const epPrefix = keys.endpoint('');
+  const svcPrefix = keys.service('');
   if (event.key.startsWith(netPrefix)) {
     if (event.type === 'put') await learnNetwork(ctx, g, JSON.parse(event.value) as NetworkRecord);
     else await forgetNetwork(ctx, g, event.key.slice(netPrefix.length));
   } else if (event.key.startsWith(epPrefix)) {
     if (event.type === 'put') learnEndpoint(ctx, g, JSON.parse(event.value) as EndpointRecord);
     else forgetEndpoint(ctx, g, event.key.slice(epPrefix.length));
+  } else if (event.key.startsWith(svcPrefix)) {
+    if (event.type === 'put') learnService(ctx, g, JSON.parse(event.value) as ServiceRecord);
+    else await forgetService(ctx, g, event.key.slice(svcPrefix.length));
   }
 }
 
@@ -95,6 +101,7 @@ async function forgetNetwork(ctx: Ctx, g: ClusterRuntime, id: string): Promise<v
     ctx.logger.warn('global network was removed from the cluster store while this host has endpoints on it; kept here', { network: net.name });
     return;
   }
+  dropServicesOf(ctx, id);
   await dropNetworkLocally(ctx, net);
   g.remote.delete(id);
   g.sentPeers.delete(id);
@@ -137,16 +144,6 @@ export function remoteClaims(ctx: Ctx, net: NetworkRecord): Array<{ poolId: stri
   return [...(ctx.global?.remote.get(net.id)?.values() ?? [])].flatMap((ep) => addressClaims(net, ep));
 }
 
-/** The endpoints of a global network on OTHER hosts whose host is registered (its lease alive) now. */
-function liveRemoteEndpoints(g: ClusterRuntime, networkId: string): Array<{ ep: EndpointRecord; advertiseAddr: string }> {
-  const live: Array<{ ep: EndpointRecord; advertiseAddr: string }> = [];
-  for (const ep of g.remote.get(networkId)?.values() ?? []) {
-    const host = ep.hostId === undefined ? undefined : g.hosts.get(ep.hostId);
-    if (host && ep.hostId !== g.deps.hostId) live.push({ ep, advertiseAddr: host.advertiseAddr });
-  }
-  return live;
-}
-
 /** The endpoints of a global network on OTHER hosts that are registered now, as the driver programs them. */
 export function peersOf(g: ClusterRuntime, networkId: string): RemotePeer[] {
   const peers: RemotePeer[] = [];
@@ -165,6 +162,8 @@ export async function syncPeers(ctx: Ctx, force: boolean): Promise<void> {
   const g = ctx.global;
   if (!g) return;
   syncRemoteNames(ctx, g, force);
+  // Services follow their backends on other hosts (a record, a host's lease): names and balancing.
+  await syncGlobalServices(ctx, [...ctx.state.networks.values()].filter((n) => isGlobal(n) && (force || g.dirty.has(n.id))).map((n) => n.id));
   const failed: string[] = [];
   for (const net of ctx.state.networks.values()) {
     if (!isGlobal(net) || (!force && !g.dirty.has(net.id))) continue;

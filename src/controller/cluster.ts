@@ -14,7 +14,7 @@ import type { HostDirectory, HostRecord, MembershipEvent } from '../store/member
 import type { Store, TxnOp, WatchEvent } from '../store/types.js';
 import { subnetContainsIp } from '../util/ip.js';
 import type { Ctx } from './context.js';
-import type { EndpointRecord, NetworkRecord } from './records.js';
+import type { EndpointRecord, NetworkRecord, ServiceRecord } from './records.js';
 import { keys, RECORDS_PREFIX, Repository, type AddressClaim, type PersistedState } from './repository.js';
 
 /** What the daemon wires in when it runs with --cluster-store. */
@@ -81,6 +81,29 @@ function hostIsLive(g: ClusterRuntime, ep: EndpointRecord): boolean {
 export function activeRemoteEndpointsOf(ctx: Ctx, networkId: string): EndpointRecord[] {
   const g = ctx.global;
   return g ? remoteEndpointsOf(ctx, networkId).filter((ep) => hostIsLive(g, ep)) : [];
+}
+
+/** The endpoints of a global network on OTHER hosts whose host is registered (its lease alive) now. */
+export function liveRemoteEndpoints(g: ClusterRuntime, networkId: string): Array<{ ep: EndpointRecord; advertiseAddr: string }> {
+  const live: Array<{ ep: EndpointRecord; advertiseAddr: string }> = [];
+  for (const ep of g.remote.get(networkId)?.values() ?? []) {
+    const host = ep.hostId === undefined ? undefined : g.hosts.get(ep.hostId);
+    if (host && ep.hostId !== g.deps.hostId) live.push({ ep, advertiseAddr: host.advertiseAddr });
+  }
+  return live;
+}
+
+/**
+ * Every backend of a service: this host's endpoints that joined it (plus `joining`, an endpoint being
+ * connected) and, on a global network, those of other hosts whose lease is alive (their shared records
+ * carry their services). A host whose lease expires takes its backends out with it.
+ */
+export function serviceBackends(ctx: Ctx, svc: ServiceRecord, joining?: EndpointRecord): EndpointRecord[] {
+  const backends = ctx.state.backendsOf(svc);
+  if (joining && joining.networkId === svc.networkId && joining.services?.includes(svc.id)) backends.push(joining);
+  if (!ctx.global) return backends;
+  for (const { ep } of liveRemoteEndpoints(ctx.global, svc.networkId)) if (ep.services?.includes(svc.id)) backends.push(ep);
+  return backends;
 }
 
 /** Address claims of an endpoint record (its addresses in the network's pools). */
@@ -229,26 +252,29 @@ export async function withdrawEndpoint(ctx: Ctx, net: NetworkRecord, ep: Endpoin
 interface Snapshot {
   networks: Map<string, NetworkRecord>;
   endpoints: EndpointRecord[];
+  services: ServiceRecord[];
 }
 
 function parseSnapshot(entries: Array<{ key: string; value: string }>): Snapshot {
   const networks = new Map<string, NetworkRecord>();
   const endpoints: EndpointRecord[] = [];
+  const services: ServiceRecord[] = [];
   for (const e of entries) {
     if (e.key.startsWith(keys.network(''))) {
       const net = JSON.parse(e.value) as NetworkRecord;
       networks.set(net.id, net);
     } else if (e.key.startsWith(keys.endpoint(''))) endpoints.push(JSON.parse(e.value) as EndpointRecord);
+    else if (e.key.startsWith(keys.service(''))) services.push(JSON.parse(e.value) as ServiceRecord);
   }
-  return { networks, endpoints };
+  return { networks, endpoints, services };
 }
 
 /**
  * Start-up, before the reconcile: reads the global records in one snapshot and starts the watches right
  * after it (no change between the two is missed; events wait until the start is done), republishes this
  * host's endpoints (and their networks) that etcd lost, withdraws records of its own that its local store
- * does not have (a crash between the two writes), and adds the global networks to `persisted` so the
- * reconcile restores them like local ones. Remote endpoints go to the cache.
+ * does not have (a crash between the two writes), and adds the global networks and their services to
+ * `persisted` so the reconcile restores them like local ones. Remote endpoints go to the cache.
  */
 export async function loadCluster(ctx: Ctx, persisted: PersistedState, onChange: () => void): Promise<void> {
   const g = clusterOf(ctx);
@@ -299,6 +325,8 @@ export async function loadCluster(ctx: Ctx, persisted: PersistedState, onChange:
     persisted.networks.push(net);
   }
   for (const id of cached.keys()) if (!snapshot.networks.has(id)) await ctx.repo.uncacheGlobalNetwork(id);
+  // Services of global networks: the reconcile restores them with the local ones (names, VIP claims).
+  for (const svc of snapshot.services) if (snapshot.networks.has(svc.networkId)) persisted.services.push(svc);
 }
 
 async function republishNetwork(ctx: Ctx, net: NetworkRecord): Promise<void> {

@@ -5,7 +5,7 @@
 import { NotFoundError } from '../errors.js';
 import type { ServiceDiscovery } from '../dns/discovery.js';
 import type { AnyNetworkDriver, DriverEndpoint, DriverNetwork, DriverSandbox } from '../drivers/types.js';
-import type { Firewall, FirewallNetwork } from '../firewall/types.js';
+import type { Firewall, FirewallNetwork, FirewallService, SandboxBalancer } from '../firewall/types.js';
 import type { IpamDriver } from '../ipam/types.js';
 import type { HostPortFacts } from '../kernel/host-ports.js';
 import type { KernelOps } from '../kernel/types.js';
@@ -23,6 +23,8 @@ export interface ControllerDeps {
   storeKind: string;
   kernel: KernelOps;
   firewall: Firewall;
+  /** Service VIPs balanced inside sandboxes (networks whose driver `balancesInSandboxes`: the overlay). */
+  balancer: SandboxBalancer;
   ipam: IpamDriver;
   drivers: Map<string, AnyNetworkDriver>;
   files: SandboxFiles;
@@ -73,6 +75,8 @@ export interface Ctx extends ControllerDeps {
   networks: Map<string, NetworkRuntime>;
   /** Default gateways currently programmed per sandbox, so unchanged routes are not rewritten. */
   routes: Map<string, { v4?: string; v6?: string }>;
+  /** What each sandbox balances in its own namespace now, by sandbox ID (service-balancing.ts). */
+  balanced: Map<string, Map<string, FirewallService>>;
   /** The cache of the cluster's records (with ControllerDeps.cluster). */
   global?: ClusterRuntime;
   emit(event: Omit<ControllerEvent, 'timeNano'>): void;

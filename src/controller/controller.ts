@@ -22,6 +22,8 @@ import { createSandbox, releaseLostSandboxes, removeSandbox } from './sandboxes.
 import { followedNamespaceAlive } from './adopted-netns.js';
 import { sandboxProblems } from './sandbox-check.js';
 import { createService, firewallServices, removeService } from './services.js';
+import { balanceAllSandboxes } from './service-balancing.js';
+import { serviceBackends } from './cluster.js';
 import { CnmState } from './state.js';
 import type {
   AttachmentController,
@@ -83,6 +85,7 @@ export class CnmController implements Controller, AttachmentController {
       repo: new Repository(deps.store),
       networks: new Map(),
       routes: new Map(),
+      balanced: new Map(),
       emit: (event) => this.emit(event),
       ...(deps.cluster ? { global: newClusterRuntime(deps.cluster) } : {}),
     };
@@ -101,6 +104,8 @@ export class CnmController implements Controller, AttachmentController {
         await controller.ensurePredefined(defaults);
         await syncGateways(ctx);
         await syncPeers(ctx, true);
+        // After the sandboxes are back (a namespace lost to a reboot is made again by the reconcile).
+        await balanceAllSandboxes(ctx);
         return r;
       });
       controller.started = true;
@@ -126,12 +131,14 @@ export class CnmController implements Controller, AttachmentController {
 
   /**
    * The periodic check of a cluster member: every global network's peers are sent to its driver again
-   * (the driver repairs its tables to match), whatever changed or not.
+   * (the driver repairs its tables to match), and every sandbox that balances VIPs gets its whole list
+   * again, whatever changed or not.
    */
   syncCluster(): Promise<void> {
     return this.mutex.runAlways(async () => {
       await applyClusterEvents(this.ctx);
       await syncPeers(this.ctx, true);
+      await balanceAllSandboxes(this.ctx);
     });
   }
 
@@ -407,7 +414,11 @@ export class CnmController implements Controller, AttachmentController {
     return {
       service,
       network: this.ctx.state.networks.get(service.networkId)!,
-      backends: this.ctx.state.backendsOf(service).map((endpoint) => ({ endpoint, sandbox: this.ctx.state.sandboxes.get(endpoint.sandboxId)! })),
+      // Other hosts' backends are named by their shared record (the sandbox is theirs).
+      backends: serviceBackends(this.ctx, service).map((endpoint) => ({
+        endpoint,
+        sandbox: this.ctx.state.sandboxes.get(endpoint.sandboxId) ?? { id: endpoint.sandboxId, name: endpoint.name },
+      })),
     };
   }
 

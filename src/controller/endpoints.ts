@@ -10,6 +10,7 @@ import {
   StoreConflictError,
   TeardownErrors,
   AddressInUseError,
+  errorMessage,
 } from '../errors.js';
 import type { JoinResult } from '../drivers/types.js';
 import type { Pool } from '../ipam/types.js';
@@ -22,6 +23,7 @@ import { closePorts, openPorts } from './ports.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
 import { discoveryEndpoint, leaveEmbeddedDns, resolverModeFor } from './sandbox-dns.js';
+import { balanceSandbox } from './service-balancing.js';
 import { resolveMembership, syncBackends } from './services.js';
 import type { EndpointSettingsRequest } from './types.js';
 
@@ -81,6 +83,7 @@ export async function connect(
   let joined = false;
   let registered = false;
   let balanced = false;
+  let selfBalanced = false;
   try {
     const result = await rt.driver.join(driverNet, toDriverEndpoint(ep, epOptions), toDriverSandbox(sb));
     joined = true;
@@ -90,6 +93,9 @@ export async function connect(
     registered = true;
     balanced = services.length > 0;
     await syncBackends(ctx, services, { joining: ep });
+    // The sandbox balances the network's VIPs itself where the driver says so (a no-op elsewhere).
+    selfBalanced = true;
+    await balanceSandbox(ctx, sb, [...existing, ep], { joining: ep });
     // Idempotent when already attached; before the persist, so a namespace we cannot serve fails the connect.
     if (resolverAfter === 'embedded') await ctx.discovery.attach(sb.id, sb.netnsPath);
     await persistEndpoint(ctx, ep, global ? [] : claims, sandboxAfter(sb, stickToEmbeddedDns, opts.completesCreate ?? false));
@@ -97,6 +103,7 @@ export async function connect(
     const undo = new TeardownErrors();
     if (global) await undo.attempt('withdraw from the cluster store', () => withdrawEndpoint(ctx, net, ep));
     if (balanced) await undo.attempt('restore service backends', () => syncBackends(ctx, services));
+    if (selfBalanced) await undo.attempt('restore sandbox balancing', () => balanceSandbox(ctx, sb, existing));
     if (registered) ctx.discovery.endpointLeft(ep.id);
     if (resolverBefore !== resolverAfter) await undo.attempt('stop embedded DNS', () => ctx.discovery.detach(sb.id));
     if (joined) {
@@ -278,6 +285,10 @@ export async function removeEndpoint(
   // The endpoint is gone from the state, so its services now balance over the others only.
   await syncBackends(ctx, ep.services ?? []).catch((err: unknown) =>
     ctx.logger.error('service backends not updated after disconnect', { endpoint: ep.id, error: err }),
+  );
+  // The sandbox stops balancing the network's VIPs (an adopted namespace outlives its sandbox).
+  await balanceSandbox(ctx, sb, remaining).catch((err: unknown) =>
+    ctx.logger.error('service balancing not removed from the sandbox', { sandbox: sb.name, error: errorMessage(err) }),
   );
   claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
   await ctx.files.writeHosts(sb, remaining);

@@ -1,20 +1,28 @@
 /**
  * Services: a name on one network spread over backend endpoints. Creating one validates everything,
  * allocates the VIPs (vip mode: one from the network's IPv4 pool and one from its IPv6 pool, for each
- * family the network has) and persists record, name claim and address claims in one transaction, then programs the kernel (VIP on the bridge), nftables (the service's slot
- * map) and the embedded DNS — undoing all of it if a step fails. Membership lives on the endpoints
+ * family the network has) and persists record, name claim and address claims in one transaction (in the
+ * cluster store for a global network: services-global.ts), then programs the balancing — on the host
+ * (VIP on the bridge, the service's slot map in the host's nftables) where the driver carries VIPs, or
+ * inside every sandbox on the network where it `balancesInSandboxes` (service-balancing.ts) — and the
+ * embedded DNS, undoing all of it if a step fails. Membership lives on the endpoints
  * (EndpointRecord.services), so a backend leaves its services in the same operation that removes it:
  * every connect, disconnect, sandbox removal and reconcile ends in syncBackends, which tells the
- * firewall (vip mode) and the DNS the service's backends as they now are.
+ * balancing (vip mode) and the DNS the service's backends as they now are (other hosts' included).
  */
 import { ConflictError, errorMessage, ForbiddenError, InvalidParameterError, StoreConflictError, TeardownErrors } from '../errors.js';
 import type { FirewallService } from '../firewall/types.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
+import { serviceBackends } from './cluster.js';
 import { runtimeOf, toDriverNetwork, type Ctx } from './context.js';
-import type { DiscoveryService } from '../dns/discovery.js';
 import type { EndpointRecord, NetworkRecord, ServicePort, ServiceRecord } from './records.js';
 import type { AddressClaim } from './repository.js';
+import { balancedInSandboxes, balanceNetworkSandboxes } from './service-balancing.js';
+import { discoveryService, firewallServicesOf, vipAddresses, vipClaims } from './service-views.js';
+import { persistService, serviceRepo } from './services-global.js';
 import type { CreateServiceRequest } from './types.js';
+
+export { vipAddresses, vipClaims } from './service-views.js';
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
@@ -36,8 +44,9 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
   const driverNet = toDriverNetwork(net, rt.options);
   const pools4 = net.enableIPv4 ? net.ipam.pools.filter((p) => p.family === 4) : [];
   const pools6 = net.enableIPv6 ? net.ipam.pools.filter((p) => p.family === 6) : [];
-  if (mode === 'vip' && (!rt.driver.setServiceAddress || pools4.length + pools6.length === 0)) {
-    throw new InvalidParameterError(`vip mode needs a bridge network with IPv4 or IPv6; use --mode dnsrr on ${net.name}`);
+  const inSandboxes = rt.driver.balancesInSandboxes === true;
+  if (mode === 'vip' && ((!rt.driver.setServiceAddress && !inSandboxes) || pools4.length + pools6.length === 0)) {
+    throw new InvalidParameterError(`vip mode needs a bridge or overlay network with IPv4 or IPv6; use --mode dnsrr on ${net.name}`);
   }
   // --vip-subnet picks the pool of its family; the other family takes its first pool.
   const chosen = req.vipSubnet === undefined ? undefined : [...pools4, ...pools6].find((p) => p.subnet === req.vipSubnet);
@@ -58,7 +67,7 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
     }
   }
   try {
-    await ctx.repo.createService(svc, claims);
+    await persistService(ctx, net, svc, claims);
   } catch (err) {
     claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
     if (err instanceof StoreConflictError && err.key.includes('/names/')) throw new ConflictError(`service with name ${name} already exists`);
@@ -66,21 +75,29 @@ export async function createService(ctx: Ctx, req: CreateServiceRequest): Promis
   }
   const undo = new TeardownErrors();
   const addressed: string[] = [];
+  const onHost = mode === 'vip' && !inSandboxes;
+  let balanced = false;
   try {
-    for (const vip of vipAddresses(svc)) {
+    for (const vip of onHost ? vipAddresses(svc) : []) {
       await rt.driver.setServiceAddress!(driverNet, vip, true);
       addressed.push(vip);
     }
-    for (const fs of firewallServicesOf(svc, [])) await ctx.firewall.setService(fs);
+    for (const fs of onHost ? firewallServicesOf(svc, []) : []) await ctx.firewall.setService(fs);
+    ctx.state.putService(svc);
+    balanced = true;
+    if (mode === 'vip' && inSandboxes) await balanceNetworkSandboxes(ctx, net.id);
   } catch (err) {
-    for (const fs of firewallServicesOf(svc, [])) await undo.attempt('remove firewall service', () => ctx.firewall.removeService(fs));
+    if (balanced) {
+      ctx.state.deleteService(svc.id);
+      await undo.attempt('unbalance sandboxes', () => balanceNetworkSandboxes(ctx, net.id));
+    }
+    for (const fs of onHost ? firewallServicesOf(svc, []) : []) await undo.attempt('remove firewall service', () => ctx.firewall.removeService(fs));
     for (const vip of addressed) await undo.attempt('remove VIP', () => rt.driver.setServiceAddress!(driverNet, vip, false));
-    await undo.attempt('forget service', () => ctx.repo.deleteService(svc, claims));
+    await undo.attempt('forget service', () => serviceRepo(ctx, net).deleteService(svc, claims));
     claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
     if (undo.list.length > 0) ctx.logger.error('rollback of service create incomplete', { errors: undo.list });
     throw err;
   }
-  ctx.state.putService(svc);
   ctx.discovery.serviceChanged(discoveryService(svc, []));
   ctx.emit({ type: 'service', action: 'create', id: svc.id, attributes: { name, network: net.name, mode } });
   return svc;
@@ -95,20 +112,22 @@ export async function removeService(ctx: Ctx, ref: string): Promise<void> {
   const claims = vipClaims(svc);
   const unbalanced: FirewallService[] = [];
   const unaddressed: string[] = [];
+  const onHost = !balancedInSandboxes(ctx, net);
   try {
-    for (const fs of firewallServicesOf(svc, [])) {
+    for (const fs of onHost ? firewallServicesOf(svc, []) : []) {
       unbalanced.push(fs);
       await ctx.firewall.removeService(fs);
     }
-    for (const vip of vipAddresses(svc)) {
+    for (const vip of onHost ? vipAddresses(svc) : []) {
       unaddressed.push(vip);
       await rt.driver.setServiceAddress?.(driverNet, vip, false);
     }
-    await ctx.repo.deleteService(svc, claims);
+    // A global service's record goes first of all that is shared: etcd unreachable → 503, nothing changed.
+    await serviceRepo(ctx, net).deleteService(svc, claims);
   } catch (err) {
     const undo = new TeardownErrors();
     for (const vip of unaddressed) await undo.attempt('restore VIP', async () => rt.driver.setServiceAddress?.(driverNet, vip, true));
-    const now = firewallServicesOf(svc, ctx.state.backendsOf(svc));
+    const now = firewallServicesOf(svc, serviceBackends(ctx, svc));
     for (const fs of now.filter((f) => unbalanced.some((u) => u.vip === f.vip))) {
       await undo.attempt('restore firewall service', () => ctx.firewall.setService(fs));
     }
@@ -117,6 +136,11 @@ export async function removeService(ctx: Ctx, ref: string): Promise<void> {
   }
   ctx.state.deleteService(svc.id);
   claims.forEach((c) => ctx.ipam.releaseAddress(c.poolId, c.address));
+  if (!onHost) {
+    await balanceNetworkSandboxes(ctx, net.id).catch((err: unknown) =>
+      ctx.logger.error('service not removed from every sandbox; tried again on the next check', { service: svc.name, error: errorMessage(err) }),
+    );
+  }
   // The backends stay connected (their endpoints keep the stale ID, which nothing resolves any more).
   ctx.discovery.serviceRemoved(svc.id);
   ctx.emit({ type: 'service', action: 'destroy', id: svc.id, attributes: { name: svc.name } });
@@ -147,20 +171,26 @@ export async function syncBackends(
 ): Promise<void> {
   // One service's firewall failure must not keep the others (or their DNS) on stale backends.
   const errors = new TeardownErrors();
+  const inSandboxes = new Set<string>();
   for (const id of serviceIds) {
     const svc = ctx.state.services.get(id);
-    if (!svc) continue;
-    const backends = ctx.state.backendsOf(svc);
-    if (change.joining) backends.push(change.joining);
+    const net = svc && ctx.state.networks.get(svc.networkId);
+    if (!svc || !net) continue;
+    const backends = serviceBackends(ctx, svc, change.joining);
     ctx.discovery.serviceChanged(discoveryService(svc, backends));
-    for (const fs of firewallServicesOf(svc, backends)) await errors.attempt(`balance service ${svc.name}`, () => ctx.firewall.setService(fs));
+    if (balancedInSandboxes(ctx, net)) inSandboxes.add(net.id);
+    else for (const fs of firewallServicesOf(svc, backends)) await errors.attempt(`balance service ${svc.name}`, () => ctx.firewall.setService(fs));
   }
+  for (const id of inSandboxes) await errors.attempt('balance services in sandboxes', () => balanceNetworkSandboxes(ctx, id, change));
   errors.throwIfAny('service backends not updated');
 }
 
-/** Everything the firewall should hold for the services, at start-up or after a lost ruleset. */
+/** Everything the host's firewall should hold for the services, at start-up or after a lost ruleset. */
 export function firewallServices(ctx: Ctx): FirewallService[] {
-  return [...ctx.state.services.values()].flatMap((s) => firewallServicesOf(s, ctx.state.backendsOf(s)));
+  return [...ctx.state.services.values()].flatMap((s) => {
+    const net = ctx.state.networks.get(s.networkId);
+    return net && !balancedInSandboxes(ctx, net) ? firewallServicesOf(s, serviceBackends(ctx, s)) : [];
+  });
 }
 
 /** Start-up: VIP addresses back on their bridges and every service's names in the DNS. */
@@ -179,44 +209,8 @@ export async function restoreServices(ctx: Ctx): Promise<void> {
         ctx.emit({ type: 'service', action: 'error', id: svc.id, attributes: { name: svc.name, error } });
       }
     }
-    ctx.discovery.serviceChanged(discoveryService(svc, ctx.state.backendsOf(svc)));
+    ctx.discovery.serviceChanged(discoveryService(svc, serviceBackends(ctx, svc)));
   }
-}
-
-export function vipClaims(svc: ServiceRecord): AddressClaim[] {
-  const claims: AddressClaim[] = [];
-  if (svc.vip && svc.vipPoolId) claims.push({ poolId: svc.vipPoolId, address: svc.vip.split('/')[0]! });
-  if (svc.vip6 && svc.vip6PoolId) claims.push({ poolId: svc.vip6PoolId, address: svc.vip6.split('/')[0]! });
-  return claims;
-}
-
-/** The service's VIPs (IPv4 first), bare. */
-export function vipAddresses(svc: ServiceRecord): string[] {
-  return [svc.vip, svc.vip6].flatMap((v) => (v ? [v.split('/')[0]!] : []));
-}
-
-/** One firewall service per VIP, each balancing over the backends' addresses of its family. */
-function firewallServicesOf(svc: ServiceRecord, backends: readonly EndpointRecord[]): FirewallService[] {
-  const of = (cidr: string | undefined) => (cidr ? [cidr.split('/')[0]!] : []);
-  const out: FirewallService[] = [];
-  if (svc.vip) out.push({ id: svc.id, vip: of(svc.vip)[0]!, ports: svc.ports, backends: backends.flatMap((ep) => of(ep.ipv4Address)) });
-  if (svc.vip6) out.push({ id: svc.id, vip: of(svc.vip6)[0]!, ports: svc.ports, backends: backends.flatMap((ep) => of(ep.ipv6Address)) });
-  return out;
-}
-
-/** The service as the DNS sees it: NAME → the VIP (vip) or the backends (dnsrr); tasks.NAME → the backends. */
-function discoveryService(svc: ServiceRecord, backends: readonly EndpointRecord[]): DiscoveryService {
-  return {
-    id: svc.id,
-    networkId: svc.networkId,
-    name: svc.name,
-    ...(svc.vip ? { vip: svc.vip } : {}),
-    ...(svc.vip6 ? { vip6: svc.vip6 } : {}),
-    backends: backends.map((ep) => ({
-      ...(ep.ipv4Address ? { ipv4: ep.ipv4Address } : {}),
-      ...(ep.ipv6Address ? { ipv6: ep.ipv6Address } : {}),
-    })),
-  };
 }
 
 /** "80", "80/tcp", "53/udp"; the same port twice counts once (nft refuses a duplicate map key). */

@@ -105,7 +105,8 @@ export interface CreateServiceRequest {
 export interface ServiceDetail {
   service: ServiceRecord;
   network: NetworkRecord;
-  backends: Array<{ endpoint: EndpointRecord; sandbox: SandboxRecord }>;
+  /** On a global network also other hosts' (endpoint.hostId says which; their sandbox by ID and name only). */
+  backends: Array<{ endpoint: EndpointRecord; sandbox: Pick<SandboxRecord, 'id' | 'name'> }>;
 }
 
 /** A network with the endpoints currently on it, each with the name of its sandbox. */

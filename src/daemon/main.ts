@@ -19,7 +19,7 @@ import { FirewallWatchdog } from '../firewall/watchdog.js';
 import { DEFAULT_V4_POOLS, DefaultIpam, parseAddressPoolFlag, ulaPoolForHost } from '../ipam/default.js';
 import { readHostPortFacts } from '../kernel/host-ports.js';
 import { ownerGroupFor, type KernelOps } from '../kernel/types.js';
-import type { NftRunner } from '../firewall/types.js';
+import type { NftRunner, SandboxBalancer } from '../firewall/types.js';
 import { hostDirectory } from '../store/membership.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { joinCluster, openClusterStore } from './cluster.js';
@@ -83,6 +83,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const kernel = await createKernel(config, logger);
   const runner = await createNftRunner(config);
   const firewall = new NftFirewall(runner, new ConntrackCli(logger.child({ component: 'firewall' })));
+  const balancer = await createSandboxBalancer(config);
   const v4Pools = config.defaultAddressPools.length > 0 ? config.defaultAddressPools.map(parseAddressPoolFlag) : DEFAULT_V4_POOLS;
   const ipam = new DefaultIpam({ v4Pools, v6Pools: [ulaPoolForHost(hostId)] });
   // Overlay networks span hosts: only a daemon in a cluster (a shared store, an advertise address) has them.
@@ -104,6 +105,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       storeKind: 'sqlite',
       kernel,
       firewall,
+      balancer,
       ipam,
       drivers,
       files: new SandboxFiles(config.execRoot, HOST_RESOLV_CONF, config.dns),
@@ -242,6 +244,17 @@ async function createKernel(config: DaemonConfig, logger: Logger): Promise<Kerne
 async function createNftRunner(config: DaemonConfig): Promise<NftRunner> {
   if (config.nft === 'cli') return new (await import('../firewall/runner-cli.js')).CliNftRunner({});
   return new (await import('../firewall/runner-libnft.js')).LibNftRunner({});
+}
+
+/** Service balancing inside sandboxes: a runner of the same kind as the host's, made per call in the sandbox's namespace. */
+async function createSandboxBalancer(config: DaemonConfig): Promise<SandboxBalancer> {
+  const { NftSandboxBalancer } = await import('../firewall/sandbox-lb.js');
+  if (config.nft === 'cli') {
+    const { CliNftRunner } = await import('../firewall/runner-cli.js');
+    return new NftSandboxBalancer((netnsPath) => new CliNftRunner({ netnsPath }));
+  }
+  const { LibNftRunner } = await import('../firewall/runner-libnft.js');
+  return new NftSandboxBalancer((netnsPath) => new LibNftRunner({ netnsPath }));
 }
 
 /**

@@ -118,6 +118,13 @@ export interface NetworkDriver<NetOptions = unknown, EpOptions = unknown> {
    * add or remove the address; idempotent both ways. Absent: the driver offers no VIP mode.
    */
   setServiceAddress?(net: DriverNetwork<NetOptions>, address: string, present: boolean): Promise<void>;
+  /**
+   * True for drivers whose networks give the host no address or path onto them (the overlay): a service
+   * VIP there is balanced inside every sandbox on the network, by an nftables table in the sandbox's own
+   * namespace (firewall/sandbox-lb.ts), never on the host. A driver with neither this nor
+   * setServiceAddress offers no VIP mode.
+   */
+  readonly balancesInSandboxes?: boolean;
   /** Start-up: true when the endpoint's kernel objects are all present and correct. */
   endpointIntact(net: DriverNetwork<NetOptions>, ep: DriverEndpoint<EpOptions>, sandbox: DriverSandbox): Promise<boolean>;
   /**

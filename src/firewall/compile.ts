@@ -51,7 +51,7 @@ export type SetName =
   | 'ports_any6'
   | 'ports_addr6';
 
-interface SetSpec {
+export interface SetSpec {
   name: SetName;
   family: TableFamily;
   keyword: 'set' | 'map';
@@ -217,7 +217,7 @@ const PUBLISHED_PORT_RULES = [
 ];
 
 /** Service VIPs: one verdict map lookup per family, in prerouting and output. */
-const VIP_RULES = [
+export const VIP_RULES = [
   'ip daddr . meta l4proto . th dport vmap @vip_ports',
   'ip daddr vmap @vip_any',
   'ip6 daddr . meta l4proto . th dport vmap @vip_ports6',
@@ -422,8 +422,8 @@ function elementCommands(verb: 'add' | 'delete', elements: NetworkElements, fami
   return script;
 }
 
-export function elementCommand(verb: 'add' | 'delete', set: SetSpec, texts: readonly string[]): string {
-  return `${verb} element ${set.family} ${TABLE_NAME} ${set.name} { ${texts.join(', ')} }`;
+export function elementCommand(verb: 'add' | 'delete', set: SetSpec, texts: readonly string[], table: string = TABLE_NAME): string {
+  return `${verb} element ${set.family} ${table} ${set.name} { ${texts.join(', ')} }`;
 }
 
 function subnetElement(range: Subnet): Element {

@@ -36,11 +36,14 @@ export function serviceKey(svc: FirewallService): string {
   return checkService(svc).name;
 }
 
-/** Create or update a service: idempotent, one transaction. */
-export function compileSetService(svc: FirewallService): string {
+/**
+ * Create or update a service: idempotent, one transaction. `tableName`: the inet table holding the VIP
+ * maps (cnm's own by default; a sandbox's balancing table, see sandbox-lb.ts).
+ */
+export function compileSetService(svc: FirewallService, tableName: string = TABLE_NAME): string {
   const { name, family, vip, backends } = checkService(svc);
   const { ip } = familyWords(family);
-  const table = `inet ${TABLE_NAME}`;
+  const table = `inet ${tableName}`;
   const lines = [
     `add map ${table} ${name} { typeof numgen random mod ${SERVICE_SLOTS} : ${ip} daddr; }`,
     `add chain ${table} ${name}`,
@@ -50,20 +53,20 @@ export function compileSetService(svc: FirewallService): string {
   ];
   const slots = assignSlots(backends);
   if (slots.length > 0) lines.push(`add element ${table} ${name} { ${slots.map((b, s) => `${s} : ${b}`).join(', ')} }`);
-  lines.push(...vipElements({ ...svc, vip }, name, family).map(([set, texts]) => elementCommand('add', set, texts)));
+  lines.push(...vipElements({ ...svc, vip }, name, family).map(([set, texts]) => elementCommand('add', set, texts, tableName)));
   return lines.join('\n') + '\n';
 }
 
 /** Remove a service idempotently: everything is added first so each delete finds its object. */
-export function compileRemoveService(svc: FirewallService): string {
+export function compileRemoveService(svc: FirewallService, tableName: string = TABLE_NAME): string {
   const { name, family, vip } = checkService(svc);
-  const table = `inet ${TABLE_NAME}`;
+  const table = `inet ${tableName}`;
   const elements = vipElements({ ...svc, vip }, name, family);
   return [
     `add map ${table} ${name} { typeof numgen random mod ${SERVICE_SLOTS} : ${familyWords(family).ip} daddr; }`,
     `add chain ${table} ${name}`,
-    ...elements.map(([set, texts]) => elementCommand('add', set, texts)),
-    ...elements.map(([set, texts]) => elementCommand('delete', set, texts)),
+    ...elements.map(([set, texts]) => elementCommand('add', set, texts, tableName)),
+    ...elements.map(([set, texts]) => elementCommand('delete', set, texts, tableName)),
     `flush chain ${table} ${name}`,
     `delete chain ${table} ${name}`,
     `delete map ${table} ${name}`,

@@ -86,6 +86,22 @@ export interface Firewall {
   close(): void;
 }
 
+/**
+ * Service VIPs balanced inside a sandbox's own namespace (sandbox-lb.ts), for networks whose driver says
+ * the host cannot carry them (NetworkDriver.balancesInSandboxes: the overlay). Each call is one
+ * transaction in that namespace; the controller keeps track of what each sandbox holds.
+ */
+export interface SandboxBalancer {
+  /** Create one service (one family) in the sandbox, or update its backends. Idempotent. */
+  setService(netnsPath: string, service: FirewallService): Promise<void>;
+  /** Remove one service from the sandbox. Idempotent. */
+  removeService(netnsPath: string, service: FirewallService): Promise<void>;
+  /** Make the sandbox hold exactly these services, whatever it held (start-up, periodic check): one transaction. */
+  replace(netnsPath: string, services: FirewallService[]): Promise<void>;
+  /** Remove everything cnm balances in the sandbox. Idempotent. */
+  clear(netnsPath: string): Promise<void>;
+}
+
 /** Applies nft scripts. Implementations: libnftables in-process (FFI) and the `nft` binary. */
 export interface NftRunner {
   /** Run `script` (nft -f syntax) as one atomic transaction; returns nft's output. Throws KernelError. */

@@ -20,7 +20,7 @@ import { hostDirectory, Membership } from '../../src/store/membership.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { silentLogger } from '../../src/util/log.js';
 import { createTestDiscovery, type TestDiscovery } from './fake-discovery.js';
-import { RecordingFirewall } from './fake-firewall.js';
+import { RecordingFirewall, RecordingSandboxBalancer } from './fake-firewall.js';
 import { RecordingGlobalDriver } from './global-driver.js';
 
 export interface ClusterHostOptions {
@@ -38,6 +38,10 @@ export interface ClusterHost {
   id: string;
   controller: CnmController;
   driver: RecordingGlobalDriver;
+  /** What each sandbox of this host balances (kept across restart(), as the sandboxes' namespaces are). */
+  balancer: RecordingSandboxBalancer;
+  /** The host's own firewall (nftables of its namespace). */
+  firewall: RecordingFirewall;
   /** The host's real service discovery (registry), with the DNS server's sockets recorded. */
   dns: TestDiscovery;
   kernel: FakeKernel;
@@ -57,6 +61,7 @@ export interface ClusterHost {
 }
 
 interface LocalParts {
+  balancer: RecordingSandboxBalancer;
   kernel: FakeKernel;
   local: MemoryStore;
   execRoot: string;
@@ -64,6 +69,8 @@ interface LocalParts {
 
 export async function startClusterHost(options: ClusterHostOptions, parts?: LocalParts): Promise<ClusterHost> {
   const kernel = parts?.kernel ?? new FakeKernel();
+  const balancer = parts?.balancer ?? new RecordingSandboxBalancer();
+  const firewall = new RecordingFirewall();
   const local = parts?.local ?? new MemoryStore();
   const execRoot = parts?.execRoot ?? (await mkdtemp(join(tmpdir(), 'cnmt-host-')));
   const shared = await EtcdStore.open({ endpoints: options.endpoints, prefix: options.prefix, callTimeoutMs: 3000 });
@@ -79,7 +86,8 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
         store: local,
         storeKind: 'memory',
         kernel,
-        firewall: new RecordingFirewall(),
+        firewall,
+        balancer,
         ipam: new DefaultIpam({ v4Pools: DEFAULT_V4_POOLS, v6Pools: [ulaPoolForHost('0123456789abcdef')] }),
         drivers,
         files: new SandboxFiles(execRoot, join(execRoot, 'host-resolv.conf')),
@@ -111,6 +119,8 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
     id: options.hostId,
     controller,
     driver,
+    balancer,
+    firewall,
     dns,
     kernel,
     local,
@@ -118,7 +128,7 @@ export async function startClusterHost(options: ClusterHostOptions, parts?: Loca
     stop,
     async restart() {
       await stop();
-      return startClusterHost(options, { kernel, local, execRoot });
+      return startClusterHost(options, { kernel, local, execRoot, balancer });
     },
     async crash() {
       if (stopped) return;

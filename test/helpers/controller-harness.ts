@@ -19,13 +19,14 @@ import { MemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
 import { silentLogger } from '../../src/util/log.js';
 import { createTestDiscovery, type TestDiscovery } from './fake-discovery.js';
-import { RecordingFirewall } from './fake-firewall.js';
+import { RecordingFirewall, RecordingSandboxBalancer } from './fake-firewall.js';
 
 export interface Harness {
   controller: CnmController;
   kernel: FakeKernel;
   store: Store;
   firewall: RecordingFirewall;
+  balancer: RecordingSandboxBalancer;
   /** This controller's own (a restart gets a fresh one, as a new daemon process would). */
   dns: TestDiscovery;
   execRoot: string;
@@ -35,7 +36,7 @@ export interface Harness {
 }
 
 export async function startHarness(
-  shared?: { kernel: FakeKernel; store: Store; execRoot: string; firewall?: RecordingFirewall },
+  shared?: { kernel: FakeKernel; store: Store; execRoot: string; firewall?: RecordingFirewall; balancer?: RecordingSandboxBalancer },
   wrapKernel: (k: FakeKernel) => KernelOps = (k) => k,
   extraDrivers: AnyNetworkDriver[] = [],
 ): Promise<Harness> {
@@ -43,6 +44,7 @@ export async function startHarness(
   const store = shared?.store ?? new MemoryStore();
   const execRoot = shared?.execRoot ?? (await mkdtemp(join(tmpdir(), 'cnmt-ctl-')));
   const firewall = shared?.firewall ?? new RecordingFirewall();
+  const balancer = shared?.balancer ?? new RecordingSandboxBalancer();
   const k = wrapKernel(kernel);
   const dns = createTestDiscovery();
   const drivers = new Map<string, AnyNetworkDriver>(
@@ -54,6 +56,7 @@ export async function startHarness(
       storeKind: 'memory',
       kernel: k,
       firewall,
+      balancer,
       ipam: new DefaultIpam({ v4Pools: DEFAULT_V4_POOLS, v6Pools: [ulaPoolForHost('0123456789abcdef')] }),
       drivers,
       files: new SandboxFiles(execRoot, join(execRoot, 'host-resolv.conf')),
@@ -69,9 +72,10 @@ export async function startHarness(
     kernel,
     store,
     firewall,
+    balancer,
     dns,
     execRoot,
-    restart: () => startHarness({ kernel, store, execRoot, firewall }, wrapKernel, extraDrivers),
+    restart: () => startHarness({ kernel, store, execRoot, firewall, balancer }, wrapKernel, extraDrivers),
     cleanup: async () => {
       await rm(execRoot, { recursive: true, force: true });
     },

@@ -17,6 +17,8 @@ export class RecordingGlobalDriver implements NetworkDriver<GlobalTestOptions, R
   readonly scope = 'global' as const;
   readonly needsIpam = true;
   readonly clusterId = { option: TEST_ID_OPTION, min: 4096, max: 16777215 };
+  /** As the overlay: the host has no path onto the network, so VIPs are balanced in the sandboxes. */
+  readonly balancesInSandboxes = true;
   /** Networks created on this host, by id, with the options they were created with. */
   readonly networks = new Map<string, GlobalTestOptions>();
   /** The last peer list per network. */

@@ -1,6 +1,7 @@
 /**
  * The README's multi-host walkthrough is scripts/multihost-demo.sh: this runs it as a user would and checks
- * what it prints (the overlay on every host, six cross-host pings by address and one by name, three peers) and that it leaves nothing
+ * what it prints (the overlay on every host, six cross-host pings by address and one by name, three peers, a
+ * VIP service answered from backends on two other hosts) and that it leaves nothing
  * behind (namespaces, temp dir, mounts, processes).
  */
 import assert from 'node:assert/strict';
@@ -24,7 +25,7 @@ function run(): Promise<{ code: number | null; out: string }> {
 }
 
 describe('the multi-host walkthrough script', { skip }, () => {
-  it('three hosts, one overlay: listed everywhere, six cross-host pings, three peers; nothing left behind', { timeout: 240_000 }, async () => {
+  it('three hosts, one overlay: listed everywhere, six cross-host pings, three peers; nothing left behind', { timeout: 420_000 }, async () => {
     const { code, out } = await run();
     assert.equal(code, 0, out);
     const [, namespaces, dir] = /namespaces (.*); state in (\S+)/.exec(out) ?? [];
@@ -33,6 +34,12 @@ describe('the multi-host walkthrough script', { skip }, () => {
     for (const [a, b] of [[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]]) assert.ok(out.includes(`s${a} -> s${b} ok`), `s${a} -> s${b}\n${out}`);
     assert.ok(out.includes('s1 -> s3 by name ok'), out);
     assert.match(out, /Peers of ov seen from host 1: 10\.199\.0\.1 10\.199\.0\.2 10\.199\.0\.3/);
+    // The VIP service: both hosts' backends listed on host 1, and both answer its requests (none fails).
+    assert.match(out, /web: VIP 10\.90\.0\.\d+, backends seen from host 1: w2@10\.90\.0\.\d+\/24 w3@10\.90\.0\.\d+\/24/);
+    const answers = /20 requests from s1 \(host 1\) to http:\/\/web\/: (.*)/.exec(out)?.[1] ?? '';
+    assert.match(answers, /w2 x\d+/, out);
+    assert.match(answers, /w3 x\d+/, out);
+    assert.doesNotMatch(answers, /FAIL/, out);
     // Cleanup: the script's namespaces, temp dir, mounts and processes (etcd, cnm) are gone.
     const left = readdirSync('/run/netns');
     assert.deepEqual(namespaces.split(' ').filter((n) => left.includes(n)), [], 'namespaces removed');

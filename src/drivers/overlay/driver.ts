@@ -74,6 +74,8 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
   readonly scope = 'global' as const;
   readonly needsIpam = true;
   readonly clusterId = { option: VXLANID_LIST_OPTION, min: VNI_MIN, max: VNI_MAX };
+  /** The bridge has no address and the host no path onto the network: VIPs are balanced in the sandboxes. */
+  readonly balancesInSandboxes = true;
 
   private readonly kernel: KernelOps;
   private readonly vtep: string;
