@@ -71,6 +71,32 @@ export async function plugSandboxVeth(
   }
 }
 
+/**
+ * The pair for another runtime's container (Docker through the plugin): the host end an up port of
+ * `master` without IPv6 as for a sandbox, the other end (`srcName`) left down in the daemon's namespace
+ * with the endpoint's MAC and the MTU, for the runtime to move into its container and address itself.
+ * Deleting the host end removes both.
+ */
+export async function plugHandoffVeth(
+  kernel: KernelOps,
+  ep: Pick<DriverEndpoint<unknown>, 'macAddress'>,
+  srcName: string,
+  spec: Omit<SandboxVethSpec, 'networkName'>,
+): Promise<void> {
+  const { hostIf, mtu, group } = spec;
+  await kernel.linkAdd(null, {
+    kind: 'veth', name: hostIf, mtu, master: spec.master, group,
+    peer: { name: srcName, mtu, mac: ep.macAddress, up: false, group },
+  });
+  try {
+    await kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
+    await kernel.linkSet(null, hostIf, { up: true });
+  } catch (err) {
+    await kernel.linkDel(null, hostIf).catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Start-up check: the host end is an up port of `master`, the sandbox end is up and holds the endpoint's addresses. */
 export async function sandboxVethIntact(
   kernel: KernelOps,

@@ -5,7 +5,9 @@
  * membership is in-process (Membership.join), or left to the test (`register: false`: a child process
  * that can be SIGKILLed, so its lease expires as a dead host's does).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { after, before } from 'node:test';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CnmController } from '../../src/controller/controller.js';
@@ -19,6 +21,7 @@ import { EtcdStore } from '../../src/store/etcd.js';
 import { hostDirectory, Membership } from '../../src/store/membership.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { silentLogger } from '../../src/util/log.js';
+import { startEtcdCluster, type EtcdCluster } from './etcd.js';
 import { createTestDiscovery, type TestDiscovery } from './fake-discovery.js';
 import { RecordingFirewall, RecordingSandboxBalancer } from './fake-firewall.js';
 import { RecordingGlobalDriver } from './global-driver.js';
@@ -152,4 +155,45 @@ export async function until(what: string, check: () => boolean | Promise<boolean
     if (Date.now() > deadline) throw new Error(`not converged within ${ms} ms: ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * The control-plane cluster tests' fixture, registered in the calling describe: one etcd member for
+ * the whole describe; `threeHosts(ttl)` starts three hosts on a fresh key prefix and waits until each
+ * sees the three registrations; `adopt(host)` hands over one a test started itself. All of it goes
+ * after the describe, also on failure.
+ */
+export function threeHostsOnEtcd(): {
+  etcd(): EtcdCluster;
+  threeHosts(ttlSeconds?: number): Promise<[ClusterHost, ClusterHost, ClusterHost]>;
+  adopt(host: ClusterHost): void;
+} {
+  let etcd: EtcdCluster | undefined;
+  const hosts: ClusterHost[] = [];
+  before(async () => {
+    etcd = await startEtcdCluster(1);
+  });
+  after(async () => {
+    for (const h of hosts) await h.destroy().catch(() => {});
+    await etcd?.close();
+  });
+  const running = () => {
+    if (!etcd) throw new Error('etcd is not started (threeHostsOnEtcd runs before() of its describe)');
+    return etcd;
+  };
+  return {
+    etcd: running,
+    async threeHosts(ttlSeconds = 10) {
+      const prefix = `/cnmt/${randomBytes(4).toString('hex')}/`;
+      const started = await Promise.all(
+        [1, 2, 3].map((i) =>
+          startClusterHost({ endpoints: running().endpoints, prefix, hostId: `host-${i}`, advertiseAddr: `192.0.2.${i}`, ttlSeconds }),
+        ),
+      );
+      hosts.push(...started);
+      for (const h of started) await until(`${h.id} sees 3 hosts`, async () => (await h.shared.list('hosts/')).length === 3);
+      return started as [ClusterHost, ClusterHost, ClusterHost];
+    },
+    adopt: (host) => void hosts.push(host),
+  };
 }

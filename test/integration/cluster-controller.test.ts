@@ -6,11 +6,9 @@
  * 503 for global mutations while local ones work, and a restart republishes what etcd lost.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { httpStatusOf } from '../../src/errors.js';
-import { startClusterHost, until, type ClusterHost } from '../helpers/cluster-hosts.js';
-import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
+import { threeHostsOnEtcd, until, type ClusterHost } from '../helpers/cluster-hosts.js';
 import { TEST_ID_OPTION } from '../helpers/global-driver.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
 
@@ -26,27 +24,7 @@ async function rejects(p: Promise<unknown>, status: number, match?: RegExp): Pro
 }
 
 describe('global-scope networks on a real etcd (three controllers)', { skip }, () => {
-  let etcd: EtcdCluster;
-  const hosts: ClusterHost[] = [];
-  before(async () => {
-    etcd = await startEtcdCluster(1);
-  });
-  after(async () => {
-    for (const h of hosts) await h.destroy().catch(() => {});
-    await etcd?.close();
-  });
-
-  /** Three hosts on a fresh key prefix. */
-  async function threeHosts(ttlSeconds = 10): Promise<ClusterHost[]> {
-    const prefix = `/cnmt/${randomBytes(4).toString('hex')}/`;
-    const started = await Promise.all(
-      [1, 2, 3].map((i) => startClusterHost({ endpoints: etcd.endpoints, prefix, hostId: `host-${i}`, advertiseAddr: `192.0.2.${i}`, ttlSeconds })),
-    );
-    hosts.push(...started);
-    // Every host sees the three registrations before the test starts.
-    for (const h of started) await until(`${h.id} sees 3 hosts`, async () => (await h.shared.list('hosts/')).length === 3);
-    return started;
-  }
+  const { etcd, threeHosts, adopt } = threeHostsOnEtcd();
   const names = (h: ClusterHost) => h.controller.listNetworks().map((n) => n.network.name).sort();
 
   it('a network created on host 1 appears on hosts 2 and 3 (created in their drivers) and goes with rm', { timeout: TIMEOUT }, async () => {
@@ -260,7 +238,7 @@ describe('global-scope networks on a real etcd (three controllers)', { skip }, (
     const epId = sb.endpoints[0]!.endpoint.id;
     await until('host 2 has the peer', () => (h2.driver.peers.get(id) ?? []).length === 1);
 
-    await etcd.stop(0);
+    await etcd().stop(0);
     try {
       await rejects(h1.controller.createNetwork({ name: 'down2', driver: 'gtest', ipam: { configs: [{ subnet: '10.86.0.0/24' }] } }), 503, /cluster store unreachable/);
       await rejects(h1.controller.createSandbox({ name: 'new', networks: [{ network: 'down' }] }), 503, /cluster store unreachable/);
@@ -276,7 +254,7 @@ describe('global-scope networks on a real etcd (three controllers)', { skip }, (
       assert.ok(!names(h1).includes('down2') && !names(h1).includes('new'));
       assert.equal(h1.controller.getSandbox('keep').endpoints.length, 1);
     } finally {
-      await etcd.restart(0);
+      await etcd().restart(0);
     }
     // Back: global mutations work again and the other hosts follow.
     await h2.controller.createNetwork({ name: 'after', driver: 'gtest', ipam: { configs: [{ subnet: '10.88.0.0/24' }] } });
@@ -304,7 +282,7 @@ describe('global-scope networks on a real etcd (three controllers)', { skip }, (
     ]);
     await until('lost gone on host 2', () => !names(h2).includes('lost'));
     const back = await h1.restart();
-    hosts.push(back);
+    adopt(back);
     assert.ok((await back.shared.get(`cnm/v1/networks/${id}`)) !== undefined, 'network republished');
     const rec = await back.shared.get(`cnm/v1/endpoints/${ep.id}`);
     assert.ok(rec, 'endpoint republished');

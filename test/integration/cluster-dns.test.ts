@@ -5,10 +5,8 @@
  * DnsRegistry behind its service discovery (the DNS server's sockets recorded).
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { startClusterHost, until, type ClusterHost } from '../helpers/cluster-hosts.js';
-import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
+import { describe, it } from 'node:test';
+import { threeHostsOnEtcd, until, type ClusterHost } from '../helpers/cluster-hosts.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
 
 const skip = realKernelSkip() || (onPath('etcd') ? realClientSkip('etcdctl') : realClientSkip('etcd'));
@@ -16,25 +14,7 @@ const TIMEOUT = 180_000;
 const bare = (cidr: string | undefined) => cidr?.split('/')[0] ?? '';
 
 describe('embedded DNS names across hosts (three controllers, real etcd)', { skip }, () => {
-  let etcd: EtcdCluster;
-  const hosts: ClusterHost[] = [];
-  before(async () => {
-    etcd = await startEtcdCluster(1);
-  });
-  after(async () => {
-    for (const h of hosts) await h.destroy().catch(() => {});
-    await etcd?.close();
-  });
-
-  async function threeHosts(ttlSeconds: number): Promise<[ClusterHost, ClusterHost, ClusterHost]> {
-    const prefix = `/cnmt/${randomBytes(4).toString('hex')}/`;
-    const started = await Promise.all(
-      [1, 2, 3].map((i) => startClusterHost({ endpoints: etcd.endpoints, prefix, hostId: `host-${i}`, advertiseAddr: `192.0.2.${i}`, ttlSeconds })),
-    );
-    hosts.push(...started);
-    for (const h of started) await until(`${h.id} sees 3 hosts`, async () => (await h.shared.list('hosts/')).length === 3);
-    return started as [ClusterHost, ClusterHost, ClusterHost];
-  }
+  const { threeHosts, adopt } = threeHostsOnEtcd();
   const has = (h: ClusterHost, name: string) => h.controller.listNetworks().some((n) => n.network.name === name);
 
   it('answers remote names (A, AAAA, PTR, aliases) and drops them on disconnect and on lease expiry', { timeout: TIMEOUT }, async () => {
@@ -106,7 +86,7 @@ describe('embedded DNS names across hosts (three controllers, real etcd)', { ski
     const b = await h2.controller.createSandbox({ name: 'rb', networks: [{ network: 'gdns2' }] });
     await until('rb on host 1', () => h1.dns.resolve(a.sandbox.id, 'rb').length === 1);
     const back = await h1.restart();
-    hosts.push(back);
+    adopt(back);
     // The new controller's registry is empty until the start-up (snapshot + forced sync) fills it.
     await until('rb on restarted host 1', () => back.dns.resolve(a.sandbox.id, 'rb').length === 1);
     assert.deepEqual(back.dns.resolve(a.sandbox.id, 'rb'), [bare(b.endpoints[0]!.endpoint.ipv4Address)]);

@@ -8,12 +8,10 @@
  * all back from the cluster store.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { keys } from '../../src/controller/repository.js';
 import { httpStatusOf } from '../../src/errors.js';
-import { startClusterHost, until, type ClusterHost } from '../helpers/cluster-hosts.js';
-import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
+import { threeHostsOnEtcd, until, type ClusterHost } from '../helpers/cluster-hosts.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
 
 const skip = realKernelSkip() || (onPath('etcd') ? realClientSkip('etcdctl') : realClientSkip('etcd'));
@@ -21,25 +19,7 @@ const TIMEOUT = 180_000;
 const bare = (cidr: string | undefined) => cidr?.split('/')[0] ?? '';
 
 describe('VIP services on a global network (three controllers, real etcd)', { skip }, () => {
-  let etcd: EtcdCluster;
-  const hosts: ClusterHost[] = [];
-  before(async () => {
-    etcd = await startEtcdCluster(1);
-  });
-  after(async () => {
-    for (const h of hosts) await h.destroy().catch(() => {});
-    await etcd?.close();
-  });
-
-  async function threeHosts(ttlSeconds: number): Promise<[ClusterHost, ClusterHost, ClusterHost]> {
-    const prefix = `/cnmt/${randomBytes(4).toString('hex')}/`;
-    const started = await Promise.all(
-      [1, 2, 3].map((i) => startClusterHost({ endpoints: etcd.endpoints, prefix, hostId: `host-${i}`, advertiseAddr: `192.0.2.${i}`, ttlSeconds })),
-    );
-    hosts.push(...started);
-    for (const h of started) await until(`${h.id} sees 3 hosts`, async () => (await h.shared.list('hosts/')).length === 3);
-    return started as [ClusterHost, ClusterHost, ClusterHost];
-  }
+  const { threeHosts, adopt } = threeHostsOnEtcd();
   const knows = (h: ClusterHost, svc: string) => h.controller.listServices().some((s) => s.service.name === svc);
   const netnsOf = (h: ClusterHost, sb: string) => h.controller.getSandbox(sb).sandbox.netnsPath;
   const sameSet = (a: string[] | undefined, b: string[]) => a !== undefined && [...a].sort().join() === [...b].sort().join();
@@ -122,7 +102,7 @@ describe('VIP services on a global network (three controllers, real etcd)', { sk
 
     h1.balancer.tables.clear(); // what a lost table would look like: the restart must put it back
     const back = await h1.restart();
-    hosts.push(back);
+    adopt(back);
     assert.ok(knows(back, 'web2'), 'known right after the start (snapshot)');
     assert.deepEqual(back.balancer.backendsAt(path, vip), [b2ip], 'the table is back with the remote backend');
     assert.deepEqual(back.dns.resolve(c1.sandbox.id, 'web2'), [vip]);

@@ -18,7 +18,7 @@ import type {
   NetworkDriver,
   NetworkProgram,
 } from '../types.js';
-import { plugSandboxVeth, sandboxVethIntact } from '../sandbox-veth.js';
+import { plugHandoffVeth, plugSandboxVeth, sandboxVethIntact } from '../sandbox-veth.js';
 import {
   parseBridgeEndpointOptions,
   parseBridgeNetworkOptions,
@@ -215,24 +215,10 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
    * move into its container; it sets the addresses itself. Deleting the host end (leave) removes both.
    */
   async joinForHandoff(net: BridgeNet, ep: BridgeEp): Promise<HandoffJoinResult> {
-    const hostIf = hostVethOf(ep);
     const srcName = handoffPeerOf(ep);
-    const mtu = net.options.mtu;
-    await this.kernel.linkAdd(null, {
-      kind: 'veth',
-      name: hostIf,
-      mtu,
-      master: bridgeNameOf(net),
-      group: this.ownerGroup,
-      peer: { name: srcName, mtu, mac: ep.macAddress, up: false, group: this.ownerGroup },
+    await plugHandoffVeth(this.kernel, ep, srcName, {
+      hostIf: hostVethOf(ep), master: bridgeNameOf(net), mtu: net.options.mtu, group: this.ownerGroup,
     });
-    try {
-      await this.kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
-      await this.kernel.linkSet(null, hostIf, { up: true });
-    } catch (err) {
-      await this.kernel.linkDel(null, hostIf).catch(() => undefined);
-      throw err;
-    }
     return { driverState: {}, srcName, ...this.gateways(net, ep) };
   }
 

@@ -21,7 +21,7 @@ import { randomMac } from '../../util/ids.js';
 import { canonicalIp, ipFamilyOf } from '../../util/ip.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import { parseEndpointOptions, type EndpointOptions } from '../endpoint-options.js';
-import { plugSandboxVeth, sandboxVethIntact } from '../sandbox-veth.js';
+import { plugHandoffVeth, plugSandboxVeth, sandboxVethIntact } from '../sandbox-veth.js';
 import type { DriverEndpoint, DriverNetwork, DriverSandbox, HandoffJoinResult, JoinResult, NetworkDriver, NetworkProgram, RemotePeer } from '../types.js';
 import { overlayMtu } from './mtu.js';
 import { parseOverlayNetworkOptions, VNI_MAX, VNI_MIN, VXLANID_LIST_OPTION, type OverlayNetworkOptions } from './options.js';
@@ -169,20 +169,9 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
     vniOf(net);
     return this.serial(net.id, async () => {
       const mtu = await this.ensureDevices(net, false);
-      const hostIf = overlayVethOf(ep);
       const srcName = overlayHandoffOf(ep);
       try {
-        await this.kernel.linkAdd(null, {
-          kind: 'veth', name: hostIf, mtu, master: overlayBridgeOf(net), group: this.ownerGroup,
-          peer: { name: srcName, mtu, mac: ep.macAddress, up: false, group: this.ownerGroup },
-        });
-        try {
-          await this.kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
-          await this.kernel.linkSet(null, hostIf, { up: true });
-        } catch (err) {
-          await this.kernel.linkDel(null, hostIf).catch(() => undefined);
-          throw err;
-        }
+        await plugHandoffVeth(this.kernel, ep, srcName, { hostIf: overlayVethOf(ep), master: overlayBridgeOf(net), mtu, group: this.ownerGroup });
       } catch (err) {
         await this.removeDevicesIfUnused(net).catch(() => undefined);
         throw err;
