@@ -10,11 +10,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { BENCH_IMAGE, dockerAvailable, startDockerd, type Dockerd } from '../../bench/lib/dockerd.js';
+import { dockerCli } from '../helpers/docker-cli.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
@@ -25,23 +26,7 @@ const PLUGIN_DIR = '/run/docker/plugins';
 const TIMEOUT = 600_000;
 const DOCKER_CONFIG = `/tmp/cnmt-docker-config-ov-${process.pid}`;
 
-function docker(socket: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('docker', ['-H', `unix://${socket}`, ...args], { env: { ...process.env, DOCKER_CONFIG }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (x) => (stdout += x));
-    p.stderr.on('data', (x) => (stderr += x));
-    p.once('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-async function dockerOk(socket: string, args: string[]): Promise<string> {
-  const r = await docker(socket, args);
-  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
-}
+const { docker, dockerOk } = dockerCli(DOCKER_CONFIG);
 
 /** Pings until one is answered (the peers reach the other host through the etcd watch: convergence, not speed). */
 async function pingUntilReached(run: CommandRunner, address: string, what: string, ms = 60_000): Promise<void> {

@@ -7,12 +7,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { BENCH_IMAGE, dockerAvailable, startDockerd, type Dockerd } from '../../bench/lib/dockerd.js';
+import { dockerCli } from '../helpers/docker-cli.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { realClientSkip, realKernelSkip } from '../helpers/privileges.js';
 import { createTestNetns, deleteTestNetns } from '../helpers/netns.js';
@@ -21,26 +22,7 @@ import { assertReachedThenBlocked, inNamespace, inNetnsPath, ping, ProbeCouldNot
 
 const PLUGIN_DIR = '/run/docker/plugins';
 
-function docker(socket: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('docker', ['-H', `unix://${socket}`, ...args], {
-      env: { ...process.env, DOCKER_CONFIG: `/tmp/cnmt-docker-config-${process.pid}` },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (x) => (stdout += x));
-    p.stderr.on('data', (x) => (stderr += x));
-    p.once('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-async function dockerOk(socket: string, args: string[]): Promise<string> {
-  const r = await docker(socket, args);
-  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
-}
+const { docker, dockerOk } = dockerCli(`/tmp/cnmt-docker-config-${process.pid}`);
 
 /** GET http://ADDRESS:PORT/ with curl (3 s): the body, a timeout, or (refused, other errors) could not run. */
 async function httpGet(run: CommandRunner, address: string, port: number): Promise<ProbeResult> {
