@@ -125,5 +125,20 @@ export function toDriverEndpoint(ep: EndpointRecord, options: unknown): DriverEn
 }
 
 export function toDriverSandbox(sb: SandboxRecord): DriverSandbox {
-  return { id: sb.id, netnsPath: sb.hostNetwork ? null : sb.netnsPath };
+  if (sb.hostNetwork) return { id: sb.id, netnsPath: null };
+  return { id: sb.id, netnsPath: sb.netnsPath, interfacesStartWithoutIpv6: ownsNamespace(sb) };
+}
+
+/** The sandbox's namespace is one cnm made (not adopted, not followed, not the host's). */
+export function ownsNamespace(sb: SandboxRecord): boolean {
+  return !sb.hostNetwork && !sb.adopted && sb.followsNetns === undefined;
+}
+
+/** What every namespace cnm makes gets: its interfaces start without IPv6 (see DriverSandbox). */
+export const NETNS_IPV6_DEFAULT_KEY = 'net.ipv6.conf.default.disable_ipv6';
+
+/** Make the namespace of a sandbox cnm owns, or (at start) give one made by an older cnm the same default. */
+export async function prepareOwnNamespace(ctx: Pick<Ctx, 'kernel'>, sb: SandboxRecord, create: boolean): Promise<void> {
+  if (create) await ctx.kernel.createNetns(sb.netnsPath);
+  await ctx.kernel.sysctlSet(sb.netnsPath, NETNS_IPV6_DEFAULT_KEY, '1');
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { errorMessage, TeardownErrors } from '../errors.js';
 import { DEFAULT_OWNER_GROUP } from '../kernel/types.js';
 import type { FirewallNetwork } from '../firewall/types.js';
-import { runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
+import { ownsNamespace, prepareOwnNamespace, runtimeOf, toDriverEndpoint, toDriverNetwork, toDriverSandbox, type Ctx } from './context.js';
 import { attachmentClaims, removeAttachment, toHandoffEndpoint } from './attachments.js';
 import { claimsOf, joinOutcome, programRoutes, removeEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './records.js';
@@ -240,9 +240,12 @@ async function restoreSandbox(ctx: Ctx, sb: SandboxRecord, report: ReconcileRepo
       report.staleRecordsRemoved++;
       return;
     }
-    await ctx.kernel.createNetns(sb.netnsPath);
+    await prepareOwnNamespace(ctx, sb, true);
     recreated = true;
     report.sandboxesRecreated++;
+  } else if (ownsNamespace(sb)) {
+    // Made by a cnm from before this default (idempotent): its next interfaces start without IPv6 too.
+    await prepareOwnNamespace(ctx, sb, false);
   }
   for (const ep of endpoints) {
     // An endpoint of an out-of-service network waits for it (retryBrokenNetwork rejoins it).

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidParameterError, TeardownErrors } from '../errors.js';
 import { newId, rfc3339Nano } from '../util/ids.js';
-import type { Ctx } from './context.js';
+import { ownsNamespace, prepareOwnNamespace, type Ctx } from './context.js';
 import { adoptNamespace, followedNamespaceAlive, followNamespace } from './adopted-netns.js';
 import { connect, removeEndpoint } from './endpoints.js';
 import { syncGatewayEndpoint } from './gateway.js';
@@ -89,7 +89,7 @@ export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promis
   // Written once with the resolver it will use: the connects below attach the embedded server if needed.
   const resolver = !hostNetwork && nets.some((n) => hasNameResolution(n.net)) ? 'embedded' : 'host';
   try {
-    if (!adopted && !hostNetwork) await ctx.kernel.createNetns(sb.netnsPath);
+    if (ownsNamespace(sb)) await prepareOwnNamespace(ctx, sb, true);
     await ctx.files.write(sb, [], resolver);
     // The last connect's transaction stores the record without its `creating` marker: no extra write.
     for (const [i, { net, settings }] of nets.entries()) {

@@ -19,6 +19,8 @@ export interface SandboxVethSpec {
   group: number;
   /** For the error when the bridge is full. */
   networkName: string;
+  /** The sandbox's new interfaces start without IPv6 (DriverSandbox.interfacesStartWithoutIpv6). */
+  startsWithoutIpv6?: boolean;
 }
 
 export async function plugSandboxVeth(
@@ -56,11 +58,14 @@ export async function plugSandboxVeth(
     if (!ep.ipv6Address) {
       // As Docker does on an IPv4-only network: no link-local address, so no MLD reports and neighbour
       // solicitations flooded to every port of the bridge each time a sandbox joins (O(endpoints)).
-      await kernel.sysctlSet(netnsPath, `net.ipv6.conf.${ep.ifName}.disable_ipv6`, '1');
+      // In a namespace cnm made the interface was born that way (one write and the kernel's IPv6
+      // set-up of the interface less per connect).
+      if (!spec.startsWithoutIpv6) await kernel.sysctlSet(netnsPath, `net.ipv6.conf.${ep.ifName}.disable_ipv6`, '1');
     } else {
       // Duplicate address detection would hold the address "tentative" for a second or more; IPAM
       // already guarantees uniqueness on the network, as Docker assumes too.
       await kernel.sysctlSet(netnsPath, `net.ipv6.conf.${ep.ifName}.accept_dad`, '0');
+      if (spec.startsWithoutIpv6) await kernel.sysctlSet(netnsPath, `net.ipv6.conf.${ep.ifName}.disable_ipv6`, '0');
     }
     if (ep.ipv4Address) await kernel.addrAdd(netnsPath, ep.ifName, ep.ipv4Address);
     if (ep.ipv6Address) await kernel.addrAdd(netnsPath, ep.ifName, ep.ipv6Address);

@@ -38,6 +38,13 @@ export interface DriverSandbox {
   id: string;
   /** Namespace file path; null for the daemon's own namespace (host network). */
   netnsPath: string | null;
+  /**
+   * A namespace cnm made: interfaces created in it start without IPv6 (its
+   * net.ipv6.conf.default.disable_ipv6 is 1), so a join turns IPv6 on where the endpoint has an IPv6
+   * address instead of off everywhere else. False for adopted and followed namespaces (not cnm's to
+   * change) and the host network.
+   */
+  interfacesStartWithoutIpv6?: boolean;
 }
 
 export interface NetworkProgram {

@@ -478,6 +478,7 @@ const messageNames: Array<[RegExp, string]> = [
   [/Nexthop has invalid gateway|Gateway is not a unicast/, 'ENETUNREACH'],
   [/Nexthop device is not up|Device for nexthop is not up/, 'ENETDOWN'],
   [/Address not found/i, 'EADDRNOTAVAIL'],
+  [/IPv6 is disabled on this device/, 'EACCES'],
   [/already assigned|already exists/i, 'EEXIST'],
   [/Invalid "netns" value/, 'ENOENT'],
   [/Invalid mac address/i, 'EINVAL'],

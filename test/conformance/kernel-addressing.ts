@@ -188,6 +188,21 @@ export function addressingCases({ real, withFixture, withSandbox }: CaseRunner):
         await expectKernelError(k.sysctlGet(null, 'net.ipv4.conf.cnmv0.route_localnet'), ['ENOENT']);
       }));
 
+    it('interfaces made in a namespace whose default.disable_ipv6 is 1 start without IPv6, until turned on', () =>
+      withSandbox(async (_fx, k, sb) => {
+        const lo = 'net.ipv6.conf.lo.disable_ipv6';
+        const loBefore = await k.sysctlGet(sb, lo);
+        await k.sysctlSet(sb, 'net.ipv6.conf.default.disable_ipv6', '1');
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', peer: { name: 'cnmeth0', netns: sb, up: true } });
+        assert.equal(await k.sysctlGet(sb, 'net.ipv6.conf.cnmeth0.disable_ipv6'), '1');
+        assert.equal(await k.sysctlGet(sb, lo), loBefore, 'interfaces made before keep theirs');
+        await expectKernelError(k.addrAdd(sb, 'cnmeth0', 'fd00:98::2/64'), ['EACCES']);
+        assert.deepEqual((await k.addrList(sb, 'cnmeth0')).filter((a) => a.cidr.includes(':')), []);
+        await k.sysctlSet(sb, 'net.ipv6.conf.cnmeth0.disable_ipv6', '0');
+        await k.addrAdd(sb, 'cnmeth0', 'fd00:98::2/64');
+        assert.ok((await k.addrList(sb, 'cnmeth0')).some((a) => a.cidr === 'fd00:98::2/64'));
+      }));
+
     it('sysctls follow the namespace at a path: deleted and re-created, only the new one is seen', () =>
       withSandbox(async (_fx, k, sb) => {
         // A new namespace inherits conf/all from the machine's own (devconf_inherit_init_net=0): 1 where

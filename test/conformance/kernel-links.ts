@@ -246,6 +246,25 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         assert.deepEqual(raw(fx.hostNetnsPath!).match(/cnm\w+/g)?.sort(), ['cnmbr0']);
       }));
 
+    it('a retired host end is out of reach by name: changes to it fail as for a missing link', () =>
+      withSandbox(async (_fx, k, sb) => {
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb } });
+        await k.linkSet(null, 'cnmv0', { up: true });
+        assert.equal((await mustGet(k, null, 'cnmv0')).up, true);
+        // Retired, not destroyed yet (the reaper runs after this turn of the event loop): still named cnmv0.
+        await k.linkDel(null, 'cnmv0', { background: true });
+        await expectKernelError(k.linkSet(null, 'cnmv0', { up: false }), ['ENODEV']);
+        await expectKernelError(k.linkSet(null, 'cnmv0', { mtu: 1400 }), ['ENODEV']);
+        assert.equal(await k.linkGet(null, 'cnmv0'), undefined);
+        // A new link under the name is reached by it.
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb } });
+        await k.linkSet(null, 'cnmv0', { up: true, mtu: 1400 });
+        const fresh = await mustGet(k, null, 'cnmv0');
+        assert.deepEqual([fresh.up, fresh.mtu], [true, 1400]);
+        await k.settle();
+      }));
+
     it('many background deletions in a row never fill the bridge: more pairs than its 1,024 ports come and go', (t) =>
       withSandbox(async (fx, k, sb) => {
         if (!fx.real) t.diagnostic('fake kernel: no port limit, the bookkeeping is still checked');

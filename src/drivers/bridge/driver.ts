@@ -205,6 +205,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     if (sandbox.netnsPath === null) throw new ForbiddenError('a sandbox on the host network cannot join a bridge network');
     await plugSandboxVeth(this.kernel, ep, sandbox.netnsPath, {
       hostIf: hostVethOf(ep), master: bridgeNameOf(net), mtu: net.options.mtu, group: this.ownerGroup, networkName: net.name,
+      startsWithoutIpv6: sandbox.interfacesStartWithoutIpv6,
     });
     return { driverState: {}, ...this.gateways(net, ep) };
   }

@@ -149,6 +149,7 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
       try {
         await plugSandboxVeth(this.kernel, ep, netnsPath, {
           hostIf: overlayVethOf(ep), master: overlayBridgeOf(net), mtu, group: this.ownerGroup, networkName: net.name,
+          startsWithoutIpv6: sandbox.interfacesStartWithoutIpv6,
         });
       } catch (err) {
         // A first join that fails leaves no devices behind.

@@ -195,7 +195,11 @@ export class NetlinkKernel implements KernelOps {
     if (!anything) return;
     this.withSocket(where, what, (s) => {
       // One message: the kernel applies address, mtu, name, master, then flags (so rename-then-up works).
-      const body = [linkHeader(indexOf(s, current, what), change.up)];
+      // Unless renaming, the kernel finds the link by its name itself (no RTM_GETLINK round trip first),
+      // but for a name a retired link may still hold.
+      const byName = !renaming && !this.retirement.mayHoldName(where, current);
+      if (byName) checkLinkName(current, what);
+      const body = byName ? [linkHeader(0, change.up), stringAttr(IFLA.IFNAME, current)] : [linkHeader(indexOf(s, current, what), change.up)];
       if (change.mac !== undefined) body.push(macAttr(change.mac, what));
       if (change.group !== undefined) body.push(u32Attr(IFLA.GROUP, change.group));
       if (change.mtu !== undefined) body.push(u32Attr(IFLA.MTU, change.mtu));
@@ -206,7 +210,13 @@ export class NetlinkKernel implements KernelOps {
       if (change.master !== undefined) {
         body.push(u32Attr(IFLA.MASTER, change.master === null ? 0 : indexOf(s, change.master, what)));
       }
-      s.request(RTM.NEWLINK, 0, body, what);
+      try {
+        s.request(RTM.NEWLINK, 0, body, what);
+      } catch (err) {
+        // Worded as a lookup's miss is.
+        if (byName && err instanceof KernelError && err.errno === 'ENODEV') throw new KernelError(`${what}: ${current}: No such device`, 'ENODEV');
+        throw err;
+      }
     });
   }
 
@@ -407,6 +417,7 @@ export class NetlinkKernel implements KernelOps {
       if (holder === undefined) return true;
       if (!holder.retired) return false;
       deleteLinkAt(s, holder.index, what);
+      this.retirement.released(name);
       return true;
     });
   }

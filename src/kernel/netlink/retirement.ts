@@ -43,6 +43,9 @@ export class LinkRetirement {
    * can retire both ends. Lost on restart: such pairs are then simply deleted synchronously.
    */
   private readonly vethPeers = new Map<string, { ns: NetnsRef; name: string }>();
+  /** Host ends retired and not yet destroyed (they keep their names, see above), by retirement number. */
+  private readonly retiredNames = new Map<string, number>();
+  private retirements = 0;
   private closed = false;
 
   constructor(private readonly deps: RetirementDeps) {}
@@ -66,6 +69,19 @@ export class LinkRetirement {
     return false;
   }
 
+  /**
+   * Whether a link this kernel retired may still hold `name` in the daemon's namespace (a retired host
+   * end keeps its name until destroyed): a lookup by name must then skip it.
+   */
+  mayHoldName(ns: NetnsRef, name: string): boolean {
+    return ns === null && this.retiredNames.has(name);
+  }
+
+  /** `name` is free again (its retired holder deleted on demand). */
+  released(name: string): void {
+    this.retiredNames.delete(name);
+  }
+
   /** Resolves when every deletion queued so far has run. */
   reaped(): Promise<void> {
     return this.reaping;
@@ -76,6 +92,7 @@ export class LinkRetirement {
     for (const link of dumpLinks(s, 'settle')) {
       if (link.retired) deleteLinkAt(s, link.index, `settle: delete ${link.name}`);
     }
+    this.retiredNames.clear();
   }
 
   /** Pending deletions are abandoned (settle() takes their links later). */
@@ -99,6 +116,7 @@ export class LinkRetirement {
       });
       if (!retiredPeer) return false;
       s.request(RTM.NEWLINK, 0, [linkHeader(link.index, undefined), u32Attr(IFLA.GROUP, TOMBSTONE_GROUP)], what);
+      this.retiredNames.set(link.name, ++this.retirements);
       this.forget(null, link.name);
       this.reap();
       return true;
@@ -141,6 +159,8 @@ export class LinkRetirement {
       this.reapPending = false;
       if (this.closed) return;
       const what = 'reap retired links';
+      // Every link retired so far goes with this group deletion; later ones wait for the next round.
+      const upTo = this.retirements;
       // Nothing here may reject: the chain is nobody's to await but settle()'s, and a rejection would be
       // unhandled (ending the process). A failure is reported; its links wait for the next settle().
       try {
@@ -149,7 +169,10 @@ export class LinkRetirement {
       } catch (err) {
         // ENODEV: none left (their namespaces took them).
         if (!this.closed && !(err instanceof KernelError && err.errno === 'ENODEV')) this.deps.onError(err);
+        // A failed deletion leaves them held (and looked up) until the next settle().
+        if (!(err instanceof KernelError && err.errno === 'ENODEV')) return;
       }
+      for (const [name, number] of this.retiredNames) if (number <= upTo) this.retiredNames.delete(name);
     });
   }
 }
