@@ -15,7 +15,7 @@ const PANEL_HEAD = 44;
 const SERIES = [
   { key: 'cnm', label: 'cnm', color: '#2563eb' },
   { key: 'docker', label: 'Docker', color: '#ea580c' },
-  { key: 'floor', label: 'kernel floor (ip -batch + nft -f)', color: '#6b7280' },
+  { key: 'floor', label: 'kernel floor (the same kernel work, in one process)', color: '#6b7280' },
 ] as const;
 
 const LOG_UNITS: ReadonlySet<Unit> = new Set(['ms', 's']);

@@ -6,7 +6,9 @@
  *
  * Connect (the bridge driver's join, then the controller's default route):
  *   veth <host end> master <bridge>, peer eth1 (its MAC) created straight into the sandbox namespace
- *   host end: disable_ipv6=1, up ; sandbox end: disable_ipv6=1, address, up ; default route via the gateway
+ *   host end: disable_ipv6=1, up ; sandbox end: address, up ; default route via the gateway
+ * The sandbox namespace has net.ipv6.conf.default.disable_ipv6=1, as every namespace cnm makes, so the
+ * sandbox end is born without IPv6 and needs no sysctl write.
  * Disconnect (the driver's leave): delete the host end in the background (retired now, destroyed by the
  * reaper on a libuv thread, as cnm does) and the bridge's neighbour entry for the address.
  * There is no firewall step: cnm's per-network rules match the bridge, a connect adds no rule or set
@@ -46,6 +48,7 @@ export class KernelFloor {
     const kernel = new NetlinkKernel({ hostNetns: netnsPath(hostNs) });
     const floor = new KernelFloor(kernel, hostNs, sandboxNs, fillerNs);
     try {
+      await kernel.sysctlSet(netnsPath(sandboxNs), 'net.ipv6.conf.default.disable_ipv6', '1');
       await floor.makeBridge(BRIDGE);
       return floor;
     } catch (err) {
@@ -107,7 +110,6 @@ export class KernelFloor {
     await k.linkAdd(null, { kind: 'veth', name: host, master: bridge, peer: { name: 'eth1', netns: sandbox, mac: MAC, up: false } });
     await k.sysctlSet(null, `net.ipv6.conf.${host}.disable_ipv6`, '1');
     await k.linkSet(null, host, { up: true });
-    await k.sysctlSet(sandbox, 'net.ipv6.conf.eth1.disable_ipv6', '1');
     await k.addrAdd(sandbox, 'eth1', `${ENDPOINT}/20`);
     await k.linkSet(sandbox, 'eth1', { up: true });
     await k.routeReplace(sandbox, { dst: 'default', via: GATEWAY, family: 4 });
