@@ -4,7 +4,7 @@
  * rename would leave running processes with a stale copy.
  *
  * Reads and writes are synchronous on purpose: the files are a few hundred bytes under the exec root
- * (tmpfs /run by default), where a write costs microseconds, while each asynchronous step (mkdir, open,
+ * (/run by default, tmpfs on most machines), where a write costs microseconds, while each asynchronous step (mkdir, open,
  * write, close) is a round trip through the libuv pool — together about a millisecond on every connect.
  *
  * The daemon writes these as root into directories a sandbox's files live in, so no symlink, hard link
@@ -154,22 +154,24 @@ function openDir(path: string, make: () => void): number {
 function writeInPlace(dir: string, name: string, text: string): void {
   const file = `${dir}/${name}`;
   const data = Buffer.from(text);
-  let fd = openPlainFile(file);
-  if (fd === undefined) {
+  let opened = openPlainFile(file);
+  if (opened === undefined) {
     unlinkSync(file);
-    fd = openPlainFile(file, constants.O_EXCL);
-    if (fd === undefined) throw new SystemError(`cannot write sandbox file ${name}: replaced while it was being written`);
+    opened = openPlainFile(file, constants.O_EXCL);
+    if (opened === undefined) throw new SystemError(`cannot write sandbox file ${name}: replaced while it was being written`);
   }
+  const { fd, size } = opened;
   try {
     writeSync(fd, data, 0, data.length, 0);
-    ftruncateSync(fd, data.length);
+    // Only a shorter text leaves old bytes behind (a truncate is one more journal update on disk).
+    if (size > data.length) ftruncateSync(fd, data.length);
   } finally {
     closeSync(fd);
   }
 }
 
-/** An fd of a regular file with one link, or undefined when something else holds the name. */
-function openPlainFile(file: string, extra = 0): number | undefined {
+/** An fd of a regular file with one link and its size, or undefined when something else holds the name. */
+function openPlainFile(file: string, extra = 0): { fd: number; size: number } | undefined {
   let fd: number;
   try {
     fd = openSync(file, FILE_FLAGS | extra, 0o644);
@@ -179,7 +181,7 @@ function openPlainFile(file: string, extra = 0): number | undefined {
     throw err;
   }
   const st = fstatSync(fd);
-  if (st.isFile() && st.nlink === 1) return fd;
+  if (st.isFile() && st.nlink === 1) return { fd, size: st.size };
   closeSync(fd);
   return undefined;
 }

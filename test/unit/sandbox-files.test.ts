@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseResolvConf, renderHosts, renderResolvConf } from '../../src/controller/sandbox-files.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseResolvConf, renderHosts, renderResolvConf, SandboxFiles } from '../../src/controller/sandbox-files.js';
 import type { EndpointRecord, SandboxRecord } from '../../src/controller/records.js';
 
 const sb: SandboxRecord = {
@@ -36,5 +39,25 @@ describe('sandbox files', () => {
     assert.match(hosts, /^127\.0\.0\.1\tlocalhost$/m);
     assert.match(hosts, /^10\.0\.0\.2\tffffffffffff web$/m);
     assert.match(hosts, /^fd00::2\tffffffffffff web$/m);
+  });
+
+  it('rewrites hosts in place, longer and shorter, leaving no old bytes', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cnmt-files-'));
+    try {
+      const files = new SandboxFiles(root, join(root, 'none'));
+      const a = { ipv4Address: '10.0.0.2/24' } as EndpointRecord;
+      const b = { ipv4Address: '10.0.1.2/24', ipv6Address: 'fd00:1::2/64' } as EndpointRecord;
+      const hosts = () => readFile(files.paths(sb.id).hosts, 'utf8');
+      await files.write(sb, [a], 'host');
+      assert.equal(await hosts(), renderHosts(sb, [a]));
+      await files.writeHosts(sb, [a, b]);
+      assert.equal(await hosts(), renderHosts(sb, [a, b]));
+      await files.writeHosts(sb, [a]);
+      assert.equal(await hosts(), renderHosts(sb, [a]), 'shorter text: truncated');
+      await files.writeHosts(sb, [b]);
+      assert.equal(await hosts(), renderHosts(sb, [b]));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
