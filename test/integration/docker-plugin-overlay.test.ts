@@ -198,6 +198,10 @@ describe('Docker containers on two hosts on one cnm overlay (two real dockerds, 
       assert.equal(reached(await tcpRead(webNs, OUTSIDE, 8080), 'container on the overlay → outside'), `outside ${HOST_UPLINK}`);
       // -p 8081:80: a neighbour reaches the container through the host's address.
       assert.equal(reached(await httpGet(inNamespace(outside!), HOST_UPLINK, 8081), 'neighbour → host 1:8081 → container:80'), 'web-on-overlay');
+      // dockerd published it on the docker_gwbridge endpoint itself: nothing of it in cnm's table.
+      const cnmPorts = await daemons[0]!.inHost('nft', ['list', 'map', 'inet', 'cnm', 'ports_any']);
+      assert.equal(cnmPorts.code, 0, cnmPorts.stderr);
+      assert.doesNotMatch(cnmPorts.stdout, /\b8081\b/);
       // The overlay itself still carries the traffic between hosts.
       await pingUntilReached(webNs, bAddr, 'container web (host 1) → container b (host 2) over the overlay');
 
@@ -217,6 +221,7 @@ describe('Docker containers on two hosts on one cnm overlay (two real dockerds, 
       const czGateway: string = (await gwbridgeOf()).Containers[cz.Id].IPv4Address.split('/')[0];
       assert.deepEqual(await dockerDnsA(webNs, 'ca'), [caAddr], 'ca: its overlay address, not its docker_gwbridge one');
       assert.deepEqual(await dockerDnsA(webNs, 'cz'), [], 'cz shares only docker_gwbridge with web');
+      assert.deepEqual(await dockerDnsA(webNs, 'cb'), [], 'cb is another dockerd\'s container');
       reached(await ping(webNs, caAddr), 'web → ca on the overlay');
       blocked(await ping(webNs, czGateway), 'web → cz through docker_gwbridge');
     } finally {
