@@ -162,7 +162,12 @@ export async function joinAttachment(ctx: Ctx, networkId: string, endpointId: st
     throw err;
   }
   ctx.state.putAttachment(joined);
-  return { srcName: result.srcName, gatewayIpv4: result.gatewayIpv4, gatewayIpv6: result.gatewayIpv6 };
+  return {
+    srcName: result.srcName,
+    gatewayIpv4: result.gatewayIpv4,
+    gatewayIpv6: result.gatewayIpv6,
+    ...(result.requiresDefaultGateway && !net.internal ? { requiresDefaultGateway: true as const } : {}),
+  };
 }
 
 export async function leaveAttachment(ctx: Ctx, networkId: string, endpointId: string): Promise<void> {

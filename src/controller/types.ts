@@ -187,6 +187,11 @@ export interface HandoffJoin {
   srcName: string;
   gatewayIpv4?: string;
   gatewayIpv6?: string;
+  /**
+   * No gateway of its own, but the container should still reach outside (the driver's
+   * JoinResult.requiresDefaultGateway): the runtime gives it its own way out (Docker: docker_gwbridge).
+   */
+  requiresDefaultGateway?: true;
 }
 
 /** The controller as front doors for other runtimes (the Docker plugin) see it. IDs are exact, never names. */

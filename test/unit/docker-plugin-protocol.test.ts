@@ -70,12 +70,14 @@ describe('Docker plugin protocol', () => {
     assert.deepEqual(createEndpointResponse(given, '02:42:00:00:00:02'), {});
   });
 
-  it('Join: the interface to move and the gateway; no gateway means no docker_gwbridge either', () => {
+  it('Join: the interface to move and the gateway; no gateway means no docker_gwbridge either, unless the driver asks for a way out', () => {
     assert.deepEqual(joinResponse({ srcName: 'cnmcx', gatewayIpv4: '172.30.0.1' }), {
       InterfaceName: { SrcName: 'cnmcx', DstPrefix: 'eth' },
       Gateway: '172.30.0.1',
     });
     assert.deepEqual(joinResponse({ srcName: 'cnmcx' }), { InterfaceName: { SrcName: 'cnmcx', DstPrefix: 'eth' }, DisableGatewayService: true });
+    // A non-internal overlay: no gateway of its own, and Docker's docker_gwbridge gives the way out.
+    assert.deepEqual(joinResponse({ srcName: 'cnmcx', requiresDefaultGateway: true }), { InterfaceName: { SrcName: 'cnmcx', DstPrefix: 'eth' } });
   });
 
   it("ProgramExternalConnectivity: Docker's port bindings (protocol numbers, HostPort 0 = any) as cnm's port requests", () => {

@@ -265,13 +265,17 @@ describe('overlay driver on the recording kernel', () => {
     assert.deepEqual(driver.ownedLinks([network()], [endpoint(1)]), ['cnmo-a1b2c3d4e5', 'cnmx-a1b2c3d4e5', overlayVethOf(endpoint(1)), overlayHandoffOf(endpoint(1))]);
   });
 
-  it('joinForHandoff (a Docker container\'s endpoint): the devices, a veth on the bridge, the other end unconfigured for Docker; leave removes all', async () => {
+  it('joinForHandoff (a Docker container\'s endpoint): the devices, a veth on the bridge, the other end unconfigured for Docker, a way out asked for unless internal; leave removes all', async () => {
     const { kernel, driver } = await host();
     const net = network();
     const ep = endpoint(3);
     const result = await driver.joinForHandoff(net, ep);
-    assert.deepEqual(result, { driverState: {}, srcName: overlayHandoffOf(ep) }, 'no gateway');
+    assert.deepEqual(result, { driverState: {}, srcName: overlayHandoffOf(ep), requiresDefaultGateway: true }, 'no gateway: the way out is the runtime\'s gateway network');
     assert.ok(overlayHandoffOf(ep).length <= 15);
+    // An internal overlay's container asks for no way out.
+    const internal = { ...network({}, 'f'.repeat(64)), internal: true, options: parseOverlayNetworkOptions({ 'com.docker.network.driver.overlay.vxlanid_list': '5002' }) };
+    assert.deepEqual(await driver.joinForHandoff(internal, endpoint(7)), { driverState: {}, srcName: overlayHandoffOf(endpoint(7)) }, 'internal: no way out');
+    await driver.leave(internal, endpoint(7), { id: endpoint(7).id, netnsPath: null });
     const [vx, hostEnd, given] = await Promise.all([overlayVxlanOf(net), overlayVethOf(ep), overlayHandoffOf(ep)].map((n) => kernel.linkGet(null, n)));
     assert.deepEqual([vx?.kind, vx?.master], ['vxlan', overlayBridgeOf(net)]);
     assert.deepEqual([hostEnd?.kind, hostEnd?.master, hostEnd?.up, hostEnd?.mtu, hostEnd?.group], ['veth', overlayBridgeOf(net), true, 1450, GROUP]);

@@ -173,8 +173,10 @@ export function joinResponse(join: HandoffJoin): JoinResponse {
   const out: JoinResponse = { InterfaceName: { SrcName: join.srcName, DstPrefix: DST_PREFIX } };
   if (join.gatewayIpv4) out.Gateway = join.gatewayIpv4;
   if (join.gatewayIpv6) out.GatewayIPv6 = join.gatewayIpv6;
-  // No gateway (internal or isolated network): Docker must not add its docker_gwbridge for one either.
-  if (!join.gatewayIpv4 && !join.gatewayIpv6) out.DisableGatewayService = true;
+  // No gateway: Docker connects the container to its own docker_gwbridge (the way out, and where it
+  // publishes -p) when the driver asks for one (a non-internal overlay, as Docker's own overlay driver);
+  // otherwise (internal or isolated network) Docker must not add one either.
+  if (!join.gatewayIpv4 && !join.gatewayIpv6 && !join.requiresDefaultGateway) out.DisableGatewayService = true;
   return out;
 }
 

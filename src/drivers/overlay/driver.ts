@@ -12,8 +12,9 @@
  * Outbound connectivity is the controller's: a join on a non-internal network returns no gateway but
  * `requiresDefaultGateway`, and the controller gives the sandbox an endpoint on the host's gateway bridge
  * network (Docker's docker_gwbridge) unless another of its endpoints gives it a gateway.
- * Docker containers join through the plugin (joinForHandoff) with a veth pair like a sandbox's (no way
- * out: Docker cannot be given a second endpoint on the gateway network).
+ * Docker containers join through the plugin (joinForHandoff) with a veth pair like a sandbox's and the
+ * same `requiresDefaultGateway`: their way out is Docker's own docker_gwbridge (the plugin does not tell
+ * Docker to disable it), where Docker also publishes their ports.
  */
 import { ConflictError, errorMessage, ForbiddenError, InvalidParameterError, KernelError } from '../../errors.js';
 import { DEFAULT_OWNER_GROUP, type KernelOps, type LinkInfo, type VxlanSpec } from '../../kernel/types.js';
@@ -164,7 +165,8 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
   /**
    * A Docker container's endpoint (remote driver protocol): the veth pair's host end on the network's
    * bridge, the other end left unconfigured in the daemon's namespace (the overlay's MTU, the endpoint's
-   * MAC) for Docker to move into its container. No gateway, as for sandboxes.
+   * MAC) for Docker to move into its container. No gateway, as for sandboxes: the way out is the
+   * runtime's gateway network (Docker's docker_gwbridge), unless internal.
    */
   async joinForHandoff(net: OverlayNet, ep: OverlayEp): Promise<HandoffJoinResult> {
     vniOf(net);
@@ -177,7 +179,7 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
         await this.removeDevicesIfUnused(net).catch(() => undefined);
         throw err;
       }
-      return { driverState: {}, srcName };
+      return { driverState: {}, srcName, ...(net.internal ? {} : { requiresDefaultGateway: true }) };
     });
   }
 
