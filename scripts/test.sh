@@ -14,7 +14,15 @@ mapfile -t files < <(find test/unit test/integration -name '*.test.ts' 2>/dev/nu
 if [ "$#" -gt 0 ]; then files=("$@"); fi
 echo "== ${#files[@]} test files" >&2
 report=$(mktemp "${TMPDIR:-/tmp}/cnm-test-report.XXXXXX")
-trap 'rm -f "$report"' EXIT
+# This run's token and notes (test/helpers/teardown.ts): whatever a killed test file left behind is
+# removed when the run ends, by scripts/sweep-test-run.sh, which touches only what carries this token.
+CNM_TEST_RUN="cnmrun-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+CNM_TEST_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cnm-test-run.XXXXXX")
+export CNM_TEST_RUN CNM_TEST_RUN_DIR
+sweep() { env -u CNM_TEST_RUN -u CNM_TEST_RUN_DIR bash scripts/sweep-test-run.sh "$CNM_TEST_RUN_DIR" "$CNM_TEST_RUN" >&2 || true; }
+trap 'sweep; rm -f "$report"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 if [ -t 1 ]; then shown=spec; else shown=tap; fi
 rc=0
 node --import tsx --test --test-concurrency=2 --test-timeout=300000 \

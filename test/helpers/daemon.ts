@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createTestNetns, deleteTestNetns, netnsPath } from './netns.js';
+import { noteForSweep, onKilled } from './teardown.js';
 
 const execFileAsync = promisify(execFile);
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -62,6 +63,7 @@ export async function startTestDaemon(extraArgs: string[] = [], options: TestDae
   const hostNs = options.hostNs ?? createTestNetns();
   const hostNsPath = netnsPath(hostNs);
   const base = await mkdtemp(join(tmpdir(), 'cnmt-d-'));
+  const note = noteForSweep('dir', base);
   const root = join(base, 'root');
   const execRoot = join(base, 'run');
   const socket = join(base, 'cnm.sock');
@@ -168,8 +170,12 @@ export async function startTestDaemon(extraArgs: string[] = [], options: TestDae
       await execFileAsync('umount', ['-l', nsDir]).catch(() => undefined);
       if (options.hostNs === undefined) deleteTestNetns(hostNs);
       await rm(base, { recursive: true, force: true });
+      note.forget();
+      unregister();
     },
   };
+  // Killed by the test runner: the same cleanup (test/helpers/teardown.ts).
+  const unregister = onKilled(() => daemon.cleanup());
   try {
     await daemon.start();
   } catch (err) {
