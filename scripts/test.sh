@@ -8,6 +8,29 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 
 mapfile -t files < <(find test/unit test/integration -name '*.test.ts' 2>/dev/null | sort)
+# The longest files start first (longest processing time first): the two workers then end together on
+# the many short files instead of one waiting for a long file that started last. Seconds from a quiet run.
+slow_first=(
+  test/integration/services.test.ts            # 61
+  test/integration/cluster-faults.test.ts      # 53
+  test/integration/services-ipv6.test.ts       # 50
+  test/integration/firewall.test.ts            # 50 (four combinations at once)
+  test/integration/api-limits.test.ts          # 45
+  test/integration/multihost-demo.test.ts      # 43
+  test/integration/cluster-overlay.test.ts     # 40
+  test/integration/overlay-gateway.test.ts     # 35
+  test/integration/cni-plugin.test.ts          # 36
+  test/integration/cluster-vip.test.ts         # 36
+  test/integration/store-etcd-faults.test.ts   # 35
+  test/integration/kernel-netlink.test.ts      # 31
+  test/integration/ports-ipv6.test.ts          # 29
+  test/integration/docker-plugin.test.ts       # 29
+  test/integration/kernel-iproute.test.ts      # 25
+)
+ordered=()
+for f in "${slow_first[@]}"; do [[ " ${files[*]} " == *" $f "* ]] && ordered+=("$f"); done
+for f in "${files[@]}"; do [[ " ${slow_first[*]} " == *" $f "* ]] || ordered+=("$f"); done
+files=("${ordered[@]}")
 if [ "$#" -gt 0 ]; then files=("$@"); fi
 echo "== ${#files[@]} test files" >&2
 report=$(mktemp "${TMPDIR:-/tmp}/cnm-test-report.XXXXXX")
