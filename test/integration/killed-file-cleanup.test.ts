@@ -114,7 +114,7 @@ describe('a test file killed by the runner leaves nothing behind', { skip }, () 
        writeFileSync(process.env.CNMT_MADE, '{}');
        it('hangs', { timeout: 600_000 }, () => new Promise((r) => setTimeout(r, 600_000)));`,
       // Long enough for the file to load on a loaded machine (the handlers are installed as it loads).
-      ['--test-timeout=10000'],
+      ['--test-timeout=20000'],
     );
     await child.made;
     await child.exited;
