@@ -8,24 +8,27 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 
 mapfile -t files < <(find test/unit test/integration -name '*.test.ts' 2>/dev/null | sort)
-# The longest files start first (longest processing time first): the two workers then end together on
-# the many short files instead of one waiting for a long file that started last. Seconds from a quiet run.
+# The longest files start first (longest processing time first): the workers then end together on the
+# many short files instead of one waiting for a long file that started last. Seconds: a full run at three
+# files at a time on a shared, loaded 2-core machine (load 10-13).
 slow_first=(
-  test/integration/services.test.ts            # 61
-  test/integration/cluster-faults.test.ts      # 53
-  test/integration/services-ipv6.test.ts       # 50
-  test/integration/firewall.test.ts            # 50 (four combinations at once)
-  test/integration/api-limits.test.ts          # 45
-  test/integration/multihost-demo.test.ts      # 43
-  test/integration/cluster-overlay.test.ts     # 40
-  test/integration/overlay-gateway.test.ts     # 35
-  test/integration/cni-plugin.test.ts          # 36
-  test/integration/cluster-vip.test.ts         # 36
-  test/integration/store-etcd-faults.test.ts   # 35
-  test/integration/kernel-netlink.test.ts      # 31
-  test/integration/ports-ipv6.test.ts          # 29
-  test/integration/docker-plugin.test.ts       # 29
-  test/integration/kernel-iproute.test.ts      # 25
+  test/integration/kernel-netlink.test.ts      # 91
+  test/integration/kernel-iproute.test.ts      # 88
+  test/integration/multihost-demo.test.ts      # 85
+  test/integration/killed-file-cleanup.test.ts # 59 (waits)
+  test/integration/ports-ipv6.test.ts          # 58
+  test/integration/firewall.test.ts            # 52
+  test/integration/cluster-faults.test.ts      # 49
+  test/integration/docker-plugin.test.ts       # 46
+  test/integration/ports.test.ts               # 43
+  test/integration/overlay-gateway.test.ts     # 41
+  test/integration/cluster-vip.test.ts         # 40
+  test/integration/store-etcd-faults.test.ts   # 39
+  test/integration/services.test.ts            # 38
+  test/integration/reconcile-ownership.test.ts # 37
+  test/integration/services-ipv6.test.ts       # 37
+  test/integration/api-limits.test.ts          # 37
+  test/integration/cluster-overlay.test.ts     # 34
 )
 ordered=()
 for f in "${slow_first[@]}"; do [[ " ${files[*]} " == *" $f "* ]] && ordered+=("$f"); done
