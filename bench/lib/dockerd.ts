@@ -11,6 +11,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, rmdir, symlink 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestNetns, deleteTestNetns, netnsPath } from '../../test/helpers/netns.js';
+import { noteForSweep, onKilled } from '../../test/helpers/teardown.js';
 import { execOk, execWithInput, sleep } from './exec.js';
 import { SocketClient } from './http.js';
 import { killQuietly, pidsMentioning, withDescendants } from './procs.js';
@@ -48,6 +49,7 @@ export async function dockerAvailable(): Promise<string | undefined> {
 export async function startDockerd(extraArgs: string[] = []): Promise<Dockerd> {
   const ns = createTestNetns('cnmt-dk');
   const base = await mkdtemp(join(tmpdir(), 'cnmt-dk-'));
+  const note = noteForSweep('dir', base);
   const socket = join(base, 'docker.sock');
   const client = new SocketClient(socket);
   const containerIds = new Set<string>();
@@ -142,8 +144,12 @@ export async function startDockerd(extraArgs: string[] = []): Promise<Dockerd> {
       for (const m of mounts) await execWithInput('umount', ['-l', m]).catch(() => undefined);
       deleteTestNetns(ns);
       await rm(base, { recursive: true, force: true });
+      note.forget();
+      unregister();
     },
   };
+  // A test file killed by the runner stops it too (test/helpers/teardown.ts; nothing in the bench).
+  const unregister = onKilled(() => dockerd.stop());
 
   try {
     await launch(120_000);

@@ -3,8 +3,8 @@
  * the moment bind() creates the file — the umask is narrowed around listen(), which binds synchronously
  * — so there is no window in which the socket is open to everyone before a chmod.
  */
-import { readFileSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmodSync, chownSync, readFileSync } from 'node:fs';
+import { lstat, mkdir, unlink } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
@@ -23,18 +23,27 @@ export async function listenUnixSocket(server: Server, socketPath: string, gid: 
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
+      let ownerError: unknown;
       const previous = process.umask(BIND_UMASK);
       try {
         server.listen(socketPath, () => {
           server.off('error', reject);
-          resolve();
+          if (ownerError === undefined) resolve();
+          else reject(ownerError);
         });
+        // bind() ran inside listen(): owner and mode are set before the event loop turns, so no client is
+        // served (no readiness check answered) while the socket still has root's group. A bind that
+        // failed reports through 'error'; its missing file is not the error to report.
+        try {
+          chownSync(socketPath, 0, gid);
+          chmodSync(socketPath, SOCKET_MODE);
+        } catch (err) {
+          ownerError = err;
+        }
       } finally {
         process.umask(previous);
       }
     });
-    await chown(socketPath, 0, gid);
-    await chmod(socketPath, SOCKET_MODE);
   } catch (err) {
     server.close();
     throw new SystemError(`cannot listen on ${socketPath}: ${errorMessage(err)}`, { cause: err });

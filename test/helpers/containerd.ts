@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killQuietly, pidsMentioning, withDescendants } from '../../bench/lib/procs.js';
 import { runCommand, type ProbeRun } from './probe.js';
+import { noteForSweep, onKilled } from './teardown.js';
 
 export const TEST_IMAGE = 'docker.io/library/cnmt-busybox:latest';
 const APPLETS = ['sh', 'sleep', 'ping', 'ip', 'cat', 'ls', 'ifconfig'];
@@ -35,6 +36,7 @@ export interface Containerd {
 
 export async function startContainerd(netnsPath: string): Promise<Containerd> {
   const base = await mkdtemp(join(tmpdir(), 'cnmt-ctd-'));
+  const note = noteForSweep('dir', base);
   const socket = join(base, 'containerd.sock');
   const namespace = `cnmt-${randomBytes(4).toString('hex')}`;
   const config = join(base, 'config.toml');
@@ -95,8 +97,12 @@ export async function startContainerd(netnsPath: string): Promise<Containerd> {
       for (const mount of mountsBelow(base)) await runCommand('umount', ['-l', mount]).catch(() => undefined);
       for (const dir of await cgroupDirs(namespace)) await rmdir(dir).catch(() => undefined);
       await rm(base, { recursive: true, force: true });
+      note.forget();
+      unregister();
     },
   };
+  // Killed by the test runner: the same cleanup (test/helpers/teardown.ts).
+  const unregister = onKilled(() => handle.cleanup());
   try {
     const deadline = Date.now() + 30_000;
     for (;;) {

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestNetns, deleteTestNetns, netnsPath } from './netns.js';
+import { noteForSweep, onKilled } from './teardown.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -104,12 +105,14 @@ export async function startEtcdCluster(size = 1, options: EtcdClusterOptions = {
   installExitHook();
   const ns = createTestNetns();
   const base = await mkdtemp(join(tmpdir(), 'cnmt-etcd-'));
+  const note = noteForSweep('dir', base);
   let tls: Awaited<ReturnType<typeof makeTlsFiles>> | undefined;
   try {
     if (options.tls) tls = await makeTlsFiles(base);
   } catch (err) {
     deleteTestNetns(ns);
     await rm(base, { recursive: true, force: true });
+    note.forget();
     throw err;
   }
   const clientScheme = tls ? 'https' : 'http';
@@ -211,7 +214,11 @@ export async function startEtcdCluster(size = 1, options: EtcdClusterOptions = {
     await Promise.all(members.map((_, i) => stop(i, 'SIGKILL')));
     deleteTestNetns(ns);
     await rm(base, { recursive: true, force: true });
+    note.forget();
+    unregister();
   };
+  // Killed by the test runner: the same (test/helpers/teardown.ts).
+  const unregister = onKilled(close);
 
   try {
     for (const m of members) await launch(m);

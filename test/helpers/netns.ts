@@ -4,15 +4,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { installSignalHandlers, noteForSweep } from './teardown.js';
 
-const live = new Set<string>();
+/** Namespaces of this process not yet deleted, each with its note for the run's sweep. */
+const live = new Map<string, { forget(): void }>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
+  // A kill by the test runner (SIGTERM) exits through here too (test/helpers/teardown.ts).
+  installSignalHandlers();
   process.on('exit', () => {
-    for (const name of live) deleteNetnsQuiet(name);
+    for (const name of live.keys()) deleteNetnsQuiet(name);
   });
 }
 
@@ -24,14 +28,16 @@ export function netnsPath(name: string): string {
 export function createTestNetns(prefix = 'cnmt'): string {
   installExitHook();
   const name = `${prefix}-${randomBytes(4).toString('hex')}`;
+  const note = noteForSweep('netns', name);
   execFileSync('ip', ['netns', 'add', name]);
-  live.add(name);
+  live.set(name, note);
   execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
   return name;
 }
 
 export function deleteTestNetns(name: string): void {
   deleteNetnsQuiet(name);
+  live.get(name)?.forget();
   live.delete(name);
 }
 

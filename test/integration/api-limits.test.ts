@@ -28,7 +28,8 @@ function servedConnection(socketPath: string): Promise<Socket> {
   });
 }
 
-describe('HTTP limits on a real daemon', () => {
+// Each test has a daemon of its own, and the first one mostly waits (30 s for the request timeout): they run at once.
+describe('HTTP limits on a real daemon', { concurrency: true }, () => {
   const daemons: TestDaemon[] = [];
   after(async () => {
     for (const d of daemons) await d.cleanup();

@@ -14,6 +14,7 @@ import { NftFirewall } from '../../src/firewall/nft-firewall.js';
 import { LibNftRunner } from '../../src/firewall/runner-libnft.js';
 import type { FirewallNetwork, FirewallService } from '../../src/firewall/types.js';
 import { createTestNetns, deleteTestNetns, inNetns, netnsPath } from '../helpers/netns.js';
+import { countLines, httpBurstArgv } from '../helpers/http-burst.js';
 import { realKernelSkip } from '../helpers/privileges.js';
 
 const SKIP = realKernelSkip();
@@ -38,12 +39,11 @@ describe('service VIP load balancing (nftables, real kernel)', { skip: SKIP }, (
     id: 'd'.repeat(64), vip: VIP, ports, backends,
   });
 
-  /** `count` HTTP requests to the VIP from the client, in one shell; the names that answered, counted. */
+  /** `count` HTTP requests to the VIP from the client, each on a new connection; the names that answered, counted. */
   function requests(count: number, port = 80): Map<string, number> {
-    const script = `for i in $(seq ${count}); do curl -sf -m 2 http://${VIP}:${port}/ || echo FAIL; done`;
-    const out = inNetns(sandboxes.client!, 'sh', ['-c', script], 60_000);
-    const counts = new Map<string, number>();
-    for (const line of out.split('\n').filter(Boolean)) counts.set(line, (counts.get(line) ?? 0) + 1);
+    const [node, ...args] = httpBurstArgv(`http://${VIP}:${port}/`, count);
+    const counts = countLines(inNetns(sandboxes.client!, node!, args, 60_000));
+    assert.equal([...counts.values()].reduce((a, b) => a + b, 0), count, `one line per request: ${JSON.stringify([...counts])}`);
     return counts;
   }
 

@@ -16,7 +16,7 @@ import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { createTestNetns, deleteTestNetns, netnsPath } from '../helpers/netns.js';
 import { serveDualStack } from '../helpers/port-servers.js';
 import { onPath, realClientSkip, realKernelSkip } from '../helpers/privileges.js';
-import { blocked, ping, reached, tcpRead, type CommandRunner } from '../helpers/probe.js';
+import { blocked, ping, reached, runCommand, tcpRead, type CommandRunner } from '../helpers/probe.js';
 
 const skip = realKernelSkip() || (onPath('etcd') ? realClientSkip('etcdctl') : realClientSkip('etcd'));
 const TIMEOUT = 240_000;
@@ -26,6 +26,7 @@ const HOST_UPLINK = '198.51.100.1';
 
 interface SandboxView {
   Id: string;
+  NetnsPath: string;
   Networks: Record<string, { IPAddress: string; Gateway: string; EndpointID: string }>;
 }
 
@@ -211,7 +212,14 @@ describe('overlay sandboxes reach outside through cnm_gwbridge', { skip }, () =>
         (err: NodeJS.ErrnoException) => err.code ?? err.message,
       );
       // Both interfaces gone: the overlay's endpoint is forgotten, the gateway endpoint's record is being deleted.
-      await eventually(async () => !/eth[01]/.test((await d.exec('k1', ['ip', '-o', 'link', 'show'])).stdout), 'both interfaces gone', 60_000);
+      // Looked at in k1's namespace directly: `cnm exec` asks the daemon, which is stuck in the held write
+      // (it used to time out after 60 s with no output, which passed as "no interface").
+      await eventually(async () => {
+        const r = await runCommand('nsenter', [`--net=${k1.NetnsPath}`, 'ip', '-o', 'link', 'show']);
+        assert.equal(r.code, 0, `ip link in k1: ${r.stderr}`);
+        assert.match(r.stdout, /\blo\b/, 'the listing has the loopback device');
+        return !/eth[01]/.test(r.stdout);
+      }, 'both interfaces gone', 60_000);
       process.kill(d.pid(), 'SIGKILL');
       await d.stop('SIGKILL');
       assert.match(await outcome, /ECONNRESET|socket hang up/, 'the client got no answer');

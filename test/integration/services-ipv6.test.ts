@@ -11,6 +11,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { countLines, httpBurstArgv } from '../helpers/http-burst.js';
 import { realKernelSkip } from '../helpers/privileges.js';
 
 describe('services over IPv6: VIPs balanced per family (real kernel)', { skip: realKernelSkip() }, () => {
@@ -24,12 +25,12 @@ describe('services over IPv6: VIPs balanced per family (real kernel)', { skip: r
     return r.stdout.trim();
   }
 
-  /** `count` requests from `client` to URL with curl FLAGS; answering backend names (or FAIL) counted. */
-  async function requests(client: string, flags: string, url: string, count: number): Promise<Map<string, number>> {
-    const r = await d.exec(client, ['sh', '-c', `for i in $(seq ${count}); do curl ${flags} -sf -m 2 ${url} || echo FAIL; done`]);
+  /** `count` requests from `client` to URL (FLAGS: -4 / -6, the family a name resolves to), each on a new connection; answering backend names (or FAIL) counted. */
+  async function requests(client: string, flags: '-4' | '-6', url: string, count: number): Promise<Map<string, number>> {
+    const r = await d.exec(client, httpBurstArgv(url, count, { family: flags === '-6' ? 6 : 4 }));
     assert.equal(r.code, 0, r.stderr);
-    const counts = new Map<string, number>();
-    for (const line of r.stdout.split('\n').filter(Boolean)) counts.set(line, (counts.get(line) ?? 0) + 1);
+    const counts = countLines(r.stdout);
+    assert.equal([...counts.values()].reduce((a, b) => a + b, 0), count, `one line per request: ${JSON.stringify([...counts])}`);
     return counts;
   }
 

@@ -11,6 +11,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { countLines, httpBurstArgv } from '../helpers/http-burst.js';
 import { realKernelSkip } from '../helpers/privileges.js';
 
 const SKIP = realKernelSkip();
@@ -28,12 +29,12 @@ describe('services: VIP load balancing and DNS round robin (real kernel)', { ski
   const servers: ChildProcess[] = [];
   const ip: Record<string, string> = {};
 
-  /** `count` requests to http://NAME/ from the client; answering backend names (or FAIL) counted. */
+  /** `count` requests to http://NAME/ from the client, each on a new connection; answering backend names (or FAIL) counted. */
   async function requests(count: number, name = 'web'): Promise<Map<string, number>> {
-    const script = `for i in $(seq ${count}); do curl -sf -m 2 http://${name}/ || echo FAIL; done`;
-    const r = await d.exec('client', ['sh', '-c', script]);
-    const counts = new Map<string, number>();
-    for (const line of r.stdout.split('\n').filter(Boolean)) counts.set(line, (counts.get(line) ?? 0) + 1);
+    const r = await d.exec('client', httpBurstArgv(`http://${name}/`, count));
+    assert.equal(r.code, 0, r.stderr);
+    const counts = countLines(r.stdout);
+    assert.equal([...counts.values()].reduce((a, b) => a + b, 0), count, `one line per request: ${JSON.stringify([...counts])}`);
     return counts;
   }
 

@@ -53,6 +53,22 @@ describe('API socket', () => {
     }
   });
 
+  it('has its group before the server can serve anyone on it', async () => {
+    // A client that got an answer (the daemon's readiness check) must find the socket's final owner:
+    // 'listening' fires before any connection is served, so the group must be set by then.
+    const path = join(dir, 'c.sock');
+    const server = createServer();
+    let gidAtListening: number | undefined;
+    server.once('listening', () => (gidAtListening = lstatSync(path).gid));
+    await listenUnixSocket(server, path, 100);
+    try {
+      assert.equal(lstatSync(path).gid, 100, 'the group in the end');
+      assert.equal(gidAtListening, 100, 'the group when the server started listening');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('resolves group names from the group file and numbers as they are', () => {
     const groups = join(dir, 'group');
     writeFileSync(groups, 'root:x:0:\ndocker:x:998:alice,bob\nbad:x:notanumber:\n');

@@ -22,12 +22,12 @@ describe('controller: adopted namespaces', () => {
     assert.equal(s.sandbox.adoptedFrom, '/ext/a');
     const paths = h.kernel.netnsPaths().sort();
     for (const path of ['/ext/a', s.sandbox.netnsPath, '/ext/missing', 'relative/path']) {
-      await assert.rejects(h.controller.createSandbox({ name: 'b', netnsPath: path, networks: [{ network: 'none' }] }), (err: unknown) => {
+      await assert.rejects(h.controller.createSandbox({ name: 'other', netnsPath: path, networks: [{ network: 'none' }] }), (err: unknown) => {
         assert.equal(httpStatusOf(err), 400, (err as Error).message);
         return true;
       });
       assert.deepEqual(h.kernel.netnsPaths().sort(), paths, `${path}: no pin left`);
-      assert.throws(() => h.controller.getSandbox('b'), /No such sandbox/);
+      assert.throws(() => h.controller.getSandbox('other'), /No such sandbox/);
     }
     await h.controller.removeSandbox('a', false);
     assert.deepEqual(h.kernel.netnsPaths(), ['/ext/a'], 'rm unpins; the namespace itself stays');

@@ -77,7 +77,10 @@ describe('Forwarder', () => {
 
   it('answers many concurrent queries, each with its own answer', async () => {
     good.mode = 'answer';
-    const f = forwarder();
+    // What this checks is the pairing of answers and queries, not speed: 300 queries and the fake upstream
+    // share this one process, and on a loaded machine it may not run for longer than the 2 s per-query
+    // budget (every query then timed out into SERVFAIL). The budget is not what is measured here.
+    const f = forwarder(60_000);
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => ask(f, [goodPort], i % 2 ? 'svc.example' : `n${i}.example`, i)));
     results.forEach((m, i) => {
       assert.equal(m.id, i);
