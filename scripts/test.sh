@@ -80,7 +80,7 @@ if [ "$forbidden" -gt 0 ]; then
 fi
 echo
 echo "== slowest test files (seconds, the tests' own time; the run took $SECONDS s)"
-grep '^file' "$report" | sort -t$'\t' -k2,2nr | head -12 | while IFS=$'\t' read -r _ ms file; do
+grep '^file' "$report" | sort -t$'\t' -k2,2nr | awk 'NR <= 12' | while IFS=$'\t' read -r _ ms file; do
   printf '%6d  %s\n' "$((ms / 1000))" "${file#"$PWD/"}"
 done
 IFS=$'\t' read -r _ passed failed skipped < <(grep '^total' "$report" || printf 'total\t0\t0\t0\n')
