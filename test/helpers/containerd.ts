@@ -21,7 +21,7 @@ import { killQuietly, pidsMentioning, withDescendants } from '../../bench/lib/pr
 import { runCommand, type ProbeRun } from './probe.js';
 
 export const TEST_IMAGE = 'docker.io/library/cnmt-busybox:latest';
-const APPLETS = ['sh', 'sleep', 'ping', 'ip', 'cat', 'ls', 'ifconfig'];
+const APPLETS = ['sh', 'sleep', 'ping', 'ip', 'cat', 'ls', 'ifconfig', 'nc'];
 
 export interface Containerd {
   base: string;
