@@ -287,6 +287,37 @@ if (isRoot()) {
       assert.equal(await sandboxStatus('cni-ctr-chain-eth0'), 404);
     });
 
+    it('chains: the firewall plugin (containernetworking-plugins, iptables) after cnm accepts the container\'s address; CHECK passes; DEL removes its rules', async () => {
+      const ns = newNs();
+      const list = { cniVersion: '1.0.0', name: 'cnmt-fw' };
+      const env = { CNI_CONTAINERID: 'ctr-fw', CNI_NETNS: netnsPath(ns), CNI_IFNAME: 'eth0', CNI_PATH: `${binDir}:${CNI_PLUGINS}` };
+      const cnmConf = (extra: object = {}) => JSON.stringify({ ...list, type: 'cnm', network: 'cninet', socket: d.socket, ...extra });
+      const fwConf = (prevResult: object) => JSON.stringify({ ...list, type: 'firewall', backend: 'iptables', prevResult });
+      const firewall = (command: string, prevResult: object) => runPluginIn(d.hostNsPath, join(CNI_PLUGINS, 'firewall'), { ...env, CNI_COMMAND: command }, fwConf(prevResult));
+      const rules = async () => (await runCommand('nsenter', [`--net=${d.hostNsPath}`, 'iptables', '-S'])).stdout;
+      const first = await plugin({ ...env, CNI_COMMAND: 'ADD' }, cnmConf());
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      const ip = (first.json().ips[0].address as string).split('/')[0]!;
+      const accepted = new RegExp(`-A CNI-FORWARD -s ${ip.replace(/\./g, '\\.')}/32 -j ACCEPT`);
+      assert.doesNotMatch(await rules(), accepted);
+      const added = await firewall('ADD', first.json());
+      assert.equal(added.code, 0, added.stdout + added.stderr);
+      const final = added.json();
+      assert.deepEqual([final.interfaces, final.ips], [first.json().interfaces, first.json().ips], 'firewall passed cnm\'s result on');
+      assert.equal(final.interfaces.filter((i: { sandbox?: string }) => !i.sandbox).length, 1, 'the host end among them');
+      assert.match(await rules(), accepted);
+      for (const [what, run] of [['cnm', plugin({ ...env, CNI_COMMAND: 'CHECK' }, cnmConf({ prevResult: final }))], ['firewall', firewall('CHECK', final)]] as const) {
+        const r = await run;
+        assert.equal(r.code, 0, `CHECK ${what}: ${r.stdout}${r.stderr}`);
+      }
+      const delFw = await firewall('DEL', final);
+      assert.equal(delFw.code, 0, delFw.stdout + delFw.stderr);
+      const delCnm = await plugin({ ...env, CNI_COMMAND: 'DEL' }, cnmConf({ prevResult: final }));
+      assert.equal(delCnm.code, 0, delCnm.stdout + delCnm.stderr);
+      assert.doesNotMatch(await rules(), accepted);
+      assert.equal(await sandboxStatus('cni-ctr-fw-eth0'), 404);
+    });
+
     it('a namespace deleted without DEL is released from link events; one that dies while the daemon is down, at start', async () => {
       const ns = createTestNetns();
       const r = await add('ctr-killed', ns);
