@@ -46,6 +46,9 @@ export interface CnmSandboxNetwork {
   IPv6Gateway: string;
   Aliases: string[];
   InterfaceName: string;
+  /** The endpoint's host-side interface (a veth's host end) and its MAC; "" when its driver has none. */
+  HostInterfaceName: string;
+  HostMacAddress: string;
   GwPriority: number;
   DriverOpts: Record<string, string>;
 }
@@ -114,6 +117,8 @@ export function renderCnmSandbox(detail: SandboxDetail, files: SandboxFiles, dae
       IPv6Gateway: a.ipv6Gateway,
       Aliases: [...endpoint.aliases],
       InterfaceName: endpoint.ifName,
+      HostInterfaceName: endpoint.hostInterface?.name ?? '',
+      HostMacAddress: endpoint.hostInterface?.mac ?? '',
       GwPriority: endpoint.gwPriority,
       DriverOpts: { ...endpoint.driverOpts },
     };

@@ -188,18 +188,23 @@ export interface CniResult {
 /** What the daemon says about the sandbox's endpoint (the cnm sandbox view's network entry). */
 export type EndpointView = Pick<
   CnmSandboxNetwork,
-  'MacAddress' | 'IPAddress' | 'IPPrefixLen' | 'Gateway' | 'IPv6Address' | 'GlobalIPv6PrefixLen' | 'IPv6Gateway' | 'InterfaceName'
+  | 'MacAddress' | 'IPAddress' | 'IPPrefixLen' | 'Gateway' | 'IPv6Address' | 'GlobalIPv6PrefixLen' | 'IPv6Gateway' | 'InterfaceName'
+  | 'HostInterfaceName' | 'HostMacAddress'
 >;
 
 /**
- * The ADD result: cnm's interface appended to the previous plugin's result (when cnm is not first in the
- * chain), its addresses, default routes through its gateways and the configuration's DNS. 1.1.0 results
- * carry the interface MTU when the network sets one.
+ * The ADD result: cnm's interfaces appended to the previous plugin's result (when cnm is not first in the
+ * chain) — the host-side end first (no `sandbox`: what plugins chained after cnm act on, such as
+ * bandwidth), when the endpoint's driver has one, then the container's interface — the container
+ * interface's addresses (`ips[].interface` is its index), default routes through its gateways and the
+ * configuration's DNS. 1.1.0 results carry the interfaces' MTU when the network sets one.
  */
 export function buildResult(version: string, ep: EndpointView, netns: string, dns: NetConf['dns'], prev: CniResult | undefined, mtu?: number): CniResult {
   const interfaces = [...(prev?.interfaces ?? [])];
+  const withMtu = version === '1.1.0' && mtu ? { mtu } : {};
+  if (ep.HostInterfaceName) interfaces.push({ name: ep.HostInterfaceName, ...(ep.HostMacAddress ? { mac: ep.HostMacAddress } : {}), ...withMtu });
   const index = interfaces.length;
-  interfaces.push({ name: ep.InterfaceName, mac: ep.MacAddress, sandbox: netns, ...(version === '1.1.0' && mtu ? { mtu } : {}) });
+  interfaces.push({ name: ep.InterfaceName, mac: ep.MacAddress, sandbox: netns, ...withMtu });
   const ips = [...(prev?.ips ?? [])];
   const routes = [...(prev?.routes ?? [])];
   if (ep.IPAddress) {
@@ -219,7 +224,8 @@ export function buildResult(version: string, ep: EndpointView, netns: string, dn
 
 /**
  * CHECK against the previous result: it must list cnm's interface in this namespace with the endpoint's
- * MAC and every address the endpoint has. Returns what does not match.
+ * MAC and every address the endpoint has, and the endpoint's host-side interface (no sandbox) with its
+ * MAC when it has one. Returns what does not match.
  */
 export function prevResultProblems(prev: CniResult, ep: EndpointView, netns: string): string[] {
   const problems: string[] = [];
@@ -227,8 +233,16 @@ export function prevResultProblems(prev: CniResult, ep: EndpointView, netns: str
   const index = interfaces.findIndex((i) => i.name === ep.InterfaceName && i.sandbox === netns);
   if (index < 0) return [`prevResult lists no interface ${ep.InterfaceName} in ${netns}`];
   const iface = interfaces[index]!;
-  if (iface.mac !== undefined && iface.mac.toLowerCase() !== ep.MacAddress.toLowerCase()) {
+  const macDiffers = (listed: string | undefined, actual: string) => listed !== undefined && listed.toLowerCase() !== actual.toLowerCase();
+  if (macDiffers(iface.mac, ep.MacAddress)) {
     problems.push(`interface ${ep.InterfaceName} has MAC ${ep.MacAddress}, prevResult says ${iface.mac}`);
+  }
+  if (ep.HostInterfaceName) {
+    const host = interfaces.find((i) => i.name === ep.HostInterfaceName && !i.sandbox);
+    if (!host) problems.push(`prevResult lists no host interface ${ep.HostInterfaceName}`);
+    else if (macDiffers(host.mac, ep.HostMacAddress)) {
+      problems.push(`host interface ${ep.HostInterfaceName} has MAC ${ep.HostMacAddress}, prevResult says ${host.mac}`);
+    }
   }
   const listed = new Set((prev.ips ?? []).filter((ip) => ip.interface === index).map((ip) => ip.address));
   const have = [ep.IPAddress ? `${ep.IPAddress}/${ep.IPPrefixLen}` : '', ep.IPv6Address ? `${ep.IPv6Address}/${ep.GlobalIPv6PrefixLen}` : ''].filter(Boolean);

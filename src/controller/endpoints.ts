@@ -129,12 +129,13 @@ export async function connect(
 }
 
 /** What an endpoint record keeps of its driver's join (connect and a rejoin at start-up alike). */
-export function joinOutcome(result: JoinResult): Pick<EndpointRecord, 'driverState' | 'gatewayIpv4' | 'gatewayIpv6' | 'requiresGateway'> {
+export function joinOutcome(result: JoinResult): Pick<EndpointRecord, 'driverState' | 'gatewayIpv4' | 'gatewayIpv6' | 'requiresGateway' | 'hostInterface'> {
   return {
     driverState: result.driverState,
     gatewayIpv4: result.gatewayIpv4,
     gatewayIpv6: result.gatewayIpv6,
     ...(result.requiresDefaultGateway ? { requiresGateway: true as const } : {}),
+    ...(result.hostInterface ? { hostInterface: { name: result.hostInterface.name, mac: result.hostInterface.mac } } : {}),
   };
 }
 

@@ -277,7 +277,7 @@ async function rejoinIfBroken(ctx: Ctx, sb: SandboxRecord, ep: EndpointRecord, r
   if (!recreated && (await rt.driver.endpointIntact(dnet, dep, dsb))) return false;
   await rt.driver.leave(dnet, dep, dsb);
   const result = await rt.driver.join(dnet, dep, dsb);
-  const { requiresGateway: _before, ...rest } = ep;
+  const { requiresGateway: _before, hostInterface: _oldHost, ...rest } = ep;
   ctx.state.putEndpoint({ ...rest, ...joinOutcome(result) });
   return true;
 }

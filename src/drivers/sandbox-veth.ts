@@ -2,12 +2,15 @@
  * An endpoint's veth pair between a host-side bridge and a sandbox, as the bridge and overlay drivers make
  * it: the host end a port of `master` in the daemon's namespace, the sandbox end created directly inside
  * the sandbox under its final name with the endpoint's MAC, MTU, sysctls and addresses. All or nothing:
- * a failure removes the pair again before it is reported.
+ * a failure removes the pair again before it is reported. The host end gets a MAC of its own choosing
+ * (random, locally administered, as the kernel would give it), so the driver can report it without asking
+ * the kernel, and a udev "persistent" MAC policy leaves an address set explicitly alone.
  */
 import { KernelError } from '../errors.js';
 import type { KernelOps } from '../kernel/types.js';
 import type { EndpointOptions } from './endpoint-options.js';
-import type { DriverEndpoint } from './types.js';
+import { randomMac } from '../util/ids.js';
+import type { DriverEndpoint, HostInterface } from './types.js';
 
 export interface SandboxVethSpec {
   /** Host end's name. */
@@ -28,12 +31,14 @@ export async function plugSandboxVeth(
   ep: DriverEndpoint<EndpointOptions>,
   netnsPath: string,
   spec: SandboxVethSpec,
-): Promise<void> {
+): Promise<HostInterface> {
   const { hostIf, mtu, group } = spec;
+  const hostMac = randomMac();
   await kernel
     .linkAdd(null, {
       kind: 'veth',
       name: hostIf,
+      mac: hostMac,
       mtu,
       master: spec.master,
       group,
@@ -74,6 +79,7 @@ export async function plugSandboxVeth(
     await kernel.linkDel(null, hostIf).catch(() => undefined);
     throw err;
   }
+  return { name: hostIf, mac: hostMac };
 }
 
 /**

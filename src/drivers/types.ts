@@ -66,6 +66,17 @@ export interface JoinResult {
    * another endpoint of the sandbox gives it a gateway. Ignored on internal networks.
    */
   requiresDefaultGateway?: boolean;
+  /**
+   * The endpoint's other end in the daemon's namespace (a veth pair's host end), for runtimes whose own
+   * plugins act on it (CNI's bandwidth shapes it); absent when the endpoint has none.
+   */
+  hostInterface?: HostInterface;
+}
+
+/** A host-side interface: its name and MAC address (the driver sets the MAC, so it is known without asking the kernel). */
+export interface HostInterface {
+  name: string;
+  mac: string;
 }
 
 /** An endpoint of a multi-host network on another host, as setPeers receives it. */

@@ -22,7 +22,7 @@ import { runCommand, type ProbeRun } from './probe.js';
 import { noteForSweep, onKilled } from './teardown.js';
 
 export const TEST_IMAGE = 'docker.io/library/cnmt-busybox:latest';
-const APPLETS = ['sh', 'sleep', 'ping', 'ip', 'cat', 'ls', 'ifconfig'];
+const APPLETS = ['sh', 'sleep', 'ping', 'ip', 'cat', 'ls', 'ifconfig', 'nc'];
 
 export interface Containerd {
   base: string;

@@ -11,36 +11,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CNI_PLUGINS, runPluginIn, type PluginRun } from '../helpers/cni-plugins.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns, inNetns, isRoot, netnsPath } from '../helpers/netns.js';
 import { inNamespace, ping, reached, runCommand, tcpRead } from '../helpers/probe.js';
-
-/** Debian's containernetworking-plugins. */
-const CNI_PLUGINS = '/usr/lib/cni';
-
-export interface PluginRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json(): any;
-}
-
-/** Run the installed plugin as a runtime does, inside the daemon's namespace. */
-export function runPluginIn(hostNsPath: string, binary: string, env: Record<string, string>, stdin: string): Promise<PluginRun> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('nsenter', [`--net=${hostNsPath}`, binary], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: () => JSON.parse(stdout) }));
-    p.stdin.end(stdin);
-  });
-}
 
 async function waitFor(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -115,15 +89,23 @@ if (isRoot()) {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const result = r.json();
       assert.equal(result.cniVersion, '1.1.0');
-      assert.equal(result.interfaces.length, 1);
-      assert.equal(result.interfaces[0].name, 'net7');
-      assert.equal(result.interfaces[0].sandbox, netnsPath(ns));
-      assert.equal(result.interfaces[0].mtu, 1400, '1.1.0 results carry the network MTU');
-      assert.match(result.interfaces[0].mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+      assert.equal(result.interfaces.length, 2);
+      assert.equal(result.interfaces[1].name, 'net7');
+      assert.equal(result.interfaces[1].sandbox, netnsPath(ns));
+      assert.equal(result.interfaces[1].mtu, 1400, '1.1.0 results carry the network MTU');
+      assert.match(result.interfaces[1].mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+      // The host-side end, no sandbox: the kernel's veth peer of net7, in the daemon's namespace, with that MAC.
+      const host = result.interfaces[0];
+      assert.equal(host.sandbox, undefined);
+      assert.equal(host.mtu, 1400);
+      const peerIndex = (JSON.parse(inNetns(ns, 'ip', ['-j', 'link', 'show', 'net7'])) as Array<{ link_index: number }>)[0]!.link_index;
+      const hostLink = (JSON.parse(inNetns(d.hostNs, 'ip', ['-j', 'link', 'show'])) as Array<{ ifindex: number; ifname: string; address: string; master?: string }>)
+        .find((l) => l.ifindex === peerIndex);
+      assert.deepEqual([host.name, host.mac, 'cnmcni0'], [hostLink?.ifname, hostLink?.address, hostLink?.master]);
       assert.equal(result.ips.length, 1);
       assert.match(result.ips[0].address, /^10\.62\.0\.\d+\/24$/);
       assert.equal(result.ips[0].gateway, '10.62.0.1');
-      assert.equal(result.ips[0].interface, 0);
+      assert.equal(result.ips[0].interface, 1, 'the container interface');
       assert.deepEqual(result.routes, [{ dst: '0.0.0.0/0', gw: '10.62.0.1' }]);
       assert.deepEqual(result.dns, { nameservers: ['192.0.2.53'], search: ['cni.test'] });
       // The kernel: the interface under that name, with that address and MAC, and the default route.
@@ -162,9 +144,13 @@ if (isRoot()) {
       assert.equal(good.stdout, '');
       const noPrev = await plugin(env, conf());
       assert.equal(noPrev.json().code, 7, noPrev.stdout);
-      const wrong = await plugin(env, conf({ prevResult: { ...prev, ips: [{ address: '10.62.0.250/24', interface: 0 }] } }));
+      const wrong = await plugin(env, conf({ prevResult: { ...prev, ips: [{ address: '10.62.0.250/24', interface: 1 }] } }));
       assert.equal(wrong.code, 1);
       assert.match(wrong.json().msg, /10\.62\.0\.250\/24/);
+      // A prevResult without the host-side interface (what cnm returned before it listed it) fails too.
+      const noHost = await plugin(env, conf({ prevResult: { ...prev, interfaces: prev.interfaces.slice(1), ips: prev.ips.map((ip: object) => ({ ...ip, interface: 0 })) } }));
+      assert.equal(noHost.code, 1, noHost.stdout);
+      assert.match(noHost.json().msg, new RegExp(`no host interface ${prev.interfaces[0].name}`));
       const unknown = await plugin({ ...env, CNI_CONTAINERID: 'ctr-never' }, conf({ prevResult: prev }));
       assert.equal(unknown.json().code, 3, unknown.stdout);
       // Someone removes the address inside the container: the kernel no longer matches.
@@ -179,7 +165,9 @@ if (isRoot()) {
       const v1 = await add('ctr-v100', ns, 'eth0', conf({ cniVersion: '1.0.0' }));
       assert.equal(v1.code, 0, v1.stdout + v1.stderr);
       assert.equal(v1.json().cniVersion, '1.0.0');
-      assert.equal(v1.json().interfaces[0].mtu, undefined, 'mtu is a 1.1.0 field');
+      assert.deepEqual(v1.json().interfaces.map((i: { mtu?: number }) => i.mtu), [undefined, undefined], 'mtu is a 1.1.0 field');
+      assert.deepEqual(v1.json().interfaces.map((i: { sandbox?: string }) => i.sandbox), [undefined, netnsPath(ns)], 'the host end, then the container\'s');
+      assert.equal(v1.json().ips[0].interface, 1);
       const cases: Array<[string, Promise<PluginRun>, number]> = [
         ['an old version', add('ctr-e1', ns, 'eth1', conf({ cniVersion: '0.4.0' })), 1],
         ['not JSON', add('ctr-e2', ns, 'eth1', '{"cniVersion":'), 6],
@@ -297,6 +285,37 @@ if (isRoot()) {
       assert.equal(delCnm.code, 0, delCnm.stdout + delCnm.stderr);
       assert.doesNotMatch(await nat(), /18080/);
       assert.equal(await sandboxStatus('cni-ctr-chain-eth0'), 404);
+    });
+
+    it('chains: the firewall plugin (containernetworking-plugins, iptables) after cnm accepts the container\'s address; CHECK passes; DEL removes its rules', async () => {
+      const ns = newNs();
+      const list = { cniVersion: '1.0.0', name: 'cnmt-fw' };
+      const env = { CNI_CONTAINERID: 'ctr-fw', CNI_NETNS: netnsPath(ns), CNI_IFNAME: 'eth0', CNI_PATH: `${binDir}:${CNI_PLUGINS}` };
+      const cnmConf = (extra: object = {}) => JSON.stringify({ ...list, type: 'cnm', network: 'cninet', socket: d.socket, ...extra });
+      const fwConf = (prevResult: object) => JSON.stringify({ ...list, type: 'firewall', backend: 'iptables', prevResult });
+      const firewall = (command: string, prevResult: object) => runPluginIn(d.hostNsPath, join(CNI_PLUGINS, 'firewall'), { ...env, CNI_COMMAND: command }, fwConf(prevResult));
+      const rules = async () => (await runCommand('nsenter', [`--net=${d.hostNsPath}`, 'iptables', '-S'])).stdout;
+      const first = await plugin({ ...env, CNI_COMMAND: 'ADD' }, cnmConf());
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      const ip = (first.json().ips[0].address as string).split('/')[0]!;
+      const accepted = new RegExp(`-A CNI-FORWARD -s ${ip.replace(/\./g, '\\.')}/32 -j ACCEPT`);
+      assert.doesNotMatch(await rules(), accepted);
+      const added = await firewall('ADD', first.json());
+      assert.equal(added.code, 0, added.stdout + added.stderr);
+      const final = added.json();
+      assert.deepEqual([final.interfaces, final.ips], [first.json().interfaces, first.json().ips], 'firewall passed cnm\'s result on');
+      assert.equal(final.interfaces.filter((i: { sandbox?: string }) => !i.sandbox).length, 1, 'the host end among them');
+      assert.match(await rules(), accepted);
+      for (const [what, run] of [['cnm', plugin({ ...env, CNI_COMMAND: 'CHECK' }, cnmConf({ prevResult: final }))], ['firewall', firewall('CHECK', final)]] as const) {
+        const r = await run;
+        assert.equal(r.code, 0, `CHECK ${what}: ${r.stdout}${r.stderr}`);
+      }
+      const delFw = await firewall('DEL', final);
+      assert.equal(delFw.code, 0, delFw.stdout + delFw.stderr);
+      const delCnm = await plugin({ ...env, CNI_COMMAND: 'DEL' }, cnmConf({ prevResult: final }));
+      assert.equal(delCnm.code, 0, delCnm.stdout + delCnm.stderr);
+      assert.doesNotMatch(await rules(), accepted);
+      assert.equal(await sandboxStatus('cni-ctr-fw-eth0'), 404);
     });
 
     it('a namespace deleted without DEL is released from link events; one that dies while the daemon is down, at start', async () => {

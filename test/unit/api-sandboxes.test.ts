@@ -62,6 +62,11 @@ describe('API: sandboxes and their container views', () => {
     assert.equal(app.Gateway, '10.40.0.1');
     assert.deepEqual(app.Aliases, ['api']);
     assert.equal(app.InterfaceName, 'eth0');
+    // The veth's host end, as the kernel holds it: a port of the network's bridge with that MAC.
+    const hostEnd = await api.harness.kernel.linkGet(null, app.HostInterfaceName);
+    assert.ok(hostEnd, `host interface ${JSON.stringify(app.HostInterfaceName)} exists`);
+    assert.deepEqual([hostEnd.kind, hostEnd.mac], ['veth', app.HostMacAddress]);
+    assert.match(hostEnd.master ?? '', /^cnm/);
     assert.equal(app.GwPriority, 3);
     assert.deepEqual(app.DriverOpts, { k: 'v' });
     // Internal networks give no default route: no gateway shown.

@@ -106,11 +106,14 @@ describe('overlay driver on the recording kernel', () => {
     const sb = await sandbox(1);
     const ep = endpoint(1);
     const result = await driver.join(net, ep, sb);
-    assert.deepEqual(result, { driverState: {}, requiresDefaultGateway: true }, 'no gateway of its own: the way out is the gateway network');
+    // The host end it reports is the kernel's: that name, that MAC.
+    const hostEnd = { name: overlayVethOf(ep), mac: (await kernel.linkGet(null, overlayVethOf(ep)))!.mac };
+    assert.deepEqual(result, { driverState: {}, hostInterface: hostEnd, requiresDefaultGateway: true }, 'no gateway of its own: the way out is the gateway network');
     // An internal overlay asks for none.
     const internal = { ...network({}, 'f'.repeat(64)), internal: true, options: parseOverlayNetworkOptions({ 'com.docker.network.driver.overlay.vxlanid_list': '5002' }) };
     const sb7 = await sandbox(7);
-    assert.deepEqual(await driver.join(internal, endpoint(7), sb7), { driverState: {} }, 'internal: no way out');
+    const { hostInterface: _host7, ...joined7 } = await driver.join(internal, endpoint(7), sb7);
+    assert.deepEqual(joined7, { driverState: {} }, 'internal: no way out');
     await driver.leave(internal, endpoint(7), sb7);
     const [br, vx, veth] = await Promise.all([overlayBridgeOf(net), overlayVxlanOf(net), overlayVethOf(ep)].map((n) => kernel.linkGet(null, n)));
     assert.equal(overlayBridgeOf(net), 'cnmo-a1b2c3d4e5');

@@ -203,11 +203,11 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
 
   async join(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<JoinResult> {
     if (sandbox.netnsPath === null) throw new ForbiddenError('a sandbox on the host network cannot join a bridge network');
-    await plugSandboxVeth(this.kernel, ep, sandbox.netnsPath, {
+    const hostInterface = await plugSandboxVeth(this.kernel, ep, sandbox.netnsPath, {
       hostIf: hostVethOf(ep), master: bridgeNameOf(net), mtu: net.options.mtu, group: this.ownerGroup, networkName: net.name,
       startsWithoutIpv6: sandbox.interfacesStartWithoutIpv6,
     });
-    return { driverState: {}, ...this.gateways(net, ep) };
+    return { driverState: {}, hostInterface, ...this.gateways(net, ep) };
   }
 
   /**

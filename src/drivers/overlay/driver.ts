@@ -147,18 +147,16 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
     vniOf(net);
     return this.serial(net.id, async () => {
       const mtu = await this.ensureDevices(net, false);
-      try {
-        await plugSandboxVeth(this.kernel, ep, netnsPath, {
-          hostIf: overlayVethOf(ep), master: overlayBridgeOf(net), mtu, group: this.ownerGroup, networkName: net.name,
-          startsWithoutIpv6: sandbox.interfacesStartWithoutIpv6,
-        });
-      } catch (err) {
+      const hostInterface = await plugSandboxVeth(this.kernel, ep, netnsPath, {
+        hostIf: overlayVethOf(ep), master: overlayBridgeOf(net), mtu, group: this.ownerGroup, networkName: net.name,
+        startsWithoutIpv6: sandbox.interfacesStartWithoutIpv6,
+      }).catch(async (err: unknown) => {
         // A first join that fails leaves no devices behind.
         await this.removeDevicesIfUnused(net).catch(() => undefined);
         throw err;
-      }
+      });
       // No gateway of its own: the way out is the host's gateway network (the controller's), unless internal.
-      return { driverState: {}, ...(net.internal ? {} : { requiresDefaultGateway: true }) };
+      return { driverState: {}, hostInterface, ...(net.internal ? {} : { requiresDefaultGateway: true }) };
     });
   }
 
