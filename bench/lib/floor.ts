@@ -15,7 +15,8 @@
  * element per endpoint (only service backends do, and the bench's sandboxes have no services).
  *
  * A "fresh" bridge is one made for a single connect, as a new network's is (the first-endpoint row):
- * made up, with its gateway address and without multicast snooping, as cnm makes its bridges; made and
+ * made up, with its gateway address, without multicast snooping, DAD or (IPv4-only) IPv6, as cnm makes
+ * its bridges; made and
  * removed outside the timed part.
  */
 import { NetlinkKernel } from '../../src/kernel/netlink/kernel.js';
@@ -98,6 +99,9 @@ export class KernelFloor {
 
   private async makeBridge(name: string): Promise<void> {
     await this.kernel.linkAdd(null, { kind: 'bridge', name, multicastSnooping: false });
+    // As cnm makes an IPv4-only network's bridge: no DAD, and no IPv6 at all.
+    await this.kernel.sysctlSet(null, `net.ipv6.conf.${name}.accept_dad`, '0');
+    await this.kernel.sysctlSet(null, `net.ipv6.conf.${name}.disable_ipv6`, '1');
     await this.kernel.addrAdd(null, name, `${GATEWAY}/20`);
     await this.kernel.linkSet(null, name, { up: true });
   }

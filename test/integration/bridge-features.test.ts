@@ -137,6 +137,32 @@ describe('bridge driver features (real kernel)', { skip: realKernelSkip() }, () 
     assert.equal(await pings(d, 'e1', e2Ip6), true, 'e1 reaches e2 over IPv6');
   });
 
+  it('an IPv4-only network\'s bridge has no IPv6 (no link-local address, no routes); an IPv6 network\'s has', async () => {
+    await createNet(d, { Name: 'only4', IPAM: { Config: [{ Subnet: '10.58.0.0/24' }] }, Options: { 'com.docker.network.bridge.name': 'cnmonly4' } });
+    await createNet(d, {
+      Name: 'both46', EnableIPv6: true,
+      IPAM: { Config: [{ Subnet: '10.59.0.0/24' }, { Subnet: 'fd59::/64' }] },
+      Options: { 'com.docker.network.bridge.name': 'cnmboth46' },
+    });
+    // The first ports bring each bridge's carrier up (when the kernel would give it a link-local address).
+    await sandbox(d, 'o4a', [{ Network: 'only4' }]);
+    await sandbox(d, 'o4b', [{ Network: 'only4' }]);
+    await sandbox(d, 'b46', [{ Network: 'both46' }]);
+    const routes6 = (await d.inHost('ip', ['-6', 'route', 'show', 'table', 'all'])).stdout;
+    const v6Of = async (dev: string) => (await d.inHost('ip', ['-6', '-o', 'addr', 'show', 'dev', dev])).stdout.trim();
+    assert.equal((await d.inHost('cat', ['/proc/sys/net/ipv6/conf/cnmonly4/disable_ipv6'])).stdout.trim(), '1');
+    assert.equal(await v6Of('cnmonly4'), '', 'no IPv6 address on the IPv4-only bridge');
+    assert.doesNotMatch(routes6, /dev cnmonly4\b/, 'no IPv6 route through it');
+    assert.match(await v6Of('cnmboth46'), /inet6 fd59::1\/64/);
+    assert.match(await v6Of('cnmboth46'), /inet6 fe80::/);
+    assert.match(routes6, /dev cnmboth46\b/);
+    // IPv4 still flows between the sandboxes of the IPv4-only network.
+    const o4b = (await d.api('GET', '/cnm/v1/sandboxes/o4b')).json();
+    const o4bIp = JSON.stringify(o4b).match(/"IPAddress":"(10\.58\.0\.\d+)"/)?.[1];
+    assert.ok(o4bIp, JSON.stringify(o4b));
+    assert.equal(await pings(d, 'o4a', o4bIp), true, 'o4a reaches o4b');
+  });
+
   it('a bridge name with a dot: the network and its IPv6 sandbox are made (sysctl keys cannot name it)', async () => {
     await createNet(d, {
       Name: 'dotted', EnableIPv6: true,
