@@ -12,7 +12,6 @@
  * runtime's DEL); the cgroup directories. The import runs in a private mount namespace with a tmpfs over
  * /var/lib, so containers/image's blob-info cache (/var/lib/containers/cache) never reaches the machine.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
@@ -60,7 +59,7 @@ export async function startPodman(netnsPath: string, cni: { binDir: string; conf
   const globals = ['--root', join(base, 'root'), '--runroot', join(base, 'runroot'), '--storage-driver', 'vfs'];
   const env = { CONTAINERS_CONF: conf, TMPDIR: join(base, 'tmp') };
   const tracked: string[] = [];
-  const podman: Podman['podman'] = (args, timeoutMs = 120_000) => runWithEnv('nsenter', [`--net=${netnsPath}`, 'podman', ...globals, ...args], env, timeoutMs);
+  const podman: Podman['podman'] = (args, timeoutMs = 120_000) => runCommand('nsenter', [`--net=${netnsPath}`, 'podman', ...globals, ...args], timeoutMs, env);
 
   const handle: Podman = {
     base,
@@ -85,29 +84,13 @@ export async function startPodman(netnsPath: string, cni: { binDir: string; conf
     // containers/image writes its blob-info cache to /var/lib/containers/cache for root: a tmpfs takes it.
     const script = 'mount -t tmpfs cnmt-podman /var/lib && exec podman "$@"';
     const importArgs = [...globals, 'import', '--change', 'CMD ["sh"]', tar, PODMAN_IMAGE];
-    const imported = await runWithEnv('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...importArgs], env, 120_000);
+    const imported = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...importArgs], 120_000, env);
     if (imported.code !== 0) throw new Error(`podman import failed: ${imported.stderr}${imported.stdout}`);
   } catch (err) {
     await handle.cleanup();
     throw err;
   }
   return handle;
-}
-
-function runWithEnv(cmd: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<ProbeRun> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.once('error', reject);
-    p.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
 }
 
 /** A plain rootfs tarball (what `podman import` takes): busybox-static and a few applet links. */

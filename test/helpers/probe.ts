@@ -29,10 +29,13 @@ export class ProbeCouldNotRun extends Error {
 
 export type ProbeResult = { outcome: 'reached'; output: string } | { outcome: 'blocked'; how: 'timeout' | 'unreachable' | 'no-route' | 'refused' };
 
-/** Spawn a process; a spawn error (missing binary) rejects, a kill by timeout gives code 124 like timeout(1). */
-export function runCommand(cmd: string, args: string[], timeoutMs = 20_000): Promise<ProbeRun> {
+/**
+ * Spawn a process (`env` added to this process's environment); a spawn error (missing binary) rejects, a
+ * kill by timeout gives code 124 like timeout(1).
+ */
+export function runCommand(cmd: string, args: string[], timeoutMs = 20_000, env?: Record<string, string>): Promise<ProbeRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
