@@ -4,7 +4,7 @@
  */
 import { InvalidParameterError, NoSuchSandboxError, NotFoundError } from '../errors.js';
 import { BoundPorts } from './port-allocation.js';
-import type { AttachmentRecord, EndpointRecord, NetworkRecord, SandboxRecord, ServiceRecord } from './records.js';
+import type { AttachmentRecord, EndpointRecord, NetworkRecord, PublishedPort, SandboxRecord, ServiceRecord } from './records.js';
 
 interface Named {
   id: string;
@@ -111,15 +111,14 @@ export class CnmState {
 
   /** Records an attachment (and the host ports it publishes). */
   putAttachment(att: AttachmentRecord): void {
-    this.deleteAttachment(att.id);
-    for (const p of att.ports ?? []) this.publishedPorts.add(p.protocol, p.hostPort, p.hostIp);
+    this.movePorts(this.attachments.get(att.id)?.ports, att.ports);
     this.attachments.set(att.id, att);
   }
 
   deleteAttachment(id: string): void {
     const old = this.attachments.get(id);
     if (!old) return;
-    for (const p of old.ports ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
+    this.movePorts(old.ports, undefined);
     this.attachments.delete(id);
   }
 
@@ -139,9 +138,7 @@ export class CnmState {
   }
 
   putSandbox(sb: SandboxRecord): void {
-    const old = this.sandboxes.get(sb.id);
-    for (const p of old?.ports ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
-    for (const p of sb.ports ?? []) this.publishedPorts.add(p.protocol, p.hostPort, p.hostIp);
+    this.movePorts(this.sandboxes.get(sb.id)?.ports, sb.ports);
     this.sandboxes.set(sb.id, sb);
     this.sandboxesByName.set(sb.name, sb);
   }
@@ -149,7 +146,7 @@ export class CnmState {
   deleteSandbox(id: string): void {
     const sb = this.sandboxes.get(id);
     if (!sb) return;
-    for (const p of sb.ports ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
+    this.movePorts(sb.ports, undefined);
     this.sandboxes.delete(id);
     this.sandboxesByName.delete(sb.name);
     this.endpointsBySandbox.delete(id);
@@ -167,6 +164,12 @@ export class CnmState {
     this.endpoints.delete(id);
     this.endpointsByNetwork.get(ep.networkId)?.delete(id);
     this.endpointsBySandbox.get(ep.sandboxId)?.delete(id);
+  }
+
+  /** A record's published host ports change from `before` to `after` (either absent: none). */
+  private movePorts(before: readonly PublishedPort[] | undefined, after: readonly PublishedPort[] | undefined): void {
+    for (const p of before ?? []) this.publishedPorts.remove(p.protocol, p.hostPort, p.hostIp);
+    for (const p of after ?? []) this.publishedPorts.add(p.protocol, p.hostPort, p.hostIp);
   }
 }
 

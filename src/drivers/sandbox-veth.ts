@@ -50,13 +50,7 @@ export async function plugSandboxVeth(
       throw new KernelError(`network ${spec.networkName} is full: a Linux bridge takes at most 1,024 endpoints`, 'EXFULL', { cause: err });
     });
   try {
-    // The host end is only a bridge port: without IPv6 it gets no link-local address and no fe80::/64
-    // route, which otherwise pile up one per endpoint in the daemon's table and make every IPv6
-    // packet the bridge receives (MLD, neighbour solicitations of each new sandbox) walk all of them.
-    await kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
-    // Up only now: made up at creation (one request less), the first port of a new bridge cost ~1 ms more
-    // (bench first-endpoint row, p50 2.9 -> 3.9 ms).
-    await kernel.linkSet(null, hostIf, { up: true });
+    await raiseHostEnd(kernel, hostIf);
     for (const s of ep.options.sysctls) {
       await kernel.sysctlSet(netnsPath, s.key.replace('IFNAME', ep.ifName), s.value);
     }
@@ -100,12 +94,23 @@ export async function plugHandoffVeth(
     peer: { name: srcName, mtu, mac: ep.macAddress, up: false, group },
   });
   try {
-    await kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
-    await kernel.linkSet(null, hostIf, { up: true });
+    await raiseHostEnd(kernel, hostIf);
   } catch (err) {
     await kernel.linkDel(null, hostIf).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The host end is only a bridge port: without IPv6 it gets no link-local address and no fe80::/64 route,
+ * which otherwise pile up one per endpoint in the daemon's table and make every IPv6 packet the bridge
+ * receives (MLD, neighbour solicitations of each new sandbox) walk all of them. Up only then: made up at
+ * creation (one request less), the first port of a new bridge cost ~1 ms more (bench first-endpoint row,
+ * p50 2.9 -> 3.9 ms).
+ */
+async function raiseHostEnd(kernel: KernelOps, hostIf: string): Promise<void> {
+  await kernel.sysctlSet(null, `net.ipv6.conf.${hostIf}.disable_ipv6`, '1');
+  await kernel.linkSet(null, hostIf, { up: true });
 }
 
 /** Start-up check: the host end is an up port of `master`, the sandbox end is up and holds the endpoint's addresses. */

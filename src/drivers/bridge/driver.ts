@@ -146,13 +146,15 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
       // routed client: sources that are not the bridge's) is dropped unsent, as those go out from the
       // link-local address. The first connection to a network's first sandbox then waited for the next
       // retransmission and often timed out. The address comes from the bridge's random MAC: unique here.
-      // A bridge.name with a dot cannot be addressed as a sysctl key yet (conf.br.0 reads as conf/br/0):
-      // such a bridge keeps the kernel's DAD rather than failing its network's creation.
-      if (!name.includes('.')) await this.kernel.sysctlSet(null, `net.ipv6.conf.${name}.accept_dad`, '0');
       // An IPv4-only network's bridge has no use for IPv6: without it the first port's carrier brings no
       // link-local address, MLD reports or fe80::/64 and ff00::/8 routes of the bridge into the host (the
       // kernel's share of a new network's first connect), and sandboxes' ends have none either.
-      if (!net.enableIPv6 && !name.includes('.')) await this.kernel.sysctlSet(null, `net.ipv6.conf.${name}.disable_ipv6`, '1');
+      // A bridge.name with a dot cannot be addressed as a sysctl key yet (conf.br.0 reads as conf/br/0):
+      // such a bridge keeps the kernel's defaults rather than failing its network's creation.
+      if (!name.includes('.')) {
+        await this.kernel.sysctlSet(null, `net.ipv6.conf.${name}.accept_dad`, '0');
+        if (!net.enableIPv6) await this.kernel.sysctlSet(null, `net.ipv6.conf.${name}.disable_ipv6`, '1');
+      }
     }
     for (const cidr of this.bridgeAddresses(net)) {
       await this.kernel.addrAdd(null, name, cidr);

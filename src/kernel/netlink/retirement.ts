@@ -167,10 +167,12 @@ export class LinkRetirement {
         this.reaperSocket ??= this.deps.openHostSocket(what);
         await this.reaperSocket.requestAsync(RTM.DELLINK, 0, [linkHeader(0, undefined), u32Attr(IFLA.GROUP, TOMBSTONE_GROUP)], what);
       } catch (err) {
-        // ENODEV: none left (their namespaces took them).
-        if (!this.closed && !(err instanceof KernelError && err.errno === 'ENODEV')) this.deps.onError(err);
-        // A failed deletion leaves them held (and looked up) until the next settle().
-        if (!(err instanceof KernelError && err.errno === 'ENODEV')) return;
+        // ENODEV: none left (their namespaces took them). Otherwise they stay held (and are looked up by
+        // index) until the next settle().
+        if (!(err instanceof KernelError && err.errno === 'ENODEV')) {
+          if (!this.closed) this.deps.onError(err);
+          return;
+        }
       }
       for (const [name, number] of this.retiredNames) if (number <= upTo) this.retiredNames.delete(name);
     });
