@@ -7,7 +7,7 @@
 import { ForbiddenError, NotFoundError } from '../errors.js';
 import type { Ctx } from './context.js';
 import { handoffNetworkId } from './handoff-networks.js';
-import { attachmentFirewallPorts, planPorts } from './ports.js';
+import { attachmentFirewallPorts, enableLocalnetFor, planPorts } from './ports.js';
 import type { AttachmentRecord } from './records.js';
 import type { PortBindingRequest } from './types.js';
 
@@ -30,10 +30,7 @@ export async function programAttachmentPorts(ctx: Ctx, networkId: string, endpoi
   const fp = attachmentFirewallPorts(ctx, next);
   if (!fp) return;
   try {
-    if (fp.ports.some((p) => p.hostIp === '0.0.0.0' || p.hostIp.startsWith('127.'))) {
-      const bridge = ctx.networks.get(net.id)?.firewall?.bridge;
-      if (bridge) await ctx.kernel.sysctlSet(null, `net.ipv4.conf.${bridge}.route_localnet`, '1');
-    }
+    await enableLocalnetFor(ctx, fp.ports, net.id);
     await ctx.firewall.addPorts(fp);
   } catch (err) {
     await ctx.repo.updateAttachment(current).catch(() => undefined);

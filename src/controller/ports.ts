@@ -105,26 +105,24 @@ export function firewallPortsOf(ctx: Ctx, sb: SandboxRecord, endpoint?: Endpoint
   if (!sb.ports || sb.ports.length === 0 || sb.portsNetworkId === undefined) return undefined;
   // An out-of-service network holds no firewall elements; its ports come back with it.
   if (ctx.networks.get(sb.portsNetworkId)?.error !== undefined) return undefined;
-  const ep = endpoint ?? ctx.state.endpointOf(sb.portsNetworkId, sb.id);
-  const v4 = ep?.ipv4Address?.split('/')[0];
-  const v6 = ep?.ipv6Address?.split('/')[0];
-  const ports = sb.ports.flatMap((p) => {
-    const address = p.hostIp.includes(':') ? v6 : v4;
-    return address ? [{ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, address, containerPort: p.containerPort }] : [];
-  });
-  return ports.length > 0 ? { sandboxId: sb.id, ports } : undefined;
+  return leadingTo(sb.id, sb.ports, endpoint ?? ctx.state.endpointOf(sb.portsNetworkId, sb.id));
 }
 
 /** What the firewall holds for an attachment's ports; undefined when it has none (or its network is out of service). */
 export function attachmentFirewallPorts(ctx: Ctx, att: AttachmentRecord): FirewallPorts | undefined {
   if (!att.ports || att.ports.length === 0 || ctx.networks.get(att.networkId)?.error !== undefined) return undefined;
-  const v4 = att.ipv4Address?.split('/')[0];
-  const v6 = att.ipv6Address?.split('/')[0];
-  const ports = att.ports.flatMap((p) => {
+  return leadingTo(att.id, att.ports, att);
+}
+
+/** Published ports as the firewall holds them: each to the owner's address of its family (none: left out). */
+function leadingTo(id: string, ports: readonly PublishedPort[], addresses: { ipv4Address?: string; ipv6Address?: string } | undefined): FirewallPorts | undefined {
+  const v4 = addresses?.ipv4Address?.split('/')[0];
+  const v6 = addresses?.ipv6Address?.split('/')[0];
+  const open = ports.flatMap((p) => {
     const address = p.hostIp.includes(':') ? v6 : v4;
     return address ? [{ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, address, containerPort: p.containerPort }] : [];
   });
-  return ports.length > 0 ? { sandboxId: att.id, ports } : undefined;
+  return open.length > 0 ? { sandboxId: id, ports: open } : undefined;
 }
 
 /** Every sandbox's and attachment's open ports (start-up, lost-rules recovery). */
@@ -142,10 +140,9 @@ export function firewallPorts(ctx: Ctx): FirewallPorts[] {
  * route_localnet on that bridge (the masquerade in postrouting then gives it the bridge's address).
  * Only bridges with such ports get it; prerouting drops 127.0.0.0/8 arriving on any interface but lo.
  */
-export async function enableLocalnetFor(ctx: Ctx, sb: SandboxRecord): Promise<void> {
-  if (!sb.ports?.some((p) => p.hostIp === '0.0.0.0' || p.hostIp.startsWith('127.'))) return;
-  const net = sb.portsNetworkId === undefined ? undefined : ctx.state.networks.get(sb.portsNetworkId);
-  const bridge = net ? ctx.networks.get(net.id)?.firewall?.bridge : undefined;
+export async function enableLocalnetFor(ctx: Ctx, ports: readonly PublishedPort[] | undefined, networkId: string | undefined): Promise<void> {
+  if (!ports?.some((p) => p.hostIp === '0.0.0.0' || p.hostIp.startsWith('127.'))) return;
+  const bridge = networkId === undefined ? undefined : ctx.networks.get(networkId)?.firewall?.bridge;
   if (bridge) await ctx.kernel.sysctlSet(null, `net.ipv4.conf.${bridge}.route_localnet`, '1');
 }
 
@@ -153,7 +150,7 @@ export async function enableLocalnetFor(ctx: Ctx, sb: SandboxRecord): Promise<vo
 export async function openPorts(ctx: Ctx, sb: SandboxRecord): Promise<void> {
   const fp = firewallPortsOf(ctx, sb);
   if (!fp) return;
-  await enableLocalnetFor(ctx, sb);
+  await enableLocalnetFor(ctx, sb.ports, sb.portsNetworkId);
   await ctx.firewall.addPorts(fp);
 }
 

@@ -136,7 +136,7 @@ async function restoreNetworks(ctx: Ctx): Promise<void> {
   await ctx.firewall.reconcile(firewallPrograms(ctx), firewallServices(ctx), firewallPorts(ctx));
   // A bridge re-created after a reboot has lost its sysctls.
   for (const sb of ctx.state.sandboxes.values()) {
-    await enableLocalnetFor(ctx, sb).catch((err: unknown) => ctx.logger.error('route_localnet not set', { sandbox: sb.id, error: err }));
+    await enableLocalnetFor(ctx, sb.ports, sb.portsNetworkId).catch((err: unknown) => ctx.logger.error('route_localnet not set', { sandbox: sb.id, error: err }));
   }
 }
 
