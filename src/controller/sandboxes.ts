@@ -5,9 +5,8 @@
  */
 import { readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidParameterError, TeardownErrors } from '../errors.js';
-import { newId, rfc3339Nano } from '../util/ids.js';
+import { newId, randomHex, rfc3339Nano } from '../util/ids.js';
 import { ownsNamespace, prepareOwnNamespace, type Ctx } from './context.js';
 import { adoptNamespace, followedNamespaceAlive, followNamespace } from './adopted-netns.js';
 import { connect, removeEndpoint } from './endpoints.js';
@@ -26,7 +25,7 @@ export function netnsPathFor(ctx: Ctx, sandboxId: string): string {
 }
 
 export async function createSandbox(ctx: Ctx, req: CreateSandboxRequest): Promise<SandboxRecord> {
-  const name = (req.name ?? `sandbox-${randomBytes(4).toString('hex')}`).replace(/^\//, '');
+  const name = (req.name ?? `sandbox-${randomHex(4)}`).replace(/^\//, '');
   if (!NAME_RE.test(name)) throw new InvalidParameterError(`Invalid container name (${name}), only ${NAME_RE.source} are allowed`);
   const taken = ctx.state.sandboxByName(name);
   if (taken) {

@@ -265,6 +265,29 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         await k.settle();
       }));
 
+    it("a veth's sandbox end is addressed by its current name right after it is made: renamed, replaced or deleted in the same turn", () =>
+      withSandbox(async (_fx, k, sb) => {
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        const addresses = async (ifname: string) => (await k.addrList(sb, ifname)).map((a) => a.cidr);
+        // Made, then addressed at once: on it.
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv2', master: 'cnmbr0', peer: { name: 'cnmeth2', netns: sb } });
+        await k.addrAdd(sb, 'cnmeth2', '10.9.2.2/24');
+        assert.deepEqual(await addresses('cnmeth2'), ['10.9.2.2/24']);
+        // Renamed before its address: the old name is gone, the new one takes it.
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb } });
+        await k.linkSet(sb, 'cnmeth0', { name: 'cnmeth7' });
+        await expectKernelError(k.addrAdd(sb, 'cnmeth0', '10.9.0.2/24'), ['ENODEV']);
+        await k.addrAdd(sb, 'cnmeth7', '10.9.0.2/24');
+        assert.deepEqual(await addresses('cnmeth7'), ['10.9.0.2/24']);
+        // Deleted (through its host end) and its name taken by another link: the address goes to that one.
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv1', master: 'cnmbr0', peer: { name: 'cnmeth1', netns: sb } });
+        await k.linkDel(null, 'cnmv1');
+        await k.linkAdd(sb, { kind: 'bridge', name: 'cnmeth1' });
+        await k.addrAdd(sb, 'cnmeth1', '10.9.1.2/24');
+        assert.equal((await mustGet(k, sb, 'cnmeth1')).kind, 'bridge');
+        assert.deepEqual(await addresses('cnmeth1'), ['10.9.1.2/24']);
+      }));
+
     it('many background deletions in a row never fill the bridge: more pairs than its 1,024 ports come and go', (t) =>
       withSandbox(async (fx, k, sb) => {
         if (!fx.real) t.diagnostic('fake kernel: no port limit, the bookkeeping is still checked');

@@ -7,6 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { createConnection } from 'node:net';
 import { lstat } from 'node:fs/promises';
 import { startFakeApi, type FakeApi } from '../helpers/fake-controller.js';
 import { startRealApi, type RealApi } from '../helpers/real-api.js';
@@ -356,6 +357,39 @@ describe('API: request bodies', () => {
     const r = await api.request('POST', '/networks/create', huge);
     assert.equal(r.status, 400);
     assert.match(r.json().message, /too large/);
+  });
+
+  it('reads a body that arrives with its head and one that trickles in alike, also pipelined on one connection', async () => {
+    // Two requests in one write: each body is already in the parser's buffer when its handler runs.
+    const one = (name: string) => {
+      const body = JSON.stringify({ Name: name, Labels: { from: 'pipelined' } });
+      return `POST /networks/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    };
+    const replies = await new Promise<string>((resolve, reject) => {
+      const socket = createConnection(api.socketPath, () => socket.end(one('piped-a') + one('piped-b')));
+      let text = '';
+      socket.on('data', (d) => (text += d));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.equal(replies.match(/^HTTP\/1\.1 201/gm)?.length, 2, replies);
+    // A body sent after its head, in two parts with a pause between them.
+    const trickled = await new Promise<number>((resolve, reject) => {
+      const req = request({ socketPath: api.socketPath, method: 'POST', path: '/networks/create', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+      setTimeout(() => req.write('{"Name":"trick'), 30);
+      setTimeout(() => req.end('led","Labels":{"from":"pieces"}}'), 60);
+    });
+    assert.equal(trickled, 201);
+    for (const [name, from] of [['piped-a', 'pipelined'], ['piped-b', 'pipelined'], ['trickled', 'pieces']]) {
+      const got = await api.request('GET', `/networks/${name}`);
+      assert.equal(got.status, 200, name);
+      assert.deepEqual(got.json().Labels, { from }, name);
+    }
   });
 
   it('refuses a chunked body once it passes 1 MiB, and still answers', async () => {

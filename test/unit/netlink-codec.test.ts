@@ -2,10 +2,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX } from '../../src/kernel/types.js';
 import {
-  attr, header, IFLA, nested, parseAttrs, parseMac, formatMac, readString, RTA, RTM, rtmsg, RT_TABLE_MAIN,
+  attr, findAttr, header, IFLA, nested, parseAttrs, parseMac, formatMac, readString, RTA, RTM, rtmsg, RT_TABLE_MAIN,
   splitMessages, stringAttr, u32Attr, u8Attr, be16Attr, RTN_UNICAST, IFLA_INFO_DATA, IFLA_BR_MCAST_SNOOPING,
 } from '../../src/kernel/netlink/codec.js';
-import { createLinkBody, checkLinkName, decodeLink } from '../../src/kernel/netlink/links.js';
+import { createLinkBody, checkLinkName, decodeLink, decodeLinkRef, echoedPeerIndex } from '../../src/kernel/netlink/links.js';
 import { addressBody, decodeRoute, routeBody } from '../../src/kernel/netlink/routes.js';
 import { errnoName } from '../../src/kernel/netlink/libc.js';
 import { KernelError } from '../../src/errors.js';
@@ -80,6 +80,43 @@ describe('netlink codec', () => {
     assert.equal(link(`${TOMBSTONE_PREFIX}0123456789a`, 0).retired, false);
     assert.equal(link(`${TOMBSTONE_PREFIX}foo`, 0).retired, false);
     assert.equal(link('cnmv0123456789a', TOMBSTONE_GROUP).group, TOMBSTONE_GROUP);
+  });
+
+  it('a lookup by name reads only the index and the tombstone mark of a reply (decodeLinkRef, findAttr)', () => {
+    const reply = (group: number | undefined) =>
+      splitMessages(message(RTM.NEWLINK, [
+        Buffer.from([0, 0, 1, 0, 42, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+        stringAttr(IFLA.IFNAME, 'cnmv0123456789a'), u32Attr(IFLA.MTU, 1500),
+        ...(group === undefined ? [] : [u32Attr(IFLA.GROUP, group)]),
+        nested(IFLA.LINKINFO, [stringAttr(1, 'veth')]),
+      ]))[0]!;
+    assert.deepEqual(decodeLinkRef(reply(0)), { index: 42, retired: false });
+    assert.deepEqual(decodeLinkRef(reply(TOMBSTONE_GROUP)), { index: 42, retired: true });
+    assert.deepEqual(decodeLinkRef(reply(undefined)), { index: 42, retired: false });
+    // The same verdict as the full decoder, for every case.
+    for (const g of [0, 7, TOMBSTONE_GROUP]) assert.equal(decodeLinkRef(reply(g)).retired, decodeLink(reply(g)).retired);
+    const attrs = Buffer.concat([u32Attr(IFLA.MTU, 1400), stringAttr(IFLA.IFNAME, 'a'), u32Attr(IFLA.GROUP, 9)]);
+    assert.equal(findAttr(attrs, 0, IFLA.GROUP)!.readUInt32LE(0), 9);
+    assert.equal(findAttr(attrs, 0, IFLA.MASTER), undefined);
+    // A length running past the buffer ends the walk instead of reading beyond it.
+    const broken = Buffer.from(attrs);
+    broken.writeUInt16LE(200, 0);
+    assert.equal(findAttr(broken, 0, IFLA.GROUP), undefined);
+  });
+
+  it("reads the other end's index from the echo of a veth's creation, and nothing from anything else", () => {
+    const link = (name: string, attrs: Buffer[]) => splitMessages(message(RTM.NEWLINK, [
+      Buffer.from([0, 0, 1, 0, 23, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), stringAttr(IFLA.IFNAME, name), ...attrs,
+    ]))[0]!;
+    const echo = link('cnmv0', [u32Attr(IFLA.LINK, 2), u32Attr(IFLA.LINK_NETNSID, 0)]);
+    assert.equal(echoedPeerIndex([echo], 'cnmv0'), 2);
+    assert.equal(echoedPeerIndex([], 'cnmv0'), undefined, 'a kernel without the echo');
+    assert.equal(echoedPeerIndex([echo], 'cnmv1'), undefined, 'another link');
+    // IFLA_LINK without a namespace ID is an index in our own namespace, not the other end's.
+    assert.equal(echoedPeerIndex([link('cnmv0', [u32Attr(IFLA.LINK, 2)])], 'cnmv0'), undefined);
+    assert.equal(echoedPeerIndex([link('cnmv0', [u32Attr(IFLA.LINK, 0), u32Attr(IFLA.LINK_NETNSID, 0)])], 'cnmv0'), undefined);
+    const notALink = splitMessages(message(RTM.NEWROUTE, [Buffer.alloc(16), stringAttr(IFLA.IFNAME, 'cnmv0'), u32Attr(IFLA.LINK, 2), u32Attr(IFLA.LINK_NETNSID, 0)]))[0]!;
+    assert.equal(echoedPeerIndex([notALink], 'cnmv0'), undefined);
   });
 
   it('encodes addresses and routes as iproute2 would, and decodes a route dump entry', () => {

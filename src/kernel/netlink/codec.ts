@@ -14,6 +14,8 @@ export const NLMSG_DONE = 3;
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
+/** The kernel sends the requester the notification of what its request made. */
+export const NLM_F_ECHO = 0x8;
 export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_DUMP = 0x300;
 export const NLM_F_REPLACE = 0x100;
@@ -195,6 +197,18 @@ export function splitMessages(datagram: Buffer): NetlinkMessage[] {
     off += align4(len);
   }
   return out;
+}
+
+/** The first attribute of `type` from `offset` on, without collecting the others. */
+export function findAttr(buf: Buffer, offset: number, type: number): Buffer | undefined {
+  let off = offset;
+  while (off + NLA_HDRLEN <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < NLA_HDRLEN || off + len > buf.length) return undefined;
+    if ((buf.readUInt16LE(off + 2) & NLA_TYPE_MASK) === type) return buf.subarray(off + NLA_HDRLEN, off + len);
+    off += align4(len);
+  }
+  return undefined;
 }
 
 /** Attributes from `offset` to the end of `buf`, by type (the first occurrence wins). */

@@ -16,16 +16,16 @@ import {
 } from '../netns-file.js';
 import {
   type AddressInfo, type FdbEntry, type FdbInfo, type KernelOps, type LinkChange, type LinkDeleteOptions, type LinkInfo, type LinkSpec,
-  type NeighEntry, type NeighInfo, type NetnsRef, type RouteInfo, type RouteSpec,
+  type NeighEntry, type NeighInfo, type NetnsRef, type RouteInfo, type RouteSpec, type VethSpec,
 } from '../types.js';
 import { fdbAddAt, fdbDelAt, fdbListAt, neighListAt, neighReplaceAt } from './neighbours.js';
 import { getTxChecksum, setTxChecksum } from './ethtool.js';
 import {
-  attr, IFLA, NDA_DST, ndmsg, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM, stringAttr, u32Attr,
+  attr, IFLA, NDA_DST, ndmsg, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REPLACE, RTM, stringAttr, u32Attr,
 } from './codec.js';
 import { ipToBytes, parseIp } from '../../util/ip.js';
 import { type Libc, loadLibc, ThreadNamespace } from './libc.js';
-import { type LinkCreateContext, commonAttrs, createLinkBody, linkHeader, macAttr, withMasterName, checkLinkName } from './links.js';
+import { type LinkCreateContext, commonAttrs, createLinkBody, echoedPeerIndex, linkHeader, macAttr, withMasterName, checkLinkName } from './links.js';
 import { addressBody, addressDumpBody, decodeAddress, decodeRoute, familyCode, routeBody, routeDumpBody } from './routes.js';
 import { deleteLinkAt, dumpLinks, findIndex, getAnyLink, getLink, getLinkByIndex, indexOf } from './lookup.js';
 import { LinkRetirement } from './retirement.js';
@@ -122,6 +122,7 @@ export class NetlinkKernel implements KernelOps {
 
   async linkAdd(ns: NetnsRef, spec: LinkSpec): Promise<void> {
     const what = `linkAdd ${spec.name}`;
+    this.handles.forgetIndex();
     const create = () =>
       this.withSocket(ns, what, (s) => {
         const ctx: LinkCreateContext = {};
@@ -131,7 +132,14 @@ export class NetlinkKernel implements KernelOps {
         if (spec.kind === 'vxlan' && spec.dev !== undefined) ctx.lowerIndex = indexOf(s, spec.dev, what);
         if (spec.kind === 'veth' && spec.peer.netns !== undefined) ctx.peerNetnsFd = this.namespaceFd(spec.peer.netns);
         if (spec.kind === 'macvlan' && spec.netns !== undefined) ctx.netnsFd = this.namespaceFd(spec.netns);
-        s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, createLinkBody(spec, ctx, what), what);
+        // A veth's sandbox end: the kernel echoes the host end's creation, which names the other end's
+        // index there, so the address step after it needs no lookup (kernels without the echo: looked up).
+        const peerNs = spec.kind === 'veth' && typeof spec.peer.netns === 'string' ? spec.peer.netns : undefined;
+        const replies = s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL | (peerNs === undefined ? 0 : NLM_F_ECHO), createLinkBody(spec, ctx, what), what);
+        if (peerNs !== undefined) {
+          const peerIndex = echoedPeerIndex(replies, spec.name);
+          if (peerIndex !== undefined) this.handles.rememberIndex(peerNs, (spec as VethSpec).peer.name, peerIndex);
+        }
       });
     try {
       create();
@@ -171,7 +179,10 @@ export class NetlinkKernel implements KernelOps {
 
   async linkSet(ns: NetnsRef, name: string, change: LinkChange): Promise<void> {
     const what = `linkSet ${name}`;
-    if (change.name !== undefined || change.netns !== undefined) this.retirement.forget(ns, name);
+    if (change.name !== undefined || change.netns !== undefined) {
+      this.retirement.forget(ns, name);
+      this.handles.forgetIndex();
+    }
     let current = name;
     let where = ns;
     if (change.netns !== undefined) {
@@ -222,6 +233,7 @@ export class NetlinkKernel implements KernelOps {
 
   async linkDel(ns: NetnsRef, name: string, options: LinkDeleteOptions = {}): Promise<void> {
     const what = `linkDel ${name}`;
+    this.handles.forgetIndex();
     this.withSocket(ns, what, (s) => {
       const link = getLink(s, name, what);
       if (!link) return;
@@ -256,7 +268,8 @@ export class NetlinkKernel implements KernelOps {
     const what = `addrAdd ${ifname} ${cidr}`;
     this.withSocket(ns, what, (s) => {
       // Replace, not add: re-adding an existing address must succeed.
-      s.request(RTM.NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, addressBody(indexOf(s, ifname, what), cidr, what), what);
+      const index = (ns === null ? undefined : this.handles.knownIndex(ns, ifname)) ?? indexOf(s, ifname, what);
+      s.request(RTM.NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, addressBody(index, cidr, what), what);
     });
   }
 

@@ -3,8 +3,8 @@ import { KernelError } from '../../errors.js';
 import { formatIp, ipFromBytes, ipToBytes, parseIp } from '../../util/ip.js';
 import { TOMBSTONE_GROUP, type LinkInfo, type LinkSpec, type MacvlanSpec, type VxlanInfo, type VxlanSpec } from '../types.js';
 import {
-  AF_UNSPEC, attr, be16Attr, formatMac, IFF_UP, IFLA, IFLA_BR_MCAST_SNOOPING, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
-  ifinfomsg, nested, type NetlinkMessage, parseAttrs, parseMac, readString, readU32, stringAttr, u32Attr, u8Attr,
+  AF_UNSPEC, attr, be16Attr, findAttr, formatMac, IFF_UP, IFLA, IFLA_BR_MCAST_SNOOPING, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE, IFLA_VXLAN,
+  ifinfomsg, nested, type NetlinkMessage, parseAttrs, parseMac, readString, readU32, RTM, stringAttr, u32Attr, u8Attr,
   VETH_INFO_PEER,
 } from './codec.js';
 
@@ -169,6 +169,25 @@ export function decodeLink(msg: NetlinkMessage): RawLink {
   // A peer in another namespace may well have our own index number there.
   if (peer !== undefined && peer !== 0 && (peer !== index || link.peerNetnsid !== undefined)) link.peerIndex = peer;
   return link;
+}
+
+/** Only what a lookup by name needs of a link: its index, and whether it is retired. */
+export function decodeLinkRef(msg: NetlinkMessage): { index: number; retired: boolean } {
+  return { index: msg.payload.readInt32LE(4), retired: readU32(findAttr(msg.payload, 16, IFLA.GROUP)) === TOMBSTONE_GROUP };
+}
+
+/**
+ * From the replies to a veth's creation with NLM_F_ECHO: the index of its other end in the other end's
+ * namespace (IFLA_LINK of the echoed `name`, which has IFLA_LINK_NETNSID there). Undefined without an echo.
+ */
+export function echoedPeerIndex(replies: NetlinkMessage[], name: string): number | undefined {
+  for (const msg of replies) {
+    if (msg.type !== RTM.NEWLINK || msg.payload.length < 16) continue;
+    if (readString(findAttr(msg.payload, 16, IFLA.IFNAME)) !== name || findAttr(msg.payload, 16, IFLA.LINK_NETNSID) === undefined) continue;
+    const peer = readU32(findAttr(msg.payload, 16, IFLA.LINK));
+    return peer !== undefined && peer > 0 ? peer : undefined;
+  }
+  return undefined;
 }
 
 export function withMasterName(raw: RawLink, nameOf: (index: number) => string | undefined): LinkInfo {

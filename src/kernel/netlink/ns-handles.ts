@@ -10,6 +10,11 @@
  * evicts them first, so their handles can outlive a burst; the last KEPT_NAMESPACES used stay open, and
  * the connect right after a sandbox's creation (and every later one) skips opening them again. Another
  * runtime's namespace (adopted, followed) is never kept: its life is not ours to extend.
+ *
+ * The burst also remembers the index of the link it made last in a namespace (a veth's sandbox end, from
+ * the kernel's echo of the creation), so the address step right after needs no lookup by name. Until
+ * links are made, renamed, moved or deleted again, and only for the burst: by the next turn of the event
+ * loop a process in the sandbox may have renamed it.
  */
 import { resolve } from 'node:path';
 import { closeQuietly, type Libc, openNamespaceFile, type ThreadNamespace } from './libc.js';
@@ -28,6 +33,8 @@ export class BurstNamespaceHandles {
   /** Long-lived handles, least recently used first. */
   private readonly kept = new Map<string, Handle>();
   private flushScheduled: NodeJS.Immediate | undefined;
+  /** The link made last in this burst: `path\0name` and its index in that namespace. */
+  private made: { key: string; index: number } | undefined;
 
   constructor(
     private readonly libc: Libc,
@@ -72,9 +79,26 @@ export class BurstNamespaceHandles {
     }
   }
 
+  /** `name` in the namespace at `path` was just made with `index` (it replaces what was remembered). */
+  rememberIndex(path: string, name: string, index: number): void {
+    this.made = { key: `${resolve(path)}\0${name}`, index };
+    this.flushScheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** The index of `name` in the namespace at `path` if it is the link just made (and nothing changed links since). */
+  knownIndex(path: string, name: string): number | undefined {
+    return this.made !== undefined && this.made.key === `${resolve(path)}\0${name}` ? this.made.index : undefined;
+  }
+
+  /** Links are being made, renamed, moved or deleted: what was remembered may no longer hold. */
+  forgetIndex(): void {
+    this.made = undefined;
+  }
+
   /** Forget a namespace now (it is being deleted or re-created at the same path). */
   evict(path: string): void {
     const key = resolve(path);
+    this.made = undefined;
     for (const map of [this.open, this.kept]) {
       const handle = map.get(key);
       if (!handle) continue;
@@ -87,6 +111,7 @@ export class BurstNamespaceHandles {
   flush(): void {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
+    this.made = undefined;
     for (const handle of this.open.values()) release(handle);
     this.open.clear();
   }

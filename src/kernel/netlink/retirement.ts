@@ -13,7 +13,6 @@
  * The reaper deletes the whole tombstone group in one request (one grace period for all of them) and
  * runs again if more were retired meanwhile, so it keeps pace with any rate of deletions.
  */
-import { randomBytes } from 'node:crypto';
 import { KernelError } from '../../errors.js';
 import { resolve } from 'node:path';
 import { TOMBSTONE_GROUP, TOMBSTONE_PREFIX, type NetnsRef } from '../types.js';
@@ -22,6 +21,7 @@ import { decodeLink, linkHeader, type RawLink } from './links.js';
 import { deleteLinkAt, dumpLinks, getLink } from './lookup.js';
 import { addressBody, addressDumpBody, decodeAddress } from './routes.js';
 import type { RtnlSocket } from './socket.js';
+import { randomHex } from '../../util/ids.js';
 
 export interface RetirementDeps {
   /** Run `fn` with a socket inside `ns` (synchronously). */
@@ -185,5 +185,5 @@ function endKey(ns: NetnsRef, name: string): string {
 
 /** cnmz + 11 random hex digits: 15 characters, the longest name the kernel takes. */
 function tombstoneName(): string {
-  return `${TOMBSTONE_PREFIX}${randomBytes(6).toString('hex').slice(0, 11)}`;
+  return `${TOMBSTONE_PREFIX}${randomHex(6).slice(0, 11)}`;
 }
