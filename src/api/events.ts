@@ -33,14 +33,15 @@ export class EventBroker {
   ) {
     this.unsubscribe = controller.subscribe((event) => {
       this.history.push(event);
-      if (this.history.length > HISTORY_SIZE) this.history.shift();
+      // Trimmed in batches (a shift per event moves the whole array each time); the replay reads the last HISTORY_SIZE.
+      if (this.history.length >= 2 * HISTORY_SIZE) this.history.splice(0, this.history.length - HISTORY_SIZE);
       for (const listener of this.listeners) listener(event);
     });
   }
 
   /** Events already seen with since ≤ time ≤ until. */
   replay(since: bigint, until: bigint | undefined): ControllerEvent[] {
-    return this.history.filter((e) => e.timeNano >= since && (until === undefined || e.timeNano <= until));
+    return this.history.slice(-HISTORY_SIZE).filter((e) => e.timeNano >= since && (until === undefined || e.timeNano <= until));
   }
 
   listen(listener: (event: ControllerEvent) => void): () => void {

@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { formatMac } from './mac.js';
 
 /**
  * Random bytes from the kernel's CSPRNG, drawn in blocks: one `randomFillSync` call costs 10–25 µs in
@@ -38,8 +39,8 @@ export function isFullId(s: string): boolean {
   return /^[0-9a-f]{64}$/.test(s);
 }
 
-/** RFC3339 with nanoseconds, as Docker prints `Created`. */
-export function rfc3339Nano(date: Date = new Date(), nanos = BigInt(process.hrtime.bigint() % 1_000_000n)): string {
+/** RFC3339 with nanoseconds, as Docker prints `Created` (below the millisecond: the monotonic clock's). */
+export function rfc3339Nano(date: Date = new Date(), nanos: number | bigint = process.hrtime()[1] % 1_000_000): string {
   const iso = date.toISOString(); // 2024-01-02T03:04:05.678Z
   const frac = `${iso.slice(20, 23)}${nanos.toString().padStart(6, '0')}`;
   return `${iso.slice(0, 19)}.${frac}Z`;
@@ -49,6 +50,6 @@ export function rfc3339Nano(date: Date = new Date(), nanos = BigInt(process.hrti
 export function randomMac(): string {
   return withRandomBytes(6, (bytes) => {
     bytes[0] = (bytes[0]! & 0xfe) | 0x02;
-    return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    return formatMac(bytes);
   });
 }

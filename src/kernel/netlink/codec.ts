@@ -235,13 +235,4 @@ export function readU32(value: Buffer | undefined): number | undefined {
   return value !== undefined && value.length >= 4 ? value.readUInt32LE(0) : undefined;
 }
 
-export function formatMac(value: Buffer | undefined): string {
-  if (value === undefined) return '';
-  return [...value].map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-export function parseMac(text: string): Buffer | undefined {
-  const parts = text.split(':');
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) return undefined;
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}
+export { formatMac, parseMac } from '../../util/mac.js';
