@@ -256,6 +256,8 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         await k.linkDel(null, 'cnmv0', { background: true });
         await expectKernelError(k.linkSet(null, 'cnmv0', { up: false }), ['ENODEV']);
         await expectKernelError(k.linkSet(null, 'cnmv0', { mtu: 1400 }), ['ENODEV']);
+        await expectKernelError(k.addrAdd(null, 'cnmv0', '10.9.9.1/24'), ['ENODEV']);
+        await expectKernelError(k.routeReplace(null, { dst: '10.9.8.0/24', dev: 'cnmv0', family: 4 }), ['ENODEV']);
         assert.equal(await k.linkGet(null, 'cnmv0'), undefined);
         // A new link under the name is reached by it.
         await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb } });

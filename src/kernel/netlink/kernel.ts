@@ -450,8 +450,10 @@ export class NetlinkKernel implements KernelOps {
   }
 
   private openSocket(ns: NetnsRef, what: string): RtnlSocket {
-    if (ns === null && this.hostNetns === undefined) return RtnlSocket.open(this.libc);
-    return this.inNamespace(ns, what, () => RtnlSocket.open(this.libc));
+    const socket = ns === null && this.hostNetns === undefined ? RtnlSocket.open(this.libc) : this.inNamespace(ns, what, () => RtnlSocket.open(this.libc));
+    // Links are retired (and keep their names until destroyed) only in the daemon's own namespace.
+    if (ns === null) socket.mayHoldRetired = (name) => this.retirement.mayHoldName(null, name);
+    return socket;
   }
 
   /** Run a synchronous `fn` on a thread inside `ns`; /proc/sys and new sockets then belong to it. */

@@ -28,6 +28,8 @@ export interface Libc extends NetnsLibc {
    * of the link's namespace). Returns ioctl's result and the data the kernel left.
    */
   ethtoolValue(fd: number, ifname: string, cmd: number, data: number): { rc: number; data: number; errno?: string };
+  /** SIOCGIFINDEX on `fd` (any socket of the namespace): the index of the link called `ifname`, or the errno (ENODEV: none). */
+  interfaceIndex(fd: number, ifname: string): { index: number; errno?: string };
   /**
    * SO_ATTACH_FILTER: a classic BPF program (8-byte `struct sock_filter` instructions, packed in `program`)
    * the kernel runs on every message queued to `fd`; the kernel copies it, so `program` may go afterwards.
@@ -36,6 +38,9 @@ export interface Libc extends NetnsLibc {
 }
 
 const SIOCETHTOOL = 0x8946;
+const SIOCGIFINDEX = 0x8933;
+/** struct ifreq's ifr_ifindex, in the union after the name. */
+const IFREQ_INDEX_OFFSET = 16;
 /** struct ifreq on 64-bit Linux: a 16-byte name, then a union whose ifr_data pointer comes first. */
 const IFREQ_SIZE = 40;
 const IFREQ_DATA_OFFSET = 16;
@@ -87,6 +92,12 @@ export function loadLibc(): Libc {
       } finally {
         koffi.free(value);
       }
+    },
+    interfaceIndex(fd, ifname) {
+      const ifreq = Buffer.alloc(IFREQ_SIZE);
+      ifreq.write(ifname, 0, 15, 'utf8');
+      const rc = ioctlArg(fd, SIOCGIFINDEX, ifreq) as number;
+      return rc === 0 ? { index: ifreq.readInt32LE(IFREQ_INDEX_OFFSET) } : { index: 0, errno: lastErrno() };
     },
     attachFilter(fd, program) {
       // struct sock_fprog { unsigned short len; struct sock_filter *filter; }: the pointer needs memory koffi owns.

@@ -29,6 +29,21 @@ export class RtnlSocket {
 
   private constructor(private readonly libc: Libc, private readonly fd: number) {}
 
+  /**
+   * Whether a retired link (see retirement.ts) may still hold `name` in this socket's namespace: a lookup
+   * by name must then read the link's group. Set for the daemon's own namespace; elsewhere never.
+   */
+  mayHoldRetired: (name: string) => boolean = () => false;
+
+  /** The index of the link called `name` in this socket's namespace (SIOCGIFINDEX: no message built or parsed), undefined when none. */
+  interfaceIndex(name: string, what: string): number | undefined {
+    if (this.closed) throw new KernelError(`${what}: netlink socket closed`, 'EBADF');
+    const { index, errno } = this.libc.interfaceIndex(this.fd, name);
+    if (errno === undefined) return index;
+    if (errno === 'ENODEV') return undefined;
+    throw libcError(`${what}: interface index of ${name}`, errno);
+  }
+
   /** A socket in the calling thread's current network namespace. */
   static open(libc: Libc): RtnlSocket {
     const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
