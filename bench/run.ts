@@ -64,7 +64,7 @@ async function startSystems(options: BenchOptions, cleanup: Cleanup, skipped: st
   return systems;
 }
 
-async function machineDescription(systems: System[]): Promise<Record<string, unknown>> {
+async function machineDescription(systems: System[], loadAtStart: number): Promise<Record<string, unknown>> {
   const docker = systems.find((s) => s.name === 'docker');
   let dockerVersion: string | undefined;
   try {
@@ -79,7 +79,9 @@ async function machineDescription(systems: System[]): Promise<Record<string, unk
     kernel: release(),
     node: process.version,
     docker: dockerVersion,
-    // Other work on the machine skews every row; the 1-minute load average at the end says how much.
+    // Other work on the machine skews every row; the 1-minute load average before and after says how much
+    // (a run started while the kernel still tears down an earlier run's namespaces is slower all through).
+    loadAverage1mAtStart: Number(loadAtStart.toFixed(2)),
     loadAverage1m: Number(loadavg()[0]!.toFixed(2)),
   };
 }
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
     return;
   }
   const options = parsed;
+  const loadAtStart = loadavg()[0]!;
   if (process.getuid?.() !== 0) throw new Error('the bench needs root: it creates network namespaces and runs daemons');
   const cleanup = new Cleanup(log);
   cleanup.exitOnSignals();
@@ -148,10 +151,11 @@ async function main(): Promise<void> {
     }
     if (options.only.size < BENCH_GROUPS.length) skipped.push(`rows outside --only ${[...options.only].join(',')}`);
 
-    const machine = await machineDescription(systems);
+    const machine = await machineDescription(systems, loadAtStart);
     const subtitle =
       `${machine.cpus} × ${machine.cpu}, kernel ${machine.kernel}, node ${machine.node}, Docker ${machine.docker ?? 'not run'}, ` +
-      `cnm kernel ${cnmKernelLabel(options)}, ${options.reps} reps${options.quick ? ' (--quick)' : ''}`;
+      `cnm kernel ${cnmKernelLabel(options)}, ${options.reps} reps${options.quick ? ' (--quick)' : ''}, ` +
+      `load average ${String(machine.loadAverage1mAtStart)} at the start, ${String(machine.loadAverage1m)} at the end`;
     const targets = evaluateTargets(rows);
     console.log(`\ncnm vs Docker — ${subtitle}\n`);
     console.log(renderTable(rows));
