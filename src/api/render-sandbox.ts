@@ -49,6 +49,8 @@ export interface CnmSandboxNetwork {
   /** The endpoint's host-side interface (a veth's host end) and its MAC; "" when its driver has none. */
   HostInterfaceName: string;
   HostMacAddress: string;
+  /** The bridge the host-side interface is a port of; "" when none (or unknown: recorded by an older cnm). */
+  HostBridgeName: string;
   GwPriority: number;
   DriverOpts: Record<string, string>;
 }
@@ -119,6 +121,7 @@ export function renderCnmSandbox(detail: SandboxDetail, files: SandboxFiles, dae
       InterfaceName: endpoint.ifName,
       HostInterfaceName: endpoint.hostInterface?.name ?? '',
       HostMacAddress: endpoint.hostInterface?.mac ?? '',
+      HostBridgeName: endpoint.hostInterface?.bridge ?? '',
       GwPriority: endpoint.gwPriority,
       DriverOpts: { ...endpoint.driverOpts },
     };

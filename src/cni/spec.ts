@@ -189,20 +189,26 @@ export interface CniResult {
 export type EndpointView = Pick<
   CnmSandboxNetwork,
   | 'MacAddress' | 'IPAddress' | 'IPPrefixLen' | 'Gateway' | 'IPv6Address' | 'GlobalIPv6PrefixLen' | 'IPv6Gateway' | 'InterfaceName'
-  | 'HostInterfaceName' | 'HostMacAddress'
+  | 'HostInterfaceName' | 'HostMacAddress' | 'HostBridgeName'
 >;
 
 /**
  * The ADD result: cnm's interfaces appended to the previous plugin's result (when cnm is not first in the
- * chain) — the host-side end first (no `sandbox`: what plugins chained after cnm act on, such as
- * bandwidth), when the endpoint's driver has one, then the container's interface — the container
+ * chain) — in the bridge plugin's order: the bridge, then the host-side end (neither has a `sandbox`:
+ * what plugins chained after cnm act on — bandwidth shapes the host end, firewall's `same-bridge` ingress
+ * policy takes the first interface for the bridge), when the endpoint's driver has them, then the
+ * container's interface — the container
  * interface's addresses (`ips[].interface` is its index), default routes through its gateways and the
  * configuration's DNS. 1.1.0 results carry the interfaces' MTU when the network sets one.
  */
 export function buildResult(version: string, ep: EndpointView, netns: string, dns: NetConf['dns'], prev: CniResult | undefined, mtu?: number): CniResult {
   const interfaces = [...(prev?.interfaces ?? [])];
   const withMtu = version === '1.1.0' && mtu ? { mtu } : {};
-  if (ep.HostInterfaceName) interfaces.push({ name: ep.HostInterfaceName, ...(ep.HostMacAddress ? { mac: ep.HostMacAddress } : {}), ...withMtu });
+  if (ep.HostInterfaceName) {
+    // An older daemon's view has no HostBridgeName.
+    if (ep.HostBridgeName) interfaces.push({ name: ep.HostBridgeName, ...withMtu });
+    interfaces.push({ name: ep.HostInterfaceName, ...(ep.HostMacAddress ? { mac: ep.HostMacAddress } : {}), ...withMtu });
+  }
   const index = interfaces.length;
   interfaces.push({ name: ep.InterfaceName, mac: ep.MacAddress, sandbox: netns, ...withMtu });
   const ips = [...(prev?.ips ?? [])];

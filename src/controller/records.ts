@@ -74,7 +74,7 @@ export interface EndpointRecord {
   /** The driver's join asked for a way out through the gateway network (JoinResult.requiresDefaultGateway). */
   requiresGateway?: true;
   /** The endpoint's host-side interface as the driver's join reported it (JoinResult.hostInterface). */
-  hostInterface?: { name: string; mac: string };
+  hostInterface?: { name: string; mac: string; bridge?: string };
   /**
    * Made by cnm on the gateway network (`cnm_gwbridge`, Docker's docker_gwbridge) for the outbound traffic
    * of a sandbox whose other endpoints give it no gateway (Docker's `gateway_<sandbox id>`); cnm removes it

@@ -73,7 +73,7 @@ export async function plugSandboxVeth(
     await kernel.linkDel(null, hostIf).catch(() => undefined);
     throw err;
   }
-  return { name: hostIf, mac: hostMac };
+  return { name: hostIf, mac: hostMac, bridge: spec.master };
 }
 
 /**

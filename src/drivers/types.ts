@@ -77,6 +77,8 @@ export interface JoinResult {
 export interface HostInterface {
   name: string;
   mac: string;
+  /** The bridge it is a port of, in the daemon's namespace (CNI results list it first, as the bridge plugin does). */
+  bridge?: string;
 }
 
 /** An endpoint of a multi-host network on another host, as setPeers receives it. */

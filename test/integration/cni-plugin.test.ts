@@ -89,13 +89,15 @@ if (isRoot()) {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const result = r.json();
       assert.equal(result.cniVersion, '1.1.0');
-      assert.equal(result.interfaces.length, 2);
-      assert.equal(result.interfaces[1].name, 'net7');
-      assert.equal(result.interfaces[1].sandbox, netnsPath(ns));
-      assert.equal(result.interfaces[1].mtu, 1400, '1.1.0 results carry the network MTU');
-      assert.match(result.interfaces[1].mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+      // The bridge plugin's layout: the bridge, the veth's host end, the container's interface.
+      assert.equal(result.interfaces.length, 3);
+      assert.deepEqual(result.interfaces[0], { name: 'cnmcni0', mtu: 1400 }, 'the network\'s bridge first');
+      assert.equal(result.interfaces[2].name, 'net7');
+      assert.equal(result.interfaces[2].sandbox, netnsPath(ns));
+      assert.equal(result.interfaces[2].mtu, 1400, '1.1.0 results carry the network MTU');
+      assert.match(result.interfaces[2].mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
       // The host-side end, no sandbox: the kernel's veth peer of net7, in the daemon's namespace, with that MAC.
-      const host = result.interfaces[0];
+      const host = result.interfaces[1];
       assert.equal(host.sandbox, undefined);
       assert.equal(host.mtu, 1400);
       const peerIndex = (JSON.parse(inNetns(ns, 'ip', ['-j', 'link', 'show', 'net7'])) as Array<{ link_index: number }>)[0]!.link_index;
@@ -105,7 +107,7 @@ if (isRoot()) {
       assert.equal(result.ips.length, 1);
       assert.match(result.ips[0].address, /^10\.62\.0\.\d+\/24$/);
       assert.equal(result.ips[0].gateway, '10.62.0.1');
-      assert.equal(result.ips[0].interface, 1, 'the container interface');
+      assert.equal(result.ips[0].interface, 2, 'the container interface');
       assert.deepEqual(result.routes, [{ dst: '0.0.0.0/0', gw: '10.62.0.1' }]);
       assert.deepEqual(result.dns, { nameservers: ['192.0.2.53'], search: ['cni.test'] });
       // The kernel: the interface under that name, with that address and MAC, and the default route.
@@ -144,13 +146,13 @@ if (isRoot()) {
       assert.equal(good.stdout, '');
       const noPrev = await plugin(env, conf());
       assert.equal(noPrev.json().code, 7, noPrev.stdout);
-      const wrong = await plugin(env, conf({ prevResult: { ...prev, ips: [{ address: '10.62.0.250/24', interface: 1 }] } }));
+      const wrong = await plugin(env, conf({ prevResult: { ...prev, ips: [{ address: '10.62.0.250/24', interface: 2 }] } }));
       assert.equal(wrong.code, 1);
       assert.match(wrong.json().msg, /10\.62\.0\.250\/24/);
       // A prevResult without the host-side interface (what cnm returned before it listed it) fails too.
-      const noHost = await plugin(env, conf({ prevResult: { ...prev, interfaces: prev.interfaces.slice(1), ips: prev.ips.map((ip: object) => ({ ...ip, interface: 0 })) } }));
+      const noHost = await plugin(env, conf({ prevResult: { ...prev, interfaces: [prev.interfaces[0], prev.interfaces[2]], ips: prev.ips.map((ip: object) => ({ ...ip, interface: 1 })) } }));
       assert.equal(noHost.code, 1, noHost.stdout);
-      assert.match(noHost.json().msg, new RegExp(`no host interface ${prev.interfaces[0].name}`));
+      assert.match(noHost.json().msg, new RegExp(`no host interface ${prev.interfaces[1].name}`));
       const unknown = await plugin({ ...env, CNI_CONTAINERID: 'ctr-never' }, conf({ prevResult: prev }));
       assert.equal(unknown.json().code, 3, unknown.stdout);
       // Someone removes the address inside the container: the kernel no longer matches.
@@ -165,9 +167,9 @@ if (isRoot()) {
       const v1 = await add('ctr-v100', ns, 'eth0', conf({ cniVersion: '1.0.0' }));
       assert.equal(v1.code, 0, v1.stdout + v1.stderr);
       assert.equal(v1.json().cniVersion, '1.0.0');
-      assert.deepEqual(v1.json().interfaces.map((i: { mtu?: number }) => i.mtu), [undefined, undefined], 'mtu is a 1.1.0 field');
-      assert.deepEqual(v1.json().interfaces.map((i: { sandbox?: string }) => i.sandbox), [undefined, netnsPath(ns)], 'the host end, then the container\'s');
-      assert.equal(v1.json().ips[0].interface, 1);
+      assert.deepEqual(v1.json().interfaces.map((i: { mtu?: number }) => i.mtu), [undefined, undefined, undefined], 'mtu is a 1.1.0 field');
+      assert.deepEqual(v1.json().interfaces.map((i: { sandbox?: string }) => i.sandbox), [undefined, undefined, netnsPath(ns)], 'the bridge, the host end, then the container\'s');
+      assert.equal(v1.json().ips[0].interface, 2);
       const cases: Array<[string, Promise<PluginRun>, number]> = [
         ['an old version', add('ctr-e1', ns, 'eth1', conf({ cniVersion: '0.4.0' })), 1],
         ['not JSON', add('ctr-e2', ns, 'eth1', '{"cniVersion":'), 6],
@@ -287,25 +289,33 @@ if (isRoot()) {
       assert.equal(await sandboxStatus('cni-ctr-chain-eth0'), 404);
     });
 
-    it('chains: the firewall plugin (containernetworking-plugins, iptables) after cnm accepts the container\'s address; CHECK passes; DEL removes its rules', async () => {
+    it('chains: the firewall plugin (containernetworking-plugins, iptables) after cnm accepts the container\'s address and isolates the network\'s bridge (same-bridge); CHECK passes; DEL removes its rules', async () => {
       const ns = newNs();
       const list = { cniVersion: '1.0.0', name: 'cnmt-fw' };
       const env = { CNI_CONTAINERID: 'ctr-fw', CNI_NETNS: netnsPath(ns), CNI_IFNAME: 'eth0', CNI_PATH: `${binDir}:${CNI_PLUGINS}` };
       const cnmConf = (extra: object = {}) => JSON.stringify({ ...list, type: 'cnm', network: 'cninet', socket: d.socket, ...extra });
-      const fwConf = (prevResult: object) => JSON.stringify({ ...list, type: 'firewall', backend: 'iptables', prevResult });
+      const fwConf = (prevResult: object) => JSON.stringify({ ...list, type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge', prevResult });
       const firewall = (command: string, prevResult: object) => runPluginIn(d.hostNsPath, join(CNI_PLUGINS, 'firewall'), { ...env, CNI_COMMAND: command }, fwConf(prevResult));
       const rules = async () => (await runCommand('nsenter', [`--net=${d.hostNsPath}`, 'iptables', '-S'])).stdout;
+      // The same-bridge policy takes the result's first interface for the bridge: cnm lists its network's.
+      const isolated = /-A CNI-ISOLATION-STAGE-1 -i cnmcni0 ! -o cnmcni0 .*-j CNI-ISOLATION-STAGE-2/;
+      const dropped = /-A CNI-ISOLATION-STAGE-2 -o cnmcni0 .*-j DROP/;
       const first = await plugin({ ...env, CNI_COMMAND: 'ADD' }, cnmConf());
       assert.equal(first.code, 0, first.stdout + first.stderr);
       const ip = (first.json().ips[0].address as string).split('/')[0]!;
       const accepted = new RegExp(`-A CNI-FORWARD -s ${ip.replace(/\./g, '\\.')}/32 -j ACCEPT`);
       assert.doesNotMatch(await rules(), accepted);
+      assert.doesNotMatch(await rules(), isolated);
       const added = await firewall('ADD', first.json());
       assert.equal(added.code, 0, added.stdout + added.stderr);
       const final = added.json();
       assert.deepEqual([final.interfaces, final.ips], [first.json().interfaces, first.json().ips], 'firewall passed cnm\'s result on');
-      assert.equal(final.interfaces.filter((i: { sandbox?: string }) => !i.sandbox).length, 1, 'the host end among them');
-      assert.match(await rules(), accepted);
+      assert.deepEqual(final.interfaces.filter((i: { sandbox?: string }) => !i.sandbox).map((i: { name: string }) => i.name).slice(0, 1), ['cnmcni0'], 'the bridge, then the host end');
+      assert.equal(final.interfaces.filter((i: { sandbox?: string }) => !i.sandbox).length, 2);
+      const after = await rules();
+      assert.match(after, accepted);
+      assert.match(after, isolated);
+      assert.match(after, dropped);
       for (const [what, run] of [['cnm', plugin({ ...env, CNI_COMMAND: 'CHECK' }, cnmConf({ prevResult: final }))], ['firewall', firewall('CHECK', final)]] as const) {
         const r = await run;
         assert.equal(r.code, 0, `CHECK ${what}: ${r.stdout}${r.stderr}`);

@@ -67,6 +67,7 @@ describe('API: sandboxes and their container views', () => {
     assert.ok(hostEnd, `host interface ${JSON.stringify(app.HostInterfaceName)} exists`);
     assert.deepEqual([hostEnd.kind, hostEnd.mac], ['veth', app.HostMacAddress]);
     assert.match(hostEnd.master ?? '', /^cnm/);
+    assert.equal(app.HostBridgeName, hostEnd.master, 'the bridge it is a port of');
     assert.equal(app.GwPriority, 3);
     assert.deepEqual(app.DriverOpts, { k: 'v' });
     // Internal networks give no default route: no gateway shown.

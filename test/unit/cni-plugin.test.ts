@@ -9,10 +9,10 @@ import { launcherScript } from '../../src/cni/install.js';
 const EP: EndpointView = {
   MacAddress: '02:42:0a:3e:00:05', IPAddress: '10.62.0.5', IPPrefixLen: 24, Gateway: '10.62.0.1',
   IPv6Address: 'fd62::5', GlobalIPv6PrefixLen: 64, IPv6Gateway: 'fd62::1', InterfaceName: 'eth0',
-  HostInterfaceName: '', HostMacAddress: '',
+  HostInterfaceName: '', HostMacAddress: '', HostBridgeName: '',
 };
-/** The same endpoint of a driver with a host-side interface (a veth's host end: bridge, overlay). */
-const VETH_EP: EndpointView = { ...EP, HostInterfaceName: 'cnmv5e1a2b3c4d', HostMacAddress: '02:aa:bb:cc:dd:ee' };
+/** The same endpoint of a driver with a host-side interface (a veth's host end on a bridge: bridge, overlay). */
+const VETH_EP: EndpointView = { ...EP, HostInterfaceName: 'cnmv5e1a2b3c4d', HostMacAddress: '02:aa:bb:cc:dd:ee', HostBridgeName: 'cnmbr7' };
 const codeOf = (fn: () => unknown) => {
   try {
     fn();
@@ -75,31 +75,40 @@ describe('CNI spec: results and CHECK', () => {
     assert.equal(chained.ips![1]!.interface, 1);
   });
 
-  it('lists the host-side interface (no sandbox) before the container\'s; ips and routes point at the container interface', () => {
+  it('lists the bridge and the host-side interface (no sandbox) before the container\'s, as the bridge plugin does; ips point at the container interface', () => {
     for (const version of ['1.0.0', '1.1.0']) {
       const r = buildResult(version, VETH_EP, '/run/netns/x', undefined, undefined, 1400);
       const mtu = version === '1.1.0' ? { mtu: 1400 } : {};
       assert.deepEqual(r.interfaces, [
+        { name: 'cnmbr7', ...mtu },
         { name: 'cnmv5e1a2b3c4d', mac: '02:aa:bb:cc:dd:ee', ...mtu },
         { name: 'eth0', mac: EP.MacAddress, sandbox: '/run/netns/x', ...mtu },
       ], version);
-      assert.deepEqual(r.ips!.map((ip) => ip.interface), [1, 1], version);
+      assert.deepEqual(r.ips!.map((ip) => ip.interface), [2, 2], version);
     }
     const chained = buildResult('1.0.0', VETH_EP, '/n', undefined, { interfaces: [{ name: 'lo0' }], ips: [{ address: '192.0.2.1/32', interface: 0 }] });
-    assert.deepEqual(chained.interfaces!.map((i) => i.name), ['lo0', 'cnmv5e1a2b3c4d', 'eth0']);
-    assert.deepEqual(chained.ips!.map((ip) => ip.interface), [0, 2, 2]);
+    assert.deepEqual(chained.interfaces!.map((i) => i.name), ['lo0', 'cnmbr7', 'cnmv5e1a2b3c4d', 'eth0']);
+    assert.deepEqual(chained.ips!.map((ip) => ip.interface), [0, 3, 3]);
+    // A daemon that does not name the bridge (an older cnm): the host end alone.
+    const noBridge = buildResult('1.0.0', { ...VETH_EP, HostBridgeName: '' }, '/n', undefined, undefined);
+    assert.deepEqual(noBridge.interfaces!.map((i) => i.name), ['cnmv5e1a2b3c4d', 'eth0']);
+    assert.deepEqual(noBridge.ips!.map((ip) => ip.interface), [1, 1]);
   });
 
   it('CHECK expects the host-side interface with its MAC when the endpoint has one', () => {
     const prev = buildResult('1.0.0', VETH_EP, '/n', undefined, undefined);
     assert.deepEqual(prevResultProblems(prev, VETH_EP, '/n'), []);
-    const withoutHost = { ...prev, interfaces: prev.interfaces!.slice(1), ips: prev.ips!.map((ip) => ({ ...ip, interface: 0 })) };
+    const [bridge, host, container] = prev.interfaces!;
+    const withoutHost = { ...prev, interfaces: [bridge!, container!], ips: prev.ips!.map((ip) => ({ ...ip, interface: 1 })) };
     assert.deepEqual(prevResultProblems(withoutHost, VETH_EP, '/n'), ['prevResult lists no host interface cnmv5e1a2b3c4d']);
-    const otherMac = { ...prev, interfaces: [{ ...prev.interfaces![0]!, mac: '02:00:00:00:00:01' }, prev.interfaces![1]!] };
+    const otherMac = { ...prev, interfaces: [bridge!, { ...host!, mac: '02:00:00:00:00:01' }, container!] };
     assert.deepEqual(prevResultProblems(otherMac, VETH_EP, '/n'), ['host interface cnmv5e1a2b3c4d has MAC 02:aa:bb:cc:dd:ee, prevResult says 02:00:00:00:00:01']);
     // An interface of that name inside a sandbox is not the host end.
-    const inSandbox = { ...prev, interfaces: [{ ...prev.interfaces![0]!, sandbox: '/n' }, prev.interfaces![1]!] };
+    const inSandbox = { ...prev, interfaces: [bridge!, { ...host!, sandbox: '/n' }, container!] };
     assert.deepEqual(prevResultProblems(inSandbox, VETH_EP, '/n'), ['prevResult lists no host interface cnmv5e1a2b3c4d']);
+    // A result of an older cnm, without the bridge, still passes.
+    const older = { ...prev, interfaces: [host!, container!], ips: prev.ips!.map((ip) => ({ ...ip, interface: 1 })) };
+    assert.deepEqual(prevResultProblems(older, VETH_EP, '/n'), []);
   });
 
   it('CHECK finds every difference between prevResult and the endpoint', () => {

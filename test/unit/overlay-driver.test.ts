@@ -106,8 +106,10 @@ describe('overlay driver on the recording kernel', () => {
     const sb = await sandbox(1);
     const ep = endpoint(1);
     const result = await driver.join(net, ep, sb);
-    // The host end it reports is the kernel's: that name, that MAC.
-    const hostEnd = { name: overlayVethOf(ep), mac: (await kernel.linkGet(null, overlayVethOf(ep)))!.mac };
+    // The host end it reports is the kernel's: that name, that MAC, a port of that bridge.
+    const hostLink = (await kernel.linkGet(null, overlayVethOf(ep)))!;
+    const hostEnd = { name: overlayVethOf(ep), mac: hostLink.mac, bridge: hostLink.master };
+    assert.equal(hostEnd.bridge, overlayBridgeOf(net));
     assert.deepEqual(result, { driverState: {}, hostInterface: hostEnd, requiresDefaultGateway: true }, 'no gateway of its own: the way out is the gateway network');
     // An internal overlay asks for none.
     const internal = { ...network({}, 'f'.repeat(64)), internal: true, options: parseOverlayNetworkOptions({ 'com.docker.network.driver.overlay.vxlanid_list': '5002' }) };
