@@ -34,7 +34,8 @@ export interface Podman {
   cleanup(): Promise<void>;
 }
 
-export async function startPodman(netnsPath: string, cni: { binDir: string; confDir: string }): Promise<Podman> {
+/** `cni.pluginDirs`: more directories of CNI plugins after `binDir` (plugins chained after cnm). */
+export async function startPodman(netnsPath: string, cni: { binDir: string; confDir: string; pluginDirs?: string[] }): Promise<Podman> {
   const base = await mkdtemp(join(tmpdir(), 'cnmt-podman-'));
   const cgroupParent = `/cnmt-pm-${randomBytes(4).toString('hex')}`;
   const conf = join(base, 'containers.conf');
@@ -44,7 +45,7 @@ export async function startPodman(netnsPath: string, cni: { binDir: string; conf
     [
       '[network]',
       'network_backend = "cni"',
-      `cni_plugin_dirs = ["${cni.binDir}"]`,
+      `cni_plugin_dirs = [${[cni.binDir, ...(cni.pluginDirs ?? [])].map((dir) => `"${dir}"`).join(', ')}]`,
       `network_config_dir = "${cni.confDir}"`,
       '[engine]',
       // No systemd here: cgroupfs and a file for events.

@@ -3,8 +3,9 @@
  * test/helpers/podman.ts), run in the cnm daemon's throwaway namespace (runtime and daemon share the host
  * namespace, as on a real host). `podman run --network NAME`, where NAME is a conflist whose plugin is
  * cnm's: the container gets its address from cnm, `cnm network inspect` shows its endpoint, a cnm sandbox
- * on the same network and the container reach each other, and `podman rm -f` releases the endpoint
- * (podman's DEL), leaving no namespace of podman's and no libcni cache file.
+ * on the same network and the container reach each other, the `bandwidth` plugin chained after cnm
+ * shapes the host veth cnm reported, and `podman rm -f` releases the endpoint (podman's DEL of the whole
+ * chain), leaving no namespace of podman's, no libcni cache file and no ifb device of bandwidth's.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,12 +18,15 @@ import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createTestNetns, deleteTestNetns, netnsPath } from '../helpers/netns.js';
 import { PODMAN_IMAGE, startPodman, type Podman } from '../helpers/podman.js';
 import { realClientSkip, realKernelSkip } from '../helpers/privileges.js';
-import { ping, reached } from '../helpers/probe.js';
+import { CNI_PLUGINS } from '../helpers/cni-plugins.js';
+import { ping, reached, runCommand } from '../helpers/probe.js';
 
 const skip = realKernelSkip() || realClientSkip('podman') || (existsSync('/bin/busybox') ? false : 'real client: no /bin/busybox (busybox-static)');
 
 /** Podman's CNI network name (the conflist's `name`), and the cnm network behind it. */
 const PODMAN_NETWORK = 'cnmt-pm';
+/** bandwidth's static limits (bit/s, bits), chained after cnm. */
+const SHAPING = { ingressRate: 8_000_000, ingressBurst: 800_000, egressRate: 4_000_000, egressBurst: 400_000 };
 
 describe('cnm CNI plugin under Podman 4 (network_backend = "cni")', { skip }, () => {
   let hostNs: string;
@@ -40,14 +44,14 @@ describe('cnm CNI plugin under Podman 4 (network_backend = "cni")', { skip }, ()
     assert.equal(peer.status, 201, peer.body);
     peerIp = peer.json().Networks.pmnet.IPAddress;
     dirs = await mkdtemp(join(tmpdir(), 'cnmt-pmcni-'));
-    const cni = { binDir: join(dirs, 'bin'), confDir: join(dirs, 'net.d') };
+    const cni = { binDir: join(dirs, 'bin'), confDir: join(dirs, 'net.d'), pluginDirs: [CNI_PLUGINS] };
     const installed = await d.cli(['cni', 'install', '--bin-dir', cni.binDir]);
     assert.equal(installed.code, 0, installed.stderr);
     await mkdir(cni.confDir, { recursive: true });
     // Podman 4.3's libcni speaks CNI up to 1.0.0.
     await writeFile(
       join(cni.confDir, `${PODMAN_NETWORK}.conflist`),
-      JSON.stringify({ cniVersion: '1.0.0', name: PODMAN_NETWORK, plugins: [{ type: 'cnm', network: 'pmnet', socket: d.socket }] }),
+      JSON.stringify({ cniVersion: '1.0.0', name: PODMAN_NETWORK, plugins: [{ type: 'cnm', network: 'pmnet', socket: d.socket }, { type: 'bandwidth', ...SHAPING }] }),
     );
     pm = await startPodman(netnsPath(hostNs), cni);
   });
@@ -59,6 +63,13 @@ describe('cnm CNI plugin under Podman 4 (network_backend = "cni")', { skip }, ()
   });
 
   it('podman run --network: the container gets its address from cnm, reaches a cnm sandbox and back; podman rm -f releases the endpoint', async () => {
+    const hostJson = async (cmd: string, args: string[]) => {
+      const r = await runCommand('nsenter', [`--net=${d.hostNsPath}`, cmd, ...args]);
+      assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+      return JSON.parse(r.stdout || '[]') as Array<Record<string, any>>;
+    };
+    const ifbLinks = async () => (await hostJson('ip', ['-j', '-d', 'link', 'show', 'type', 'ifb'])).map((l) => l.ifname as string);
+    assert.deepEqual(await ifbLinks(), [], 'no ifb device before');
     const ls = await pm.podman(['network', 'ls', '--format', '{{.Name}} {{.Driver}}']);
     assert.equal(ls.code, 0, ls.stderr);
     assert.match(ls.stdout, new RegExp(`^${PODMAN_NETWORK} cnm$`, 'm'), 'podman reads cnm\'s conflist');
@@ -96,6 +107,17 @@ describe('cnm CNI plugin under Podman 4 (network_backend = "cni")', { skip }, ()
     const sb = (await d.api('GET', `/cnm/v1/sandboxes/cni-${id}-eth0`)).json();
     assert.equal(sb.NetnsPath, sandboxKey, 'the attachment follows podman\'s namespace');
 
+    // bandwidth, run by podman after cnm, shaped the host veth cnm reported: a tbf at its root at the
+    // ingress rate (bytes/s in tc's JSON), its ingress redirected to an ifb device shaped at the egress rate.
+    const hostVeth = sb.Networks.pmnet.HostInterfaceName as string;
+    assert.match(hostVeth, /^cnm/);
+    const tbf = (await hostJson('tc', ['-j', 'qdisc', 'show', 'dev', hostVeth])).find((q) => q.kind === 'tbf' && q.root);
+    assert.equal(tbf?.options?.rate, SHAPING.ingressRate / 8, 'the host veth is shaped');
+    const [ifb] = await ifbLinks();
+    assert.ok(ifb, 'bandwidth made its ifb device');
+    const ifbTbf = (await hostJson('tc', ['-j', 'qdisc', 'show', 'dev', ifb])).find((q) => q.kind === 'tbf');
+    assert.equal(ifbTbf?.options?.rate, SHAPING.egressRate / 8, 'the ifb device is shaped');
+
     // Both ways: a cnm sandbox reaches the container, the container (podman exec) reaches the sandbox.
     reached(await ping((argv) => d.exec('pm-peer', argv), podmanIp), 'the cnm sandbox reaches the podman container');
     const back = await pm.podman(['exec', name, 'ping', '-c1', '-W3', peerIp]); // busybox's ping
@@ -116,6 +138,7 @@ describe('cnm CNI plugin under Podman 4 (network_backend = "cni")', { skip }, ()
     assert.equal((await d.api('GET', `/cnm/v1/sandboxes/cni-${id}-eth0`)).status, 404);
     assert.equal(existsSync(sandboxKey), false, 'podman removed its namespace file');
     assert.equal(existsSync(cacheFile), false, 'the cached result is gone');
+    assert.deepEqual(await ifbLinks(), [], 'bandwidth\'s DEL removed its ifb device');
     // The address is free again: a cnm sandbox can take exactly it.
     const again = await d.api('POST', '/cnm/v1/sandboxes', { Name: 'pm-reuse', Networks: [{ Network: 'pmnet', IPv4Address: podmanIp }] });
     assert.equal(again.status, 201, again.body);
