@@ -126,7 +126,8 @@ export function toDriverEndpoint(ep: EndpointRecord, options: unknown): DriverEn
 
 export function toDriverSandbox(sb: SandboxRecord): DriverSandbox {
   if (sb.hostNetwork) return { id: sb.id, netnsPath: null };
-  return { id: sb.id, netnsPath: sb.netnsPath, interfacesStartWithoutIpv6: ownsNamespace(sb) };
+  const own = ownsNamespace(sb);
+  return { id: sb.id, netnsPath: sb.netnsPath, interfacesStartWithoutIpv6: own, ...(own ? {} : { foreign: true }) };
 }
 
 /** The sandbox's namespace is one cnm made (not adopted, not followed, not the host's). */

@@ -45,6 +45,13 @@ export interface DriverSandbox {
    * change) and the host network.
    */
   interfacesStartWithoutIpv6?: boolean;
+  /**
+   * A namespace cnm did not make (adopted, followed): its owner may look at it, reuse it or delete it as
+   * soon as a leave returns, so a leave hands it back with nothing of cnm's left in it — the veth pair
+   * destroyed, not only retired (a retired sandbox end stays in the namespace, down and renamed, until
+   * the reaper destroys it a few milliseconds later).
+   */
+  foreign?: boolean;
 }
 
 export interface NetworkProgram {

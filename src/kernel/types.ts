@@ -181,7 +181,13 @@ export interface LinkChange {
 }
 
 export interface LinkDeleteOptions {
+  /** The link may be taken out of service at once and destroyed after the call (the daemon's namespace). */
   background?: boolean;
+  /**
+   * With `background`: the call still returns only once the link (and a veth's other end) is destroyed,
+   * without holding up anything else meanwhile — for an end in a namespace that is not cnm's.
+   */
+  untilDestroyed?: boolean;
 }
 
 export interface AddressInfo {

@@ -1,4 +1,5 @@
 /** KernelOps conformance cases: namespaces, links and their errors. */
+import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KernelError } from '../../src/errors.js';
@@ -265,6 +266,22 @@ export function namespaceAndLinkCases({ withFixture, withSandbox }: CaseRunner):
         const fresh = await mustGet(k, null, 'cnmv0');
         assert.deepEqual([fresh.up, fresh.mtu], [true, 1400]);
         await k.settle();
+      }));
+
+    it('a background deletion with untilDestroyed returns once the pair is gone: nothing of it is left in the other namespace', () =>
+      withSandbox(async (fx, k, sb) => {
+        await k.linkAdd(null, { kind: 'bridge', name: 'cnmbr0', up: true });
+        await k.linkAdd(null, { kind: 'veth', name: 'cnmv0', up: true, master: 'cnmbr0', peer: { name: 'cnmeth0', netns: sb, up: true } });
+        const raw = (path: string) => execFileSync('nsenter', [`--net=${path}`, 'ip', '-o', 'link'], { encoding: 'utf8' });
+        await k.linkDel(null, 'cnmv0', { background: true, untilDestroyed: true });
+        if (fx.real) {
+          // The kernel itself, before anything else runs, tombstones included (ip sees them; linkList hides
+          // them): no husk in the sandbox, only the bridge on the host side.
+          assert.doesNotMatch(raw(sb), /cnm/);
+          assert.deepEqual(raw(fx.hostNetnsPath!).match(/cnm\w+/g)?.sort(), ['cnmbr0']);
+        }
+        assert.deepEqual(names(await k.linkList(sb)), ['lo']);
+        assert.equal(await k.linkGet(null, 'cnmv0'), undefined);
       }));
 
     it("a veth's sandbox end is addressed by its current name right after it is made: renamed, replaced or deleted in the same turn", () =>

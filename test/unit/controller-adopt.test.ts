@@ -3,6 +3,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, type Harness } from '../helpers/controller-harness.js';
 import { httpStatusOf } from '../../src/errors.js';
+import type { LinkDeleteOptions } from '../../src/kernel/types.js';
 
 describe('controller: adopted namespaces', () => {
   let h: Harness;
@@ -50,5 +51,41 @@ describe('controller: adopted namespaces', () => {
     await h.controller.removeSandbox('r', false);
     assert.deepEqual((await defaults('/ext/r')).sort(), original.sort(), 'rm restores them');
     assert.ok(await h.kernel.linkGet('/ext/r', 'cnmd0'), 'links cnm did not create stay');
+  });
+});
+
+describe('controller: a namespace that is not cnm\'s gets its veth destroyed before a disconnect returns', () => {
+  it('adopted: the host end is deleted untilDestroyed; a namespace cnm made: in the background only', async () => {
+    const deletions: Array<{ name: string; untilDestroyed: boolean }> = [];
+    const h = await startHarness(undefined, (k) =>
+      new Proxy(k, {
+        get(target, prop, receiver) {
+          if (prop === 'linkDel') {
+            return (ns: string | null, name: string, options: LinkDeleteOptions = {}) => {
+              deletions.push({ name, untilDestroyed: options.untilDestroyed === true });
+              return target.linkDel(ns, name);
+            };
+          }
+          const value = Reflect.get(target, prop, receiver);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+    );
+    try {
+      await h.controller.createNetwork({ name: 'fx', ipam: { configs: [{ subnet: '10.31.0.0/24' }] } });
+      await h.kernel.createNetns('/ext/f');
+      await h.controller.createSandbox({ name: 'adopted', netnsPath: '/ext/f', networks: [{ network: 'fx' }] });
+      await h.controller.createSandbox({ name: 'own', networks: [{ network: 'fx' }] });
+      const hostEnd = (sb: string) => h.controller.getSandbox(sb).endpoints[0]!.endpoint.hostInterface!.name;
+      const [adoptedEnd, ownEnd] = [hostEnd('adopted'), hostEnd('own')];
+      await h.controller.disconnect('fx', 'adopted', false);
+      await h.controller.disconnect('fx', 'own', false);
+      assert.deepEqual(deletions.filter((d) => d.name === adoptedEnd || d.name === ownEnd), [
+        { name: adoptedEnd, untilDestroyed: true },
+        { name: ownEnd, untilDestroyed: false },
+      ]);
+    } finally {
+      await h.cleanup();
+    }
   });
 });

@@ -248,9 +248,9 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     };
   }
 
-  async leave(net: BridgeNet, ep: BridgeEp, _sandbox: DriverSandbox): Promise<void> {
-    // Deleting the host end removes the sandbox end with it.
-    await this.kernel.linkDel(null, hostVethOf(ep), { background: true });
+  async leave(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<void> {
+    // Deleting the host end removes the sandbox end with it; a foreign namespace waits for that (DriverSandbox.foreign).
+    await this.kernel.linkDel(null, hostVethOf(ep), { background: true, untilDestroyed: sandbox.foreign === true });
     // The host's ARP / NDP cache still maps the address to the departed MAC: a sandbox joining later with
     // the same address (a static --ip, a reconnect) would be unreachable from the host (and through
     // service VIPs) until that entry went stale.

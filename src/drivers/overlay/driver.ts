@@ -187,10 +187,10 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
     return host !== undefined && host.master === overlayBridgeOf(net);
   }
 
-  async leave(net: OverlayNet, ep: OverlayEp, _sandbox: DriverSandbox): Promise<void> {
+  async leave(net: OverlayNet, ep: OverlayEp, sandbox: DriverSandbox): Promise<void> {
     await this.serial(net.id, async () => {
-      // Deleting the host end removes the sandbox end with it.
-      await this.kernel.linkDel(null, overlayVethOf(ep), { background: true });
+      // Deleting the host end removes the sandbox end with it; a foreign namespace waits for that (DriverSandbox.foreign).
+      await this.kernel.linkDel(null, overlayVethOf(ep), { background: true, untilDestroyed: sandbox.foreign === true });
       await this.removeDevicesIfUnused(net);
     });
   }

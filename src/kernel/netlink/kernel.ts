@@ -234,15 +234,17 @@ export class NetlinkKernel implements KernelOps {
   async linkDel(ns: NetnsRef, name: string, options: LinkDeleteOptions = {}): Promise<void> {
     const what = `linkDel ${name}`;
     this.handles.forgetIndex();
-    this.withSocket(ns, what, (s) => {
+    const retired = this.withSocket(ns, what, (s) => {
       const link = getLink(s, name, what);
-      if (!link) return;
+      if (!link) return false;
       // Destroying a veth pair or a bridge waits ~20–35 ms in the kernel for RCU grace periods: take it out
       // of service now and let the reaper wait in the background.
-      if (options.background && ns === null && this.retirement.retire(s, link, what)) return;
+      if (options.background && ns === null && this.retirement.retire(s, link, what)) return true;
       this.retirement.forget(ns, name);
       deleteLinkAt(s, link.index, what);
+      return false;
     });
+    if (retired && options.untilDestroyed) await this.retirement.reaped();
   }
 
   async linkGet(ns: NetnsRef, name: string): Promise<LinkInfo | undefined> {
