@@ -126,8 +126,7 @@ export function toDriverEndpoint(ep: EndpointRecord, options: unknown): DriverEn
 
 export function toDriverSandbox(sb: SandboxRecord): DriverSandbox {
   if (sb.hostNetwork) return { id: sb.id, netnsPath: null };
-  const own = ownsNamespace(sb);
-  return { id: sb.id, netnsPath: sb.netnsPath, interfacesStartWithoutIpv6: own, ...(own ? {} : { foreign: true }) };
+  return { id: sb.id, netnsPath: sb.netnsPath, ownNamespace: ownsNamespace(sb) };
 }
 
 /** The sandbox's namespace is one cnm made (not adopted, not followed, not the host's). */

@@ -135,12 +135,8 @@ export function joinOutcome(result: JoinResult): Pick<EndpointRecord, 'driverSta
     gatewayIpv4: result.gatewayIpv4,
     gatewayIpv6: result.gatewayIpv6,
     ...(result.requiresDefaultGateway ? { requiresGateway: true as const } : {}),
-    ...(result.hostInterface ? { hostInterface: { name: result.hostInterface.name, mac: result.hostInterface.mac, ...bridgeOf(result.hostInterface) } } : {}),
+    ...(result.hostInterface ? { hostInterface: { ...result.hostInterface } } : {}),
   };
-}
-
-function bridgeOf(host: NonNullable<JoinResult['hostInterface']>): { bridge?: string } {
-  return host.bridge === undefined ? {} : { bridge: host.bridge };
 }
 
 /** Docker's name of a sandbox's endpoint on the gateway network: `gateway_` and the first 12 hex of its ID. */

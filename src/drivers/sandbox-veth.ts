@@ -22,7 +22,7 @@ export interface SandboxVethSpec {
   group: number;
   /** For the error when the bridge is full. */
   networkName: string;
-  /** The sandbox's new interfaces start without IPv6 (DriverSandbox.interfacesStartWithoutIpv6). */
+  /** The sandbox's new interfaces start without IPv6 (DriverSandbox.ownNamespace). */
   startsWithoutIpv6?: boolean;
 }
 

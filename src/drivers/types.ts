@@ -39,19 +39,14 @@ export interface DriverSandbox {
   /** Namespace file path; null for the daemon's own namespace (host network). */
   netnsPath: string | null;
   /**
-   * A namespace cnm made: interfaces created in it start without IPv6 (its
-   * net.ipv6.conf.default.disable_ipv6 is 1), so a join turns IPv6 on where the endpoint has an IPv6
-   * address instead of off everywhere else. False for adopted and followed namespaces (not cnm's to
-   * change) and the host network.
+   * A namespace cnm made (false for adopted and followed namespaces and the host network). Interfaces
+   * created in it start without IPv6 (its net.ipv6.conf.default.disable_ipv6 is 1), so a join turns IPv6
+   * on where the endpoint has an IPv6 address instead of off everywhere else. Any other namespace is
+   * not cnm's to change, and its owner may look at it, reuse it or delete it as soon as a leave returns:
+   * a leave hands it back with nothing of cnm's left in it — the veth pair destroyed, not only retired (a
+   * retired sandbox end stays there, down and renamed, until the reaper destroys it a few ms later).
    */
-  interfacesStartWithoutIpv6?: boolean;
-  /**
-   * A namespace cnm did not make (adopted, followed): its owner may look at it, reuse it or delete it as
-   * soon as a leave returns, so a leave hands it back with nothing of cnm's left in it — the veth pair
-   * destroyed, not only retired (a retired sandbox end stays in the namespace, down and renamed, until
-   * the reaper destroys it a few milliseconds later).
-   */
-  foreign?: boolean;
+  ownNamespace?: boolean;
 }
 
 export interface NetworkProgram {

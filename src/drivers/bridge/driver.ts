@@ -211,7 +211,7 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
     if (sandbox.netnsPath === null) throw new ForbiddenError('a sandbox on the host network cannot join a bridge network');
     const hostInterface = await plugSandboxVeth(this.kernel, ep, sandbox.netnsPath, {
       hostIf: hostVethOf(ep), master: bridgeNameOf(net), mtu: net.options.mtu, group: this.ownerGroup, networkName: net.name,
-      startsWithoutIpv6: sandbox.interfacesStartWithoutIpv6,
+      startsWithoutIpv6: sandbox.ownNamespace,
     });
     return { driverState: {}, hostInterface, ...this.gateways(net, ep) };
   }
@@ -249,8 +249,8 @@ export class BridgeDriver implements NetworkDriver<BridgeNetworkOptions, BridgeE
   }
 
   async leave(net: BridgeNet, ep: BridgeEp, sandbox: DriverSandbox): Promise<void> {
-    // Deleting the host end removes the sandbox end with it; a foreign namespace waits for that (DriverSandbox.foreign).
-    await this.kernel.linkDel(null, hostVethOf(ep), { background: true, untilDestroyed: sandbox.foreign === true });
+    // Deleting the host end removes the sandbox end with it; another runtime's namespace waits for that (DriverSandbox.ownNamespace).
+    await this.kernel.linkDel(null, hostVethOf(ep), { background: true, untilDestroyed: !sandbox.ownNamespace });
     // The host's ARP / NDP cache still maps the address to the departed MAC: a sandbox joining later with
     // the same address (a static --ip, a reconnect) would be unreachable from the host (and through
     // service VIPs) until that entry went stale.

@@ -149,7 +149,7 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
       const mtu = await this.ensureDevices(net, false);
       const hostInterface = await plugSandboxVeth(this.kernel, ep, netnsPath, {
         hostIf: overlayVethOf(ep), master: overlayBridgeOf(net), mtu, group: this.ownerGroup, networkName: net.name,
-        startsWithoutIpv6: sandbox.interfacesStartWithoutIpv6,
+        startsWithoutIpv6: sandbox.ownNamespace,
       }).catch(async (err: unknown) => {
         // A first join that fails leaves no devices behind.
         await this.removeDevicesIfUnused(net).catch(() => undefined);
@@ -189,8 +189,8 @@ export class OverlayDriver implements NetworkDriver<OverlayNetworkOptions, Endpo
 
   async leave(net: OverlayNet, ep: OverlayEp, sandbox: DriverSandbox): Promise<void> {
     await this.serial(net.id, async () => {
-      // Deleting the host end removes the sandbox end with it; a foreign namespace waits for that (DriverSandbox.foreign).
-      await this.kernel.linkDel(null, overlayVethOf(ep), { background: true, untilDestroyed: sandbox.foreign === true });
+      // Deleting the host end removes the sandbox end with it; another runtime's namespace waits for that (DriverSandbox.ownNamespace).
+      await this.kernel.linkDel(null, overlayVethOf(ep), { background: true, untilDestroyed: !sandbox.ownNamespace });
       await this.removeDevicesIfUnused(net);
     });
   }

@@ -16,7 +16,7 @@ import {
 } from '../netns-file.js';
 import {
   type AddressInfo, type FdbEntry, type FdbInfo, type KernelOps, type LinkChange, type LinkDeleteOptions, type LinkInfo, type LinkSpec,
-  type NeighEntry, type NeighInfo, type NetnsRef, type RouteInfo, type RouteSpec, type VethSpec,
+  type NeighEntry, type NeighInfo, type NetnsRef, type RouteInfo, type RouteSpec,
 } from '../types.js';
 import { fdbAddAt, fdbDelAt, fdbListAt, neighListAt, neighReplaceAt } from './neighbours.js';
 import { getTxChecksum, setTxChecksum } from './ethtool.js';
@@ -134,12 +134,10 @@ export class NetlinkKernel implements KernelOps {
         if (spec.kind === 'macvlan' && spec.netns !== undefined) ctx.netnsFd = this.namespaceFd(spec.netns);
         // A veth's sandbox end: the kernel echoes the host end's creation, which names the other end's
         // index there, so the address step after it needs no lookup (kernels without the echo: looked up).
-        const peerNs = spec.kind === 'veth' && typeof spec.peer.netns === 'string' ? spec.peer.netns : undefined;
-        const replies = s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL | (peerNs === undefined ? 0 : NLM_F_ECHO), createLinkBody(spec, ctx, what), what);
-        if (peerNs !== undefined) {
-          const peerIndex = echoedPeerIndex(replies, spec.name);
-          if (peerIndex !== undefined) this.handles.rememberIndex(peerNs, (spec as VethSpec).peer.name, peerIndex);
-        }
+        const peer = spec.kind === 'veth' && typeof spec.peer.netns === 'string' ? { netns: spec.peer.netns, name: spec.peer.name } : undefined;
+        const replies = s.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL | (peer ? NLM_F_ECHO : 0), createLinkBody(spec, ctx, what), what);
+        const peerIndex = peer && echoedPeerIndex(replies, spec.name);
+        if (peer && peerIndex !== undefined) this.handles.rememberIndex(peer.netns, peer.name, peerIndex);
       });
     try {
       create();
