@@ -176,8 +176,8 @@ describe('the gateway network for sandboxes whose networks give no gateway', () 
       return true;
     });
     assert.deepEqual(endpointsOf(h, 'c1'), [], 'the overlay endpoint was taken back');
-    await assert.rejects(h.controller.createSandbox({ name: 'c2', networks: [{ network: 'ov1' }] }), /cannot be the gateway network/);
-    assert.throws(() => h.controller.getSandbox('c2'), /No such sandbox/);
+    await assert.rejects(h.controller.createSandbox({ name: 'cx2', networks: [{ network: 'ov1' }] }), /cannot be the gateway network/);
+    assert.throws(() => h.controller.getSandbox('cx2'), /No such sandbox/);
     assert.equal(h.controller.info().endpoints, before.eps);
     assert.deepEqual((await h.kernel.linkList(null)).map((l) => l.name).sort(), before.links);
     await h.controller.removeSandbox('c1', false);

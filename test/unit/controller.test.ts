@@ -95,9 +95,9 @@ describe('controller', () => {
   it('handles static addresses: taken → 403, outside → 400', async () => {
     const c = await h.controller.createSandbox({ name: 'c', networks: [{ network: 'netb', ipv4Address: '10.30.0.50' }] });
     assert.equal(c.endpoints[0]!.endpoint.ipv4Address, '10.30.0.50/24');
-    await rejects(h.controller.createSandbox({ name: 'c2', networks: [{ network: 'netb', ipv4Address: '10.30.0.50' }] }), 403, /in use/);
+    await rejects(h.controller.createSandbox({ name: 'cx2', networks: [{ network: 'netb', ipv4Address: '10.30.0.50' }] }), 403, /in use/);
     await rejects(h.controller.createSandbox({ name: 'c3', networks: [{ network: 'netb', ipv4Address: '10.31.0.5' }] }), 400);
-    assert.throws(() => h.controller.getSandbox('c2'), /No such sandbox/);
+    assert.throws(() => h.controller.getSandbox('cx2'), /No such sandbox/);
     await h.controller.disconnect('netb', 'c', false);
     const again = await h.controller.connect({ network: 'netb', sandbox: 'c' });
     assert.notEqual(again.ipv4Address, '10.30.0.50/24');
